@@ -1,0 +1,1 @@
+//! Kubernetes access: the view one Ingress needs, status and Event writes, the per-Ingress Lease.

@@ -1,0 +1,1 @@
+//! The pure model: annotations, Ingress → Desired CLB, ownership rules. No I/O, no clock.

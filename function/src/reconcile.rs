@@ -1,0 +1,1 @@
+//! One Ingress and the sweep: observe, desire, plan, apply, report.

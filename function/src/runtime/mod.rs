@@ -1,0 +1,1 @@
+//! Serverless runtimes: the SCF custom-runtime loop and the web-function HTTP server.

@@ -1,0 +1,1 @@
+//! Trigger decoders: audit EventList, CLS-shipped audit, Events, timer → Work.
