@@ -1,1 +1,5 @@
 //! The pure model: annotations, Ingress → Desired CLB, ownership rules. No I/O, no clock.
+
+pub mod view;
+
+pub use view::ClusterView;
