@@ -7,6 +7,7 @@
 pub mod cloud;
 pub mod cluster;
 pub mod handler;
+pub mod identity;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
