@@ -23,6 +23,8 @@ pub struct RawRequest {
     pub secret_key: Option<String>,
     /// Sign `x-tc-action` too (the newer documented form).
     pub sign_action: bool,
+    /// Bytes sent in place of `body` after signing `body` (a tampered request).
+    pub tamper_body: Option<Vec<u8>>,
 }
 
 impl RawRequest {
@@ -37,6 +39,7 @@ impl RawRequest {
             secret_id: None,
             secret_key: None,
             sign_action: false,
+            tamper_body: None,
         }
     }
 
@@ -167,7 +170,7 @@ impl SimClient {
                 "X-TC-Region",
                 req.region.clone().unwrap_or_else(|| self.region.clone()),
             )
-            .body(req.body.clone())
+            .body(req.tamper_body.clone().unwrap_or_else(|| req.body.clone()))
             .send()
             .await?;
         let status = resp.status().as_u16();
