@@ -30,6 +30,7 @@ pub struct RequestRecord {
     pub query: String,
     pub status: u16,
     pub user_agent: Option<String>,
+    pub content_type: Option<String>,
     pub username: String,
     pub audit_id: String,
 }
@@ -583,6 +584,10 @@ pub async fn handle(
             query: query.clone(),
             status: code,
             user_agent: user_agent.clone(),
+            content_type: headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
             username,
             audit_id: audit_id.clone(),
         });
