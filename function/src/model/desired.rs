@@ -12,7 +12,7 @@ use super::problem::Problem;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
     /// Ours: keep this CLB in step.
-    Manage(Desired),
+    Manage(Box<Desired>),
     /// Not of our class (any more): release whatever CLB carries its UID.
     Release,
     /// Ours, but refused as a whole (e.g. bad extensiveParameters): change nothing.
