@@ -2,11 +2,20 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::networking::v1::IngressBackend;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
-use super::lb::{Certificate, LbType, ListenerKey, RuleKey, TargetKey};
-use super::problem::Problem;
+use super::annotations::{self, Annotations};
+use super::backends::service_targets;
+use super::class;
+use super::lb::{Certificate, Domain, LbType, ListenerKey, RuleKey, TargetKey};
+use super::ownership;
+use super::paths::{clb_domain, clb_url};
+use super::problem::{codes, Problem, Severity};
+use super::tls::{self, TlsCerts};
+use super::view::ClusterView;
 
 /// What to do with one Ingress.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,4 +138,239 @@ pub struct DesiredRule {
     /// The certificate of this rule's domain, on SNI listeners.
     pub certificate: Option<Certificate>,
     pub targets: BTreeMap<TargetKey, u16>,
+}
+
+/// Longest `LoadBalancerName` [SDK: 1-80 characters].
+pub const MAX_LB_NAME_LEN: usize = 80;
+
+/// Name of a CLB we create. ASSUMPTION: the name TKE gives its CLBs is undocumented
+/// (tencent-cloud.md §7); we use `<cluster>_<namespace>_<name>`, cut to 80 characters.
+/// Names carry no meaning: ownership is the tags.
+pub fn lb_name(cluster_id: &str, namespace: &str, name: &str) -> String {
+    format!("{cluster_id}_{namespace}_{name}")
+        .chars()
+        .take(MAX_LB_NAME_LEN)
+        .collect()
+}
+
+/// The CreateLoadBalancer `ClientToken`: hex SHA-256 of (cluster, Ingress UID), 64 ASCII
+/// characters (the API's limit), the same for every retry and every concurrent run.
+pub fn client_token(cluster_id: &str, ingress_uid: &str) -> String {
+    let digest = Sha256::digest(format!("clb-ingress/{cluster_id}/{ingress_uid}").as_bytes());
+    hex::encode(digest)
+}
+
+fn lb_spec(ann: &Annotations, cluster_id: &str, uid: &str, ns: &str, name: &str) -> LbSpec {
+    LbSpec {
+        lb_type: if ann.subnet_id.is_some() {
+            LbType::Internal
+        } else {
+            LbType::Open
+        },
+        name: lb_name(cluster_id, ns, name),
+        vpc_id: ann.vpc_id.clone(),
+        subnet_id: ann.subnet_id.clone(),
+        internet_charge_type: ann.internet_charge_type.clone(),
+        internet_max_bandwidth_out: ann.internet_max_bandwidth_out,
+        extensive_parameters: ann.extensive_parameters.clone(),
+        tags: ownership::tags_for_new_lb(cluster_id, uid),
+        client_token: client_token(cluster_id, uid),
+    }
+}
+
+/// The listener every rule goes to. ASSUMPTION (tencent-cloud.md §1.4 and §7, unverified):
+/// without `spec.tls` all rules are on HTTP:80; with it, all rules are on HTTPS:443 and there
+/// is no HTTP:80 (TKE needs rule-mix, unsupported here, to expose both).
+pub fn rules_listener(tls_enabled: bool) -> ListenerKey {
+    if tls_enabled {
+        ListenerKey::HTTPS_443
+    } else {
+        ListenerKey::HTTP_80
+    }
+}
+
+/// Where `spec.defaultBackend` goes. ASSUMPTION (TKE does not document it): the catch-all
+/// rule `/` of the default domain, unless a host-less rule for `/` already exists.
+pub fn default_backend_rule() -> RuleKey {
+    RuleKey {
+        domain: Domain::Default,
+        url: "/".to_string(),
+    }
+}
+
+struct RuleBuilder<'a> {
+    view: &'a ClusterView,
+    tls: &'a TlsCerts,
+    https: bool,
+    direct: bool,
+    rules: BTreeMap<RuleKey, DesiredRule>,
+    problems: Vec<Problem>,
+}
+
+impl RuleBuilder<'_> {
+    fn add(&mut self, key: RuleKey, backend: &IngressBackend, label: &str, warn_duplicate: bool) {
+        if self.rules.contains_key(&key) {
+            if warn_duplicate {
+                self.problems.push(
+                    Problem::warning(
+                        codes::DUPLICATE_RULE,
+                        format!("CLB rule {key} is already defined by an earlier path; skipped"),
+                    )
+                    .for_rule(label),
+                );
+            }
+            return;
+        }
+        let certificate = if self.https {
+            match self.tls.for_domain(&key.domain) {
+                Some(c) => Some(c.clone()),
+                None => {
+                    self.problems.push(
+                        Problem::warning(
+                            codes::CERT_NOT_FOUND_FOR_HOST,
+                            format!("no certificate for {}; rule skipped", key.domain),
+                        )
+                        .for_rule(label),
+                    );
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let Some(service) = backend.service.as_ref() else {
+            self.problems.push(
+                Problem::warning(
+                    codes::UNSUPPORTED_BACKEND,
+                    "only Service backends are supported; rule skipped",
+                )
+                .for_rule(label),
+            );
+            return;
+        };
+        match service_targets(self.view, service, self.direct) {
+            Ok(targets) => {
+                if targets.is_empty() {
+                    self.problems.push(
+                        Problem::warning(
+                            codes::NO_TARGETS,
+                            format!("Service {} has no ready targets", service.name),
+                        )
+                        .for_rule(label),
+                    );
+                }
+                self.rules.insert(
+                    key,
+                    DesiredRule {
+                        certificate,
+                        targets,
+                    },
+                );
+            }
+            Err(p) => self.problems.push(p.for_rule(label)),
+        }
+    }
+}
+
+/// Ingress (with everything it references) → what to do with its CLB. Pure.
+pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
+    let ing = &view.ingress;
+    if !class::is_ours(ing, view.ingress_class.as_ref()) {
+        return Decision::Release;
+    }
+    let Some(uid) = ing.metadata.uid.as_deref().filter(|u| !u.is_empty()) else {
+        return Decision::Invalid(vec![Problem::error(
+            codes::MISSING_UID,
+            "the Ingress has no metadata.uid",
+        )]);
+    };
+    let namespace = ing.metadata.namespace.as_deref().unwrap_or("default");
+    let name = ing.metadata.name.as_deref().unwrap_or_default();
+    let no_annotations = BTreeMap::new();
+    let (ann, ann_problems) =
+        annotations::parse(ing.metadata.annotations.as_ref().unwrap_or(&no_annotations));
+    let (errors, mut problems): (Vec<Problem>, Vec<Problem>) = ann_problems
+        .into_iter()
+        .partition(|p| p.severity == Severity::Error);
+    if !errors.is_empty() {
+        return Decision::Invalid(errors);
+    }
+    let load_balancer = match &ann.exist_lb_id {
+        Some(id) => LbSource::Adopt { lb_id: id.clone() },
+        None => LbSource::Create(lb_spec(&ann, cluster_id, uid, namespace, name)),
+    };
+
+    let tls = tls::certificates(view, &mut problems);
+    let key = rules_listener(tls.enabled);
+    let https = key == ListenerKey::HTTPS_443;
+    let mut b = RuleBuilder {
+        view,
+        tls: &tls,
+        https,
+        direct: ann.direct_access,
+        rules: BTreeMap::new(),
+        problems,
+    };
+    let spec = ing.spec.as_ref();
+    for rule in spec.and_then(|s| s.rules.as_deref()).unwrap_or(&[]) {
+        let host = rule.host.as_deref().filter(|h| !h.is_empty());
+        let host_label = host.unwrap_or("*");
+        let domain = match clb_domain(host) {
+            Ok(d) => d,
+            Err(p) => {
+                b.problems.push(p.for_rule(host_label));
+                continue;
+            }
+        };
+        let paths = rule
+            .http
+            .as_ref()
+            .map(|h| h.paths.as_slice())
+            .unwrap_or(&[]);
+        if paths.is_empty() {
+            b.problems.push(
+                Problem::warning(codes::EMPTY_HTTP_RULE, "rule has no http paths")
+                    .for_rule(host_label),
+            );
+            continue;
+        }
+        for path in paths {
+            let label = format!("{host_label}{}", path.path.as_deref().unwrap_or("/"));
+            match clb_url(path.path.as_deref(), &path.path_type) {
+                Ok(url) => b.add(
+                    RuleKey {
+                        domain: domain.clone(),
+                        url,
+                    },
+                    &path.backend,
+                    &label,
+                    true,
+                ),
+                Err(p) => b.problems.push(p.for_rule(label)),
+            }
+        }
+    }
+    if let Some(backend) = spec.and_then(|s| s.default_backend.as_ref()) {
+        b.add(default_backend_rule(), backend, "defaultBackend", false);
+    }
+
+    let mut listeners = BTreeMap::new();
+    if !b.rules.is_empty() {
+        listeners.insert(
+            key,
+            DesiredListener {
+                certificate: if https { tls.default.clone() } else { None },
+                sni: https && tls.sni(),
+                rules: b.rules,
+            },
+        );
+    }
+    Decision::Manage(Box::new(Desired {
+        cluster_id: cluster_id.to_string(),
+        ingress_uid: uid.to_string(),
+        ingress: format!("{namespace}/{name}"),
+        load_balancer,
+        listeners,
+        problems: b.problems,
+    }))
 }

@@ -75,6 +75,8 @@ pub mod codes {
     pub const EXIST_LB_USED: &str = "E4020";
     /// existLbId has listeners we did not create.
     pub const EXIST_LB_HAS_LISTENERS: &str = "E4021";
+    /// Bad create parameters (e.g. a malformed cross-vpc-id).
+    pub const BAD_CREATE_PARAMS: &str = "E4024";
     /// Bad `kubernetes.io/ingress.extensiveParameters`.
     pub const BAD_EXTENSIVE_PARAMETERS: &str = "E4026";
     /// Invalid path for a CLB URL rule.
