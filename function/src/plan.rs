@@ -17,7 +17,7 @@ use crate::model::problem::codes;
 use crate::model::{Desired, LbSource, LbSpec, Problem};
 
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod tests;
 

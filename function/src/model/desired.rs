@@ -374,3 +374,6 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
         problems: b.problems,
     }))
 }
+
+#[cfg(test)]
+mod tests;
