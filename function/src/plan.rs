@@ -400,7 +400,24 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
             ));
             continue;
         }
-        let rules = resolved_rules(dl, default);
+        let mut rules = resolved_rules(dl, default);
+        if lb.is_some() && default.is_none() {
+            // An existing CLB without VIP or domain (e.g. IPv6-only): host-less rules have
+            // nowhere to go (TKE: E4034, host required).
+            rules.retain(|k, _| {
+                let keep = k.domain != Domain::Default;
+                if !keep {
+                    problems.push(
+                        Problem::warning(
+                            codes::HOST_REQUIRED,
+                            format!("CLB has no default domain; rule {k} on {key} skipped"),
+                        )
+                        .for_rule(k.to_string()),
+                    );
+                }
+                keep
+            });
+        }
         if let Some(cl) = ours.get(key) {
             handled.insert(*key);
             diff_listener(&mut ph, *key, dl, &rules, cl);

@@ -83,6 +83,8 @@ pub mod codes {
     pub const INVALID_PATH: &str = "E4031";
     /// `direct-access` is not a bool.
     pub const BAD_DIRECT_ACCESS: &str = "E4037";
+    /// A host is required: the CLB has no default domain (IPv6-only) for host-less rules.
+    pub const HOST_REQUIRED: &str = "E4034";
     /// No certificate for an HTTPS host.
     pub const CERT_NOT_FOUND_FOR_HOST: &str = "E4040";
     /// Backend Service missing.

@@ -606,9 +606,9 @@ fn arb_cloud(d: &Desired) -> impl Strategy<Value = CloudView> {
         any::<bool>(),
         any::<bool>(),
         proptest::collection::vec(arb_cloud_listener(), 0..5),
-        any::<bool>(),
+        0..3u8,
     )
-        .prop_map(move |(present, tagged, listeners, vip)| {
+        .prop_map(move |(present, tagged, listeners, address)| {
             if !present && !adopt {
                 return CloudView::default();
             }
@@ -636,8 +636,13 @@ fn arb_cloud(d: &Desired) -> impl Strategy<Value = CloudView> {
                     id: "lb-1".into(),
                     name: "web".into(),
                     lb_type: LbType::Open,
-                    vips: if vip { vec![SIM_VIP.into()] } else { vec![] },
-                    domain: (!vip).then(|| "lb-1.clb.example.com".to_string()),
+                    // 0: a VIP; 1: only a domain name; 2: neither (IPv6-only style).
+                    vips: if address == 0 {
+                        vec![SIM_VIP.into()]
+                    } else {
+                        vec![]
+                    },
+                    domain: (address == 1).then(|| "lb-1.clb.example.com".to_string()),
                     status: 1,
                     tags,
                     listeners,
@@ -685,7 +690,10 @@ fn conforms(d: &Desired, view: &CloudView) -> Result<(), String> {
     for k in wanted {
         let dl = &d.listeners[&k];
         let cl = ours[&k];
-        let rules = resolved_rules(dl, default);
+        let mut rules = resolved_rules(dl, default);
+        if default.is_none() {
+            rules.retain(|k, _| k.domain != Domain::Default);
+        }
         let got: BTreeMap<RuleKey, &CloudRule> = cl
             .rules
             .iter()
@@ -771,4 +779,19 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn host_less_rules_on_a_clb_without_default_domain_are_skipped_with_e4034() {
+    let mut view = adopted_view(true);
+    let lb = view.load_balancer.as_mut().unwrap();
+    lb.vips.clear();
+    let p = plan(&web(), &view).unwrap();
+    assert_eq!(p.problems.len(), 1);
+    assert_eq!(p.problems[0].code, "E4034");
+    let mut view2 = view.clone();
+    apply_to_view(&p, &mut view2).unwrap();
+    let rules = &view2.load_balancer.unwrap().listeners[0].rules;
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].domain, "a.com");
 }
