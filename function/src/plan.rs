@@ -45,6 +45,37 @@ pub struct CloudLb {
     pub listeners: Vec<CloudListener>,
 }
 
+impl CloudLb {
+    /// The listener a plan refers to: by id when it has one, else by natural key (a listener
+    /// an earlier action created; call after a fresh read).
+    pub fn listener(&self, r: &ListenerRef) -> Option<&CloudListener> {
+        self.listeners.iter().find(|l| match &r.id {
+            Some(id) => &l.id == id,
+            None => l.key() == r.key,
+        })
+    }
+
+    /// The rule a plan refers to: by location id when it has one, else by (domain, url) with
+    /// `Domain::Default` resolved through [`default_domain`].
+    pub fn rule(&self, r: &RuleRef) -> Option<(&CloudListener, &CloudRule)> {
+        let listener = self.listener(&r.listener)?;
+        let rule = match &r.location_id {
+            Some(id) => listener.rules.iter().find(|cr| &cr.location_id == id),
+            None => {
+                let Domain::Name(domain) = resolve_domain(&r.key.domain, default_domain(self))
+                else {
+                    return None;
+                };
+                listener
+                    .rules
+                    .iter()
+                    .find(|cr| cr.domain == domain && cr.url == r.key.url)
+            }
+        }?;
+        Some((listener, rule))
+    }
+}
+
 /// One listener with its rules (DescribeListeners) and their targets (DescribeTargets).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CloudListener {

@@ -795,3 +795,32 @@ fn host_less_rules_on_a_clb_without_default_domain_are_skipped_with_e4034() {
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].domain, "a.com");
 }
+
+#[test]
+fn refs_resolve_by_id_or_by_natural_key_with_default_domain() {
+    let mut view = CloudView::default();
+    converge(&web(), &mut view);
+    let lb = view.load_balancer.as_ref().unwrap();
+    let by_key = ListenerRef {
+        key: ListenerKey::HTTP_80,
+        id: None,
+    };
+    let l = lb.listener(&by_key).unwrap();
+    let by_id = ListenerRef {
+        key: ListenerKey::HTTPS_443,
+        id: Some(l.id.clone()),
+    };
+    assert_eq!(lb.listener(&by_id).unwrap().id, l.id);
+    let rule = RuleRef {
+        listener: by_key,
+        key: key(None, "/"),
+        location_id: None,
+    };
+    let (_, r) = lb.rule(&rule).unwrap();
+    assert_eq!(r.domain, SIM_VIP);
+    let missing = RuleRef {
+        key: key(Some("zzz.com"), "/"),
+        ..rule
+    };
+    assert!(lb.rule(&missing).is_none());
+}
