@@ -15,13 +15,13 @@ pub const INTERNET_MAX_BANDWIDTH_OUT: &str = "kubernetes.io/ingress.internetMaxB
 pub const EXTENSIVE_PARAMETERS: &str = "kubernetes.io/ingress.extensiveParameters";
 pub const DIRECT_ACCESS: &str = "ingress.cloud.tencent.com/direct-access";
 pub const CROSS_VPC_ID: &str = "ingress.cloud.tencent.com/cross-vpc-id";
+pub const RULE_MIX: &str = "kubernetes.io/ingress.rule-mix";
+pub const HTTP_RULES: &str = "kubernetes.io/ingress.http-rules";
+pub const HTTPS_RULES: &str = "kubernetes.io/ingress.https-rules";
 
 /// TKE annotations that change listeners, rules or lifecycle in ways we do not implement:
 /// reported as `UnsupportedAnnotation` so nobody believes they took effect.
-pub const UNSUPPORTED: [&str; 14] = [
-    "kubernetes.io/ingress.rule-mix",
-    "kubernetes.io/ingress.http-rules",
-    "kubernetes.io/ingress.https-rules",
+pub const UNSUPPORTED: [&str; 11] = [
     "kubernetes.io/ingress.rule-mix-both",
     "ingress.cloud.tencent.com/rewrite-support",
     "ingress.cloud.tencent.com/auto-rewrite",
@@ -51,6 +51,99 @@ pub struct Annotations {
     pub internet_max_bandwidth_out: Option<u32>,
     pub extensive_parameters: Map<String, Value>,
     pub direct_access: bool,
+    /// `rule-mix: "true"`: spec rules are split between HTTP and HTTPS by the entries below.
+    pub rule_mix: bool,
+    pub http_rules: Vec<MixEntry>,
+    pub https_rules: Vec<MixEntry>,
+}
+
+/// One entry of `http-rules` / `https-rules`: which spec rule goes to that protocol,
+/// matched on host (absent = no host), path (absent = `/`), service name and port.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MixEntry {
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub service_name: String,
+    /// As written (TKE's examples use strings); numbers are accepted and kept as text.
+    pub service_port: String,
+}
+
+impl MixEntry {
+    /// Whether this entry names the spec rule (host, path, Service name, port number or name).
+    pub fn matches(
+        &self,
+        host: Option<&str>,
+        path: Option<&str>,
+        service: &str,
+        port: &str,
+    ) -> bool {
+        let norm = |v: Option<&str>, d: &'static str| {
+            v.map(str::trim)
+                .filter(|v| !v.is_empty())
+                .unwrap_or(d)
+                .to_string()
+        };
+        norm(self.host.as_deref(), "") == norm(host, "")
+            && norm(self.path.as_deref(), "/") == norm(path, "/")
+            && self.service_name == service
+            && self.service_port == port
+    }
+}
+
+/// Parses an `http-rules` / `https-rules` value: a JSON array (or the literal `null`) of
+/// `{"host","path","backend":{"serviceName","servicePort"}}`. Redirect entries (`rewrite`)
+/// are not supported: they are dropped with a warning.
+fn parse_mix_rules(
+    key: &str,
+    value: &str,
+    code: &'static str,
+    problems: &mut Vec<Problem>,
+) -> Vec<MixEntry> {
+    let entries = match serde_json::from_str::<Value>(value) {
+        Ok(Value::Null) => return Vec::new(),
+        Ok(Value::Array(a)) => a,
+        Ok(_) => {
+            problems.push(Problem::error(code, format!("{key}: must be a JSON array")));
+            return Vec::new();
+        }
+        Err(e) => {
+            problems.push(Problem::error(code, format!("{key}: invalid JSON ({e})")));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let text = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        if e.get("rewrite").is_some() {
+            problems.push(Problem::warning(
+                codes::UNSUPPORTED_ANNOTATION,
+                format!("{key}[{i}]: redirect (rewrite) entries are not supported; ignored"),
+            ));
+            continue;
+        }
+        let backend = e.get("backend");
+        let (Some(service_name), Some(service_port)) = (
+            text(backend.and_then(|b| b.get("serviceName"))),
+            text(backend.and_then(|b| b.get("servicePort"))),
+        ) else {
+            problems.push(Problem::error(
+                code,
+                format!("{key}[{i}]: needs backend.serviceName and backend.servicePort"),
+            ));
+            continue;
+        };
+        out.push(MixEntry {
+            host: text(e.get("host")),
+            path: text(e.get("path")),
+            service_name,
+            service_port,
+        });
+    }
+    out
 }
 
 /// Go's `strconv.ParseBool`, which TKE (written in Go) is assumed to use.
@@ -158,6 +251,21 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Annotations, Vec<Proble
             )),
         }
     }
+    if let Some(v) = get(RULE_MIX) {
+        match parse_bool(v) {
+            Some(b) => out.rule_mix = b,
+            None => problems.push(Problem::error(
+                codes::BAD_RULE_MIX,
+                format!("{RULE_MIX}: {v:?} is not a bool"),
+            )),
+        }
+    }
+    if let Some(v) = get(HTTP_RULES) {
+        out.http_rules = parse_mix_rules(HTTP_RULES, v, codes::BAD_HTTP_RULES, &mut problems);
+    }
+    if let Some(v) = get(HTTPS_RULES) {
+        out.https_rules = parse_mix_rules(HTTPS_RULES, v, codes::BAD_HTTPS_RULES, &mut problems);
+    }
     for key in UNSUPPORTED {
         if annotations.contains_key(key) {
             problems.push(Problem::warning(
@@ -215,6 +323,10 @@ mod tests {
             (EXIST_LB_ID, "my-lb", "E4018"),
             (SUBNET_ID, "subnet-", "E4091"),
             (CROSS_VPC_ID, "10.0.0.0/16", "E4024"),
+            (RULE_MIX, "maybe", "E4044"),
+            (HTTP_RULES, "{", "E4022"),
+            (HTTP_RULES, r#"{"host":"a"}"#, "E4022"),
+            (HTTPS_RULES, r#"[{"host":"a.com"}]"#, "E4023"),
         ];
         for (k, v, code) in cases {
             let (_, problems) = parse_one(k, v);
@@ -233,9 +345,48 @@ mod tests {
 
     #[test]
     fn unsupported_annotations_are_warned_not_refused() {
-        let (_, problems) = parse_one("kubernetes.io/ingress.rule-mix", "true");
+        let (_, problems) = parse_one("ingress.cloud.tencent.com/auto-rewrite", "true");
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].code, codes::UNSUPPORTED_ANNOTATION);
         assert_eq!(problems[0].severity, Severity::Warning);
+    }
+}
+
+#[cfg(test)]
+mod mix_tests {
+    use super::*;
+
+    #[test]
+    fn mix_rules_parse_string_or_number_ports_null_and_skip_redirects() {
+        let a: BTreeMap<String, String> = [
+            (RULE_MIX, "true"),
+            (
+                HTTP_RULES,
+                r#"[{"host":"a.com","path":"/x","backend":{"serviceName":"web","servicePort":"80"}},
+                    {"path":"/old","rewrite":{"port":443,"path":"/new"}}]"#,
+            ),
+            (HTTPS_RULES, "null"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let (out, problems) = parse(&a);
+        assert!(out.rule_mix);
+        assert_eq!(out.http_rules.len(), 1);
+        assert!(out.http_rules[0].matches(Some("a.com"), Some("/x"), "web", "80"));
+        assert!(!out.http_rules[0].matches(None, Some("/x"), "web", "80"));
+        assert!(out.https_rules.is_empty());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, codes::UNSUPPORTED_ANNOTATION);
+
+        let (out, _) = parse(
+            &[(
+                HTTPS_RULES.to_string(),
+                r#"[{"backend":{"serviceName":"web","servicePort":8080}}]"#.to_string(),
+            )]
+            .into(),
+        );
+        assert!(out.https_rules[0].matches(None, None, "web", "8080"));
+        assert!(out.https_rules[0].matches(Some(""), Some("/"), "web", "8080"));
     }
 }

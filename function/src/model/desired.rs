@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::annotations::{self, Annotations};
 use super::backends::service_targets;
 use super::class;
-use super::lb::{Certificate, Domain, LbType, ListenerKey, RuleKey, TargetKey};
+use super::lb::{Certificate, Domain, LbType, ListenerKey, Protocol, RuleKey, TargetKey};
 use super::ownership;
 use super::paths::{clb_domain, clb_url};
 use super::problem::{codes, Problem, Severity};
@@ -178,15 +178,52 @@ fn lb_spec(ann: &Annotations, cluster_id: &str, uid: &str, ns: &str, name: &str)
     }
 }
 
-/// The listener every rule goes to. ASSUMPTION (tencent-cloud.md §1.4 and §7, unverified):
-/// without `spec.tls` all rules are on HTTP:80; with it, all rules are on HTTPS:443 and there
-/// is no HTTP:80 (TKE needs rule-mix, unsupported here, to expose both).
-pub fn rules_listener(tls_enabled: bool) -> ListenerKey {
-    if tls_enabled {
-        ListenerKey::HTTPS_443
-    } else {
-        ListenerKey::HTTP_80
+/// The listeners one Ingress rule (host, path, backend) goes to.
+///
+/// ASSUMPTION (tencent-cloud.md §1.4 and §7, unverified): without `spec.tls` every rule is on
+/// HTTP:80; with it and without `rule-mix`, every rule is on HTTPS:443 and there is no
+/// HTTP:80. With `rule-mix: "true"` (and TLS) a rule goes to HTTP:80 when an `http-rules`
+/// entry names it, to HTTPS:443 when an `https-rules` entry does, to both when both do, and
+/// to HTTPS:443 when neither does [DOC 45693]. Without TLS, rule-mix has no effect.
+pub fn rule_listeners(
+    tls_enabled: bool,
+    ann: &Annotations,
+    host: Option<&str>,
+    path: Option<&str>,
+    backend: &IngressBackend,
+) -> Vec<ListenerKey> {
+    if !tls_enabled {
+        return vec![ListenerKey::HTTP_80];
     }
+    if !ann.rule_mix {
+        return vec![ListenerKey::HTTPS_443];
+    }
+    let (service, port) = match &backend.service {
+        Some(s) => {
+            let port = s.port.as_ref().map(|p| match (&p.number, &p.name) {
+                (Some(n), _) => n.to_string(),
+                (None, Some(name)) => name.clone(),
+                (None, None) => String::new(),
+            });
+            (s.name.as_str(), port.unwrap_or_default())
+        }
+        None => ("", String::new()),
+    };
+    let named = |entries: &[annotations::MixEntry]| {
+        entries
+            .iter()
+            .any(|e| e.matches(host, path, service, &port))
+    };
+    let in_http = named(&ann.http_rules);
+    let in_https = named(&ann.https_rules);
+    let mut out = Vec::new();
+    if in_http {
+        out.push(ListenerKey::HTTP_80);
+    }
+    if in_https || !in_http {
+        out.push(ListenerKey::HTTPS_443);
+    }
+    out
 }
 
 /// Where `spec.defaultBackend` goes. ASSUMPTION (TKE does not document it): the catch-all
@@ -201,27 +238,36 @@ pub fn default_backend_rule() -> RuleKey {
 struct RuleBuilder<'a> {
     view: &'a ClusterView,
     tls: &'a TlsCerts,
-    https: bool,
     direct: bool,
-    rules: BTreeMap<RuleKey, DesiredRule>,
+    rules: BTreeMap<ListenerKey, BTreeMap<RuleKey, DesiredRule>>,
     problems: Vec<Problem>,
 }
 
 impl RuleBuilder<'_> {
-    fn add(&mut self, key: RuleKey, backend: &IngressBackend, label: &str, warn_duplicate: bool) {
-        if self.rules.contains_key(&key) {
+    fn add(
+        &mut self,
+        listener: ListenerKey,
+        key: RuleKey,
+        backend: &IngressBackend,
+        label: &str,
+        warn_duplicate: bool,
+    ) {
+        let rules = self.rules.entry(listener).or_default();
+        if rules.contains_key(&key) {
             if warn_duplicate {
                 self.problems.push(
                     Problem::warning(
                         codes::DUPLICATE_RULE,
-                        format!("CLB rule {key} is already defined by an earlier path; skipped"),
+                        format!(
+                            "CLB rule {key} on {listener} is already defined by an earlier path; skipped"
+                        ),
                     )
                     .for_rule(label),
                 );
             }
             return;
         }
-        let certificate = if self.https {
+        let certificate = if listener.protocol == Protocol::Https {
             match self.tls.for_domain(&key.domain) {
                 Some(c) => Some(c.clone()),
                 None => {
@@ -259,7 +305,7 @@ impl RuleBuilder<'_> {
                         .for_rule(label),
                     );
                 }
-                self.rules.insert(
+                rules.insert(
                     key,
                     DesiredRule {
                         certificate,
@@ -301,12 +347,9 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
     };
 
     let tls = tls::certificates(view, &mut problems);
-    let key = rules_listener(tls.enabled);
-    let https = key == ListenerKey::HTTPS_443;
     let mut b = RuleBuilder {
         view,
         tls: &tls,
-        https,
         direct: ann.direct_access,
         rules: BTreeMap::new(),
         problems,
@@ -336,35 +379,50 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
         }
         for path in paths {
             let label = format!("{host_label}{}", path.path.as_deref().unwrap_or("/"));
-            match clb_url(path.path.as_deref(), &path.path_type) {
-                Ok(url) => b.add(
-                    RuleKey {
-                        domain: domain.clone(),
-                        url,
-                    },
-                    &path.backend,
-                    &label,
-                    true,
-                ),
-                Err(p) => b.problems.push(p.for_rule(label)),
+            let url = match clb_url(path.path.as_deref(), &path.path_type) {
+                Ok(url) => url,
+                Err(p) => {
+                    b.problems.push(p.for_rule(label));
+                    continue;
+                }
+            };
+            let placed =
+                rule_listeners(tls.enabled, &ann, host, path.path.as_deref(), &path.backend);
+            for listener in placed {
+                let key = RuleKey {
+                    domain: domain.clone(),
+                    url: url.clone(),
+                };
+                b.add(listener, key, &path.backend, &label, true);
             }
         }
     }
     if let Some(backend) = spec.and_then(|s| s.default_backend.as_ref()) {
-        b.add(default_backend_rule(), backend, "defaultBackend", false);
+        for listener in rule_listeners(tls.enabled, &ann, None, None, backend) {
+            b.add(
+                listener,
+                default_backend_rule(),
+                backend,
+                "defaultBackend",
+                false,
+            );
+        }
     }
 
-    let mut listeners = BTreeMap::new();
-    if !b.rules.is_empty() {
-        listeners.insert(
-            key,
-            DesiredListener {
+    let listeners = b
+        .rules
+        .into_iter()
+        .filter(|(_, rules)| !rules.is_empty())
+        .map(|(key, rules)| {
+            let https = key.protocol == Protocol::Https;
+            let listener = DesiredListener {
                 certificate: if https { tls.default.clone() } else { None },
                 sni: https && tls.sni(),
-                rules: b.rules,
-            },
-        );
-    }
+                rules,
+            };
+            (key, listener)
+        })
+        .collect();
     Decision::Manage(Box::new(Desired {
         cluster_id: cluster_id.to_string(),
         ingress_uid: uid.to_string(),

@@ -75,6 +75,12 @@ pub mod codes {
     pub const EXIST_LB_USED: &str = "E4020";
     /// existLbId has listeners we did not create.
     pub const EXIST_LB_HAS_LISTENERS: &str = "E4021";
+    /// Bad `kubernetes.io/ingress.http-rules`.
+    pub const BAD_HTTP_RULES: &str = "E4022";
+    /// Bad `kubernetes.io/ingress.https-rules`.
+    pub const BAD_HTTPS_RULES: &str = "E4023";
+    /// Bad `kubernetes.io/ingress.rule-mix`.
+    pub const BAD_RULE_MIX: &str = "E4044";
     /// Bad create parameters (e.g. a malformed cross-vpc-id).
     pub const BAD_CREATE_PARAMS: &str = "E4024";
     /// Bad `kubernetes.io/ingress.extensiveParameters`.

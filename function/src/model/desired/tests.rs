@@ -541,3 +541,78 @@ fn desire_then_plan_then_apply_converges_to_an_empty_plan() {
         }
     )));
 }
+
+fn with_annotations(mut view: ClusterView, pairs: &[(&str, &str)]) -> ClusterView {
+    let a = view
+        .ingress
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
+    for (k, v) in pairs {
+        a.insert(k.to_string(), v.to_string());
+    }
+    view
+}
+
+#[test]
+fn rule_mix_splits_rules_between_http_and_https() {
+    let view = with_annotations(
+        tls_view(json!([{"secretName": "default-cert"}])),
+        &[
+            ("kubernetes.io/ingress.rule-mix", "true"),
+            (
+                "kubernetes.io/ingress.http-rules",
+                r#"[{"host":"a.com","path":"/","backend":{"serviceName":"web","servicePort":"80"}},
+                    {"backend":{"serviceName":"web","servicePort":"80"}}]"#,
+            ),
+            (
+                "kubernetes.io/ingress.https-rules",
+                r#"[{"path":"/","backend":{"serviceName":"web","servicePort":"80"}}]"#,
+            ),
+        ],
+    );
+    let d = manage(&view);
+    let keys = |l: ListenerKey| d.listeners[&l].rules.keys().cloned().collect::<Vec<_>>();
+    // a.com only in http-rules; the host-less rule in both; x.b.com in neither → HTTPS.
+    assert_eq!(
+        keys(ListenerKey::HTTP_80),
+        vec![rk(None, "/"), rk(Some("a.com"), "/")]
+    );
+    assert_eq!(
+        keys(ListenerKey::HTTPS_443),
+        vec![rk(None, "/"), rk(Some("x.b.com"), "/")]
+    );
+    assert!(d.listeners[&ListenerKey::HTTP_80].certificate.is_none());
+    assert!(d.problems.is_empty(), "{:?}", d.problems);
+}
+
+#[test]
+fn rule_mix_without_tls_puts_everything_on_http() {
+    let view = with_annotations(
+        base_view(ingress(
+            json!({}),
+            json!({"rules": [{"host": "a.com", "http": {"paths": [path("/", "Prefix", "web", json!({"number": 80}))]}}]}),
+        )),
+        &[
+            ("kubernetes.io/ingress.rule-mix", "true"),
+            (
+                "kubernetes.io/ingress.https-rules",
+                r#"[{"host":"a.com","backend":{"serviceName":"web","servicePort":"80"}}]"#,
+            ),
+        ],
+    );
+    let d = manage(&view);
+    assert_eq!(
+        d.listeners.keys().copied().collect::<Vec<_>>(),
+        vec![ListenerKey::HTTP_80]
+    );
+}
+
+#[test]
+fn bad_http_rules_refuse_the_ingress_with_e4022() {
+    let view = with_annotations(
+        base_view(ingress(json!({}), json!({}))),
+        &[("kubernetes.io/ingress.http-rules", "[{")],
+    );
+    assert!(matches!(desire(&view, CLUSTER), Decision::Invalid(p) if p[0].code == "E4022"));
+}
