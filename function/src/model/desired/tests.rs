@@ -616,3 +616,81 @@ fn bad_http_rules_refuse_the_ingress_with_e4022() {
     );
     assert!(matches!(desire(&view, CLUSTER), Decision::Invalid(p) if p[0].code == "E4022"));
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("true".to_string()),
+            Just("lb-1".to_string()),
+            Just("{}".to_string()),
+            Just("[]".to_string()),
+            Just("null".to_string()),
+            Just("*.a.com".to_string()),
+            Just("/".to_string()),
+            "\\PC{0,12}",
+        ]
+    }
+
+    const KEYS: [&str; 11] = [
+        "kubernetes.io/ingress.class",
+        "kubernetes.io/ingress.existLbId",
+        "kubernetes.io/ingress.subnetId",
+        "kubernetes.io/ingress.internetChargeType",
+        "kubernetes.io/ingress.internetMaxBandwidthOut",
+        "kubernetes.io/ingress.extensiveParameters",
+        "ingress.cloud.tencent.com/direct-access",
+        "kubernetes.io/ingress.rule-mix",
+        "kubernetes.io/ingress.http-rules",
+        "kubernetes.io/ingress.https-rules",
+        "ingress.cloud.tencent.com/cross-vpc-id",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn desire_never_panics_and_every_problem_is_coded(
+            annotations in proptest::collection::btree_map((0..KEYS.len()).prop_map(|i| KEYS[i].to_string()), text(), 0..6),
+            hosts in proptest::collection::vec(proptest::option::of(text()), 0..4),
+            paths in proptest::collection::vec((proptest::option::of(text()), 0..4usize, text(), proptest::option::of(0..70000i32)), 0..4),
+            tls_hosts in proptest::option::of(proptest::collection::vec(text(), 0..3)),
+        ) {
+            let types = ["Exact", "Prefix", "ImplementationSpecific", "Weird"];
+            let paths: Vec<serde_json::Value> = paths
+                .into_iter()
+                .map(|(p, t, svc, port)| json!({
+                    "path": p, "pathType": types[t],
+                    "backend": {"service": {"name": svc, "port": match port { Some(n) => json!({"number": n}), None => json!({"name": "http"}) }}}
+                }))
+                .collect();
+            let rules: Vec<serde_json::Value> = hosts
+                .into_iter()
+                .map(|h| json!({"host": h, "http": {"paths": paths.clone()}}))
+                .collect();
+            let tls = tls_hosts.map(|h| json!([{"hosts": h, "secretName": "default-cert"}, {"secretName": "a-cert"}]));
+            let mut view = tls_view(json!([]));
+            view.ingress = ingress(json!(annotations), json!({"rules": rules, "tls": tls}));
+            match desire(&view, CLUSTER) {
+                Decision::Manage(d) => {
+                    prop_assert!(d.problems.iter().all(|p| !p.code.is_empty()));
+                    for (k, l) in &d.listeners {
+                        prop_assert!(!l.rules.is_empty());
+                        if k.protocol == Protocol::Https && !l.sni {
+                            prop_assert!(l.certificate.is_some());
+                        }
+                        for r in l.rules.keys() {
+                            prop_assert!(r.url.starts_with('/') || r.url.starts_with("=/"));
+                            prop_assert!(r.url.len() <= 200);
+                        }
+                    }
+                }
+                Decision::Invalid(p) => prop_assert!(!p.is_empty()),
+                Decision::Release => {}
+            }
+        }
+    }
+}
