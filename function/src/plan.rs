@@ -38,7 +38,7 @@ pub struct CloudLb {
     pub vips: Vec<String>,
     /// `LoadBalancerDomain` (domain-name CLBs).
     pub domain: Option<String>,
-    /// 0 creating, 1 normal.
+    /// 0 creating ([`LB_STATUS_CREATING`]), 1 normal.
     pub status: u64,
     pub tags: BTreeMap<String, String>,
     /// Every listener, ours or not (ownership is decided here, by name).
@@ -147,6 +147,9 @@ pub struct BatchTarget {
     pub target: TargetKey,
     pub weight: u16,
 }
+
+/// `Status` of a CLB that is still being created [SDK].
+pub const LB_STATUS_CREATING: u64 = 0;
 
 /// Most targets one BatchRegisterTargets / BatchDeregisterTargets call takes [SDK].
 pub const MAX_BATCH_TARGETS: usize = 500;
@@ -406,6 +409,21 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
         }
     };
 
+    if let Some(lb) = lb.filter(|lb| lb.status == LB_STATUS_CREATING) {
+        // Writes on a CLB that is still being created fail; the next run picks it up.
+        problems.push(Problem::warning(
+            codes::LB_CREATING,
+            format!(
+                "CLB {} is still being created; nothing else planned yet",
+                lb.id
+            ),
+        ));
+        return Ok(Plan {
+            load_balancer_id: Some(lb.id.clone()),
+            actions: ph.into_actions(),
+            problems,
+        });
+    }
     let default = lb.and_then(default_domain);
     let cloud_listeners: &[CloudListener] = lb.map(|l| l.listeners.as_slice()).unwrap_or(&[]);
     let ours: BTreeMap<ListenerKey, &CloudListener> = cloud_listeners

@@ -127,6 +127,8 @@ pub mod codes {
     pub const NO_TARGETS: &str = "NoReadyTargets";
     /// A desired listener's port is held by a listener we do not own; it is skipped.
     pub const LISTENER_PORT_CONFLICT: &str = "ListenerPortConflict";
+    /// The CLB is still being created (Status 0): only tagging is planned this run.
+    pub const LB_CREATING: &str = "LoadBalancerCreating";
     /// A destructive step without positive proof; nothing is done.
     pub const NO_RELEASE_PROOF: &str = "NoReleaseProof";
 }

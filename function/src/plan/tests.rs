@@ -824,3 +824,12 @@ fn refs_resolve_by_id_or_by_natural_key_with_default_domain() {
     };
     assert!(lb.rule(&missing).is_none());
 }
+
+#[test]
+fn clb_still_creating_gets_no_writes_yet() {
+    let mut view = adopted_view(true);
+    view.load_balancer.as_mut().unwrap().status = 0;
+    let p = plan(&web(), &view).unwrap();
+    assert!(p.is_empty());
+    assert_eq!(p.problems[0].code, "LoadBalancerCreating");
+}
