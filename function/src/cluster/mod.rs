@@ -31,6 +31,10 @@ pub const ENV_KUBECONFIG: &str = "KUBECONFIG";
 /// Environment variable carrying a whole kubeconfig inline (DESIGN §4).
 pub const ENV_KUBECONFIG_DATA: &str = "KUBECONFIG_DATA";
 
+/// `limit` of each LIST page: large enough that a normal cluster needs one page, small enough
+/// to bound one response.
+const DEFAULT_PAGE_SIZE: u32 = 500;
+
 /// Longest `reportingInstance` the events.k8s.io/v1 validation accepts.
 const REPORTING_INSTANCE_MAX: usize = 128;
 
@@ -107,6 +111,7 @@ fn status_code(error: &kube::Error) -> Option<u16> {
 pub struct ClusterClient {
     client: kube::Client,
     instance: Arc<str>,
+    page_size: u32,
 }
 
 impl fmt::Debug for ClusterClient {
@@ -123,6 +128,7 @@ impl ClusterClient {
         Self {
             client,
             instance: default_instance().into(),
+            page_size: DEFAULT_PAGE_SIZE,
         }
     }
 
@@ -185,6 +191,12 @@ impl ClusterClient {
     /// Sets the `reportingInstance` of our Events (truncated to the API's 128 characters).
     pub fn with_reporting_instance(mut self, instance: &str) -> Self {
         self.instance = truncate_chars(instance, REPORTING_INSTANCE_MAX).into();
+        self
+    }
+
+    /// Sets the `limit` of every paged LIST (at least 1).
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size.max(1);
         self
     }
 

@@ -18,9 +18,6 @@ use super::{status_code, ClusterClient, ClusterError};
 use crate::model::refs::{ingress_refs, IngressRefs};
 use crate::model::ClusterView;
 
-/// Page size of every LIST (the apiserver's own default upper bound is 500 for most clients).
-const PAGE_SIZE: u32 = 500;
-
 /// Label carrying the owning Service of an EndpointSlice.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -49,11 +46,15 @@ where
 }
 
 /// Every object of a LIST, following `continue` tokens page by page.
-async fn list_all<K>(api: &Api<K>, params: ListParams) -> Result<Vec<K>, kube::Error>
+async fn list_all<K>(
+    api: &Api<K>,
+    params: ListParams,
+    page_size: u32,
+) -> Result<Vec<K>, kube::Error>
 where
     K: Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let mut params = params.limit(PAGE_SIZE);
+    let mut params = params.limit(page_size);
     let mut items = Vec::new();
     loop {
         let page = api.list(&params).await?;
@@ -122,7 +123,7 @@ impl ClusterClient {
     /// Every Ingress of every namespace, paged.
     pub async fn list_ingresses(&self) -> Result<Vec<Ingress>, ClusterError> {
         let ingresses: Api<Ingress> = Api::all(self.client.clone());
-        list_all(&ingresses, ListParams::default())
+        list_all(&ingresses, ListParams::default(), self.page_size)
             .await
             .map_err(|e| ClusterError::api("list ingresses", "all namespaces", e))
     }
@@ -172,12 +173,16 @@ impl ClusterClient {
             let slices = &slices;
             async move {
                 let selector = format!("{SERVICE_NAME_LABEL}={name}");
-                list_all(slices, ListParams::default().labels(&selector))
-                    .await
-                    .map(|items| (name.clone(), items))
-                    .map_err(|e| {
-                        ClusterError::api("list endpointslices", format!("{ns} {selector}"), e)
-                    })
+                list_all(
+                    slices,
+                    ListParams::default().labels(&selector),
+                    self.page_size,
+                )
+                .await
+                .map(|items| (name.clone(), items))
+                .map_err(|e| {
+                    ClusterError::api("list endpointslices", format!("{ns} {selector}"), e)
+                })
             }
         }))
         .await?;
@@ -192,7 +197,7 @@ impl ClusterClient {
             return Ok(Vec::new());
         }
         let nodes: Api<Node> = Api::all(self.client.clone());
-        list_all(&nodes, ListParams::default())
+        list_all(&nodes, ListParams::default(), self.page_size)
             .await
             .map_err(|e| ClusterError::api("list nodes", "cluster", e))
     }
