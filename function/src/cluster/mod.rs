@@ -14,6 +14,8 @@ mod write;
 use std::fmt;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Config;
 
@@ -34,6 +36,9 @@ pub const ENV_KUBECONFIG_DATA: &str = "KUBECONFIG_DATA";
 /// `limit` of each LIST page: large enough that a normal cluster needs one page, small enough
 /// to bound one response.
 const DEFAULT_PAGE_SIZE: u32 = 500;
+
+/// Longest wait for one response: every call is a short GET/LIST/write (no watches).
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest `reportingInstance` the events.k8s.io/v1 validation accepts.
 const REPORTING_INSTANCE_MAX: usize = 128;
@@ -175,8 +180,16 @@ impl ClusterClient {
         Self::from_config(config)
     }
 
-    /// From a kube `Config`, with our identity headers on every request.
-    pub fn from_config(config: Config) -> Result<Self, ClusterError> {
+    /// From a kube `Config`, with our identity headers on every request and a bounded read
+    /// timeout.
+    pub fn from_config(mut config: Config) -> Result<Self, ClusterError> {
+        // kube's defaults suit long-lived watchers: 295 s reads, and 429/503/504 retried up to
+        // 15 times with backoff growing towards 1000 s. A function with a time budget that never
+        // watches needs both bounded; its callers retry at their level (the next trigger or
+        // timer run reads everything afresh), so transport-level retries are off.
+        config.read_timeout = Some(READ_TIMEOUT);
+        config.write_timeout = Some(READ_TIMEOUT);
+        config.default_retry = false;
         let builder = kube::client::ClientBuilder::try_from(config).map_err(|_| {
             ClusterError::Config(
                 "kubernetes client could not be built from the configuration".into(),
