@@ -133,3 +133,118 @@ impl ClusterClient {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    fn ingress() -> Ingress {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "41", "uid": "u1"},
+            "spec": {},
+            "status": {"loadBalancer": {"ingress": [{"ip": "1.1.1.1"}]}}
+        }))
+        .unwrap()
+    }
+
+    fn lb(ip: &str) -> Vec<IngressLoadBalancerIngress> {
+        vec![IngressLoadBalancerIngress {
+            ip: Some(ip.into()),
+            ..Default::default()
+        }]
+    }
+
+    /// A client whose one expected request is checked by `check` and answered with `answer`.
+    fn scripted(
+        check: impl FnOnce(&http::Method, &str, serde_json::Value) + Send + 'static,
+        answer: (u16, serde_json::Value),
+    ) -> (ClusterClient, tokio::task::JoinHandle<()>) {
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("one request");
+            let method = request.method().clone();
+            let uri = request.uri().to_string();
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            check(&method, &uri, serde_json::from_slice(&bytes).unwrap());
+            let response = Response::builder()
+                .status(answer.0)
+                .body(Body::from(serde_json::to_vec(&answer.1).unwrap()))
+                .unwrap();
+            send.send_response(response);
+        });
+        let client = kube::Client::new(mock, "default");
+        (ClusterClient::new(client), server)
+    }
+
+    #[tokio::test]
+    async fn status_write_is_a_put_on_the_status_subresource_with_the_read_version() {
+        let mut answer = serde_json::to_value(ingress()).unwrap();
+        answer["metadata"]["resourceVersion"] = "42".into();
+        answer["status"]["loadBalancer"]["ingress"][0]["ip"] = "2.2.2.2".into();
+        let (cluster, server) = scripted(
+            |method, uri, body| {
+                assert_eq!(method, http::Method::PUT);
+                assert!(
+                    uri.starts_with(
+                        "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/web/status?"
+                    ),
+                    "{uri}"
+                );
+                assert!(uri.contains("fieldManager=clb-ingress"), "{uri}");
+                assert_eq!(body["metadata"]["resourceVersion"], "41");
+                assert_eq!(
+                    body["status"]["loadBalancer"]["ingress"][0]["ip"],
+                    "2.2.2.2"
+                );
+            },
+            (200, answer),
+        );
+        let outcome = cluster
+            .write_status(&ingress(), lb("2.2.2.2"))
+            .await
+            .unwrap();
+        server.await.unwrap();
+        let WriteOutcome::Written(written) = outcome else {
+            panic!("expected a write")
+        };
+        assert_eq!(written.metadata.resource_version.as_deref(), Some("42"));
+    }
+
+    #[tokio::test]
+    async fn status_write_conflict_is_its_own_error() {
+        let status = serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict",
+            "code": 409, "message": "the object has been modified"
+        });
+        let (cluster, server) = scripted(|_, _, _| {}, (409, status));
+        let error = cluster
+            .write_status(&ingress(), lb("2.2.2.2"))
+            .await
+            .unwrap_err();
+        server.await.unwrap();
+        assert!(error.is_conflict(), "{error}");
+    }
+
+    #[tokio::test]
+    async fn status_write_without_a_read_version_is_refused_before_any_request() {
+        // With the server side gone, any request would fail as a transport error instead.
+        let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        drop(handle);
+        let cluster = ClusterClient::new(kube::Client::new(mock, "default"));
+        let mut unversioned = ingress();
+        unversioned.metadata.resource_version = None;
+        let error = cluster
+            .write_status(&unversioned, lb("2.2.2.2"))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            ClusterError::Incomplete {
+                missing: "metadata.resourceVersion",
+                ..
+            }
+        ));
+    }
+}
