@@ -238,7 +238,10 @@ impl ClusterClient {
                         ..PatchParams::default()
                     };
                     match api.patch(&name, &params, &Patch::Merge(&patch)).await {
-                        Ok(_) => return Ok(Acquire::Busy { holder: other }),
+                        Ok(_) => {
+                            tracing::debug!(lease = %target, holder = %other, "lease busy, marked dirty");
+                            return Ok(Acquire::Busy { holder: other });
+                        }
                         Err(error) if matches!(status_code(&error), Some(409) | Some(404)) => {
                             continue
                         }
@@ -265,7 +268,12 @@ impl ClusterClient {
             // The run we are starting reads everything afresh, which answers any earlier mark.
             clear_dirty(&mut lease);
             match api.replace(&name, &post_params(), &lease).await {
-                Ok(_) => return Ok(Acquire::Acquired { guard, took_over }),
+                Ok(_) => {
+                    if let Some(previous) = &took_over {
+                        tracing::info!(lease = %target, previous = %previous, "took over an expired lease");
+                    }
+                    return Ok(Acquire::Acquired { guard, took_over });
+                }
                 Err(error) if matches!(status_code(&error), Some(409) | Some(404)) => continue,
                 Err(error) => return Err(ClusterError::api("update lease", &target, error)),
             }

@@ -76,7 +76,10 @@ impl ClusterClient {
             ..PostParams::default()
         };
         match api.replace_status(&name, &params, &body).await {
-            Ok(written) => Ok(WriteOutcome::Written(Box::new(written))),
+            Ok(written) => {
+                tracing::info!(ingress = %format!("{namespace}/{name}"), "wrote ingress status");
+                Ok(WriteOutcome::Written(Box::new(written)))
+            }
             Err(error) if status_code(&error) == Some(409) => Err(ClusterError::Conflict {
                 kind: "Ingress",
                 namespace,
