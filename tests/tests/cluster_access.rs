@@ -35,7 +35,9 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = kube_sim::spawn(KubeSimConfig::default()).await;
+    let sim = kube_sim::spawn(KubeSimConfig::default())
+        .await
+        .expect("kube-sim starts");
     let admin = sim.client().await;
     let cluster = ClusterClient::from_kubeconfig_yaml(&sim.kubeconfig_yaml())
         .await
