@@ -303,6 +303,10 @@ async fn view_of_a_missing_ingress_is_none_after_one_request() {
     assert_eq!(f.requests() - before, 1);
 }
 
+fn backend_only() -> serde_json::Value {
+    json!({"defaultBackend": {"service": {"name": "svc-a", "port": {"number": 80}}}})
+}
+
 #[tokio::test]
 async fn list_ingresses_pages_through_every_namespace() {
     let f = fixture().await;
@@ -310,13 +314,13 @@ async fn list_ingresses_pages_through_every_namespace() {
         .await;
     for i in 0..4 {
         f.create::<Ingress>(
-            json!({"metadata": {"name": format!("a{i}"), "namespace": NS}, "spec": {}}),
+            json!({"metadata": {"name": format!("a{i}"), "namespace": NS}, "spec": backend_only()}),
         )
         .await;
     }
     for i in 0..3 {
         let ing: Ingress = serde_json::from_value(
-            json!({"metadata": {"name": format!("b{i}"), "namespace": "other"}, "spec": {}}),
+            json!({"metadata": {"name": format!("b{i}"), "namespace": "other"}, "spec": backend_only()}),
         )
         .unwrap();
         Api::<Ingress>::namespaced(f.admin.clone(), "other")
@@ -755,4 +759,53 @@ async fn busy_run_marks_the_lease_dirty_once_and_the_holder_reruns() {
         panic!("released lease is free")
     };
     assert!(!f.cluster.release_lease(guard).await.unwrap().dirty);
+}
+
+#[tokio::test]
+async fn a_failed_read_fails_the_view_rather_than_looking_absent() {
+    let f = fixture().await;
+    f.create::<Service>(nodeport_service("svc-a")).await;
+    f.create::<Ingress>(web_ingress(json!({}))).await;
+    for (path, code) in [
+        (format!("/api/v1/namespaces/{NS}/services/svc-a"), 500),
+        (format!("/api/v1/namespaces/{NS}/secrets/cert-a"), 403),
+        ("/api/v1/nodes".to_string(), 503),
+    ] {
+        f.sim.fail_next("GET", &path, 1, code);
+        let error = f
+            .cluster
+            .view(NS, "web")
+            .await
+            .expect_err("an unanswered read is not an absent object");
+        assert!(matches!(error, ClusterError::Api { .. }), "{path}: {error}");
+    }
+    // The faults are used up: the same view now succeeds, with the missing objects absent.
+    let view = f.cluster.view(NS, "web").await.unwrap().unwrap();
+    assert_eq!(names(view.services.keys()), vec!["svc-a"]);
+    assert!(view.secrets.is_empty());
+}
+
+#[tokio::test]
+async fn an_unserved_tke_service_config_api_reads_as_absent() {
+    let f = fixture().await;
+    f.create::<Ingress>(web_ingress(json!({
+        "ingress.cloud.tencent.com/tke-service-config": "cfg"
+    })))
+    .await;
+    // A cluster without TKE's CRD answers 404 for the whole resource path.
+    f.sim.fail_next(
+        "GET",
+        &format!("/apis/cloud.tencent.com/v1alpha1/namespaces/{NS}/tkeserviceconfigs/*"),
+        1,
+        404,
+    );
+    let view = f.cluster.view(NS, "web").await.unwrap().unwrap();
+    assert!(view.tke_service_config.is_none());
+    let asked = f
+        .sim
+        .request_log()
+        .iter()
+        .filter(|r| r.path.contains("/tkeserviceconfigs/cfg"))
+        .count();
+    assert_eq!(asked, 1);
 }
