@@ -706,7 +706,7 @@ async fn expired_lease_is_taken_over_and_its_old_holder_learns_it_lost() {
         f.cluster.renew_lease(&old_guard, t_late).await,
         Err(ClusterError::LeaseLost { .. })
     ));
-    assert_eq!(f.cluster.release_lease(guard).await.unwrap().dirty, false);
+    assert!(!f.cluster.release_lease(guard).await.unwrap().dirty);
 }
 
 #[tokio::test]
