@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use clb_ingress::cluster::{
-    lease_name, Acquire, ClusterClient, ClusterError, EventOutcome, EventRecord, EventType,
-    WriteOutcome, DIRTY_ANNOTATION, LB_ID_ANNOTATION,
+    lease_name, Acquire, ClusterClient, ClusterError, ConfigSource, EventOutcome, EventRecord,
+    EventType, WriteOutcome, DIRTY_ANNOTATION, LB_ID_ANNOTATION,
 };
 use clb_ingress::identity;
 use clb_ingress_tests::kube_sim::{self, KubeSimConfig, KubeSimHandle};
@@ -808,4 +808,21 @@ async fn an_unserved_tke_service_config_api_reads_as_absent() {
         .filter(|r| r.path.contains("/tkeserviceconfigs/cfg"))
         .count();
     assert_eq!(asked, 1);
+}
+
+#[tokio::test]
+async fn client_built_from_a_kubeconfig_file_reads_the_cluster() {
+    let f = fixture().await;
+    f.create::<Ingress>(web_ingress(json!({}))).await;
+    let path = std::env::temp_dir().join(format!(
+        "clb-ingress-kubeconfig-{:016x}.yaml",
+        rand::random::<u64>()
+    ));
+    std::fs::write(&path, f.sim.kubeconfig_yaml()).unwrap();
+    let from_file = ClusterClient::from_source(ConfigSource::File(path.clone())).await;
+    std::fs::remove_file(&path).unwrap();
+    let view = from_file.unwrap().view(NS, "web").await.unwrap();
+    assert!(view.is_some());
+    let missing = ClusterClient::from_source(ConfigSource::File(path)).await;
+    assert!(matches!(missing, Err(ClusterError::Config(_))));
 }

@@ -12,6 +12,7 @@ mod read;
 mod write;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -42,6 +43,42 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest `reportingInstance` the events.k8s.io/v1 validation accepts.
 const REPORTING_INSTANCE_MAX: usize = 128;
+
+/// Where the client's configuration comes from (DESIGN §4).
+#[derive(Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A kubeconfig file (`KUBECONFIG`).
+    File(PathBuf),
+    /// Kubeconfig YAML given inline (`KUBECONFIG_DATA`); holds credentials, never printed.
+    Inline(String),
+    /// The service account mounted into a pod.
+    InCluster,
+}
+
+impl fmt::Debug for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigSource::File(path) => f.debug_tuple("File").field(path).finish(),
+            ConfigSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            ConfigSource::InCluster => f.write_str("InCluster"),
+        }
+    }
+}
+
+impl ConfigSource {
+    /// The source the environment names, given a variable lookup: a non-blank `KUBECONFIG`
+    /// first, then a non-blank `KUBECONFIG_DATA`, else in-cluster.
+    pub fn choose(var: impl Fn(&str) -> Option<String>) -> Self {
+        let non_empty = |key: &str| var(key).filter(|v| !v.trim().is_empty());
+        if let Some(path) = non_empty(ENV_KUBECONFIG) {
+            ConfigSource::File(PathBuf::from(path))
+        } else if let Some(yaml) = non_empty(ENV_KUBECONFIG_DATA) {
+            ConfigSource::Inline(yaml)
+        } else {
+            ConfigSource::InCluster
+        }
+    }
+}
 
 /// Everything that can go wrong talking to the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -140,24 +177,31 @@ impl ClusterClient {
     /// `KUBECONFIG` (a path), else `KUBECONFIG_DATA` (inline YAML), else the in-cluster
     /// service account.
     pub async fn from_env() -> Result<Self, ClusterError> {
-        let non_empty = |key: &str| std::env::var(key).ok().filter(|v| !v.trim().is_empty());
-        if let Some(path) = non_empty(ENV_KUBECONFIG) {
-            let kubeconfig = Kubeconfig::read_from(&path).map_err(|_| {
-                ClusterError::Config(format!(
-                    "{ENV_KUBECONFIG}={path} could not be read as a kubeconfig"
-                ))
-            })?;
-            Self::from_kubeconfig(kubeconfig).await
-        } else if let Some(data) = non_empty(ENV_KUBECONFIG_DATA) {
-            Self::from_kubeconfig_yaml(&data).await
-        } else {
-            let config = Config::incluster().map_err(|_| {
-                ClusterError::Config(format!(
-                    "neither {ENV_KUBECONFIG} nor {ENV_KUBECONFIG_DATA} is set and the in-cluster \
-                     service account is not available"
-                ))
-            })?;
-            Self::from_config(config)
+        Self::from_source(ConfigSource::choose(|key| std::env::var(key).ok())).await
+    }
+
+    /// From an explicit configuration source.
+    pub async fn from_source(source: ConfigSource) -> Result<Self, ClusterError> {
+        match source {
+            ConfigSource::File(path) => {
+                let kubeconfig = Kubeconfig::read_from(&path).map_err(|_| {
+                    ClusterError::Config(format!(
+                        "{} could not be read as a kubeconfig",
+                        path.display()
+                    ))
+                })?;
+                Self::from_kubeconfig(kubeconfig).await
+            }
+            ConfigSource::Inline(yaml) => Self::from_kubeconfig_yaml(&yaml).await,
+            ConfigSource::InCluster => {
+                let config = Config::incluster().map_err(|_| {
+                    ClusterError::Config(format!(
+                        "neither {ENV_KUBECONFIG} nor {ENV_KUBECONFIG_DATA} is set and the \
+                         in-cluster service account is not available"
+                    ))
+                })?;
+                Self::from_config(config)
+            }
         }
     }
 
@@ -245,4 +289,57 @@ fn default_instance() -> String {
 
 fn truncate_chars(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn kubeconfig_path_wins_then_inline_data_then_in_cluster() {
+        let both = env(&[
+            ("KUBECONFIG", "/etc/kube"),
+            ("KUBECONFIG_DATA", "apiVersion: v1"),
+        ]);
+        assert_eq!(
+            ConfigSource::choose(both),
+            ConfigSource::File("/etc/kube".into())
+        );
+        let blank_path = env(&[("KUBECONFIG", "  "), ("KUBECONFIG_DATA", "apiVersion: v1")]);
+        assert_eq!(
+            ConfigSource::choose(blank_path),
+            ConfigSource::Inline("apiVersion: v1".into())
+        );
+        assert_eq!(ConfigSource::choose(env(&[])), ConfigSource::InCluster);
+    }
+
+    #[test]
+    fn inline_kubeconfig_is_redacted_in_debug() {
+        let source = ConfigSource::Inline("users: [{user: {token: s3cr3t-token}}]".into());
+        assert_eq!(format!("{source:?}"), "Inline(<redacted>)");
+    }
+
+    #[tokio::test]
+    async fn a_bad_inline_kubeconfig_error_does_not_quote_it() {
+        let yaml = "users:\n- name: u\n  user: {token: s3cr3t-token\n";
+        let error = ClusterClient::from_kubeconfig_yaml(yaml).await.unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(matches!(error, ClusterError::Config(_)));
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        let no_context =
+            "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user: {token: s3cr3t-token}\n";
+        let error = ClusterClient::from_kubeconfig_yaml(no_context)
+            .await
+            .unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+    }
 }
