@@ -453,3 +453,41 @@ mod tests {
         assert_eq!(a, lease_name(&long_a));
     }
 }
+
+#[cfg(test)]
+mod name_properties {
+    use super::lease_name;
+    use crate::cluster::event_name;
+    use proptest::prelude::*;
+
+    const SUBDOMAIN: &str =
+        r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?){0,8}";
+
+    fn is_subdomain(name: &str) -> bool {
+        name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn lease_and_event_names_of_any_ingress_name_are_valid_object_names(
+            name in SUBDOMAIN,
+            other in SUBDOMAIN,
+        ) {
+            let lease = lease_name(&name);
+            prop_assert!(is_subdomain(&lease), "{}", lease);
+            if name != other {
+                prop_assert_ne!(lease, lease_name(&other));
+            }
+            let event = event_name(&name, "uid", "Reason", "note");
+            prop_assert!(is_subdomain(&event), "{}", event);
+        }
+    }
+}
