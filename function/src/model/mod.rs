@@ -8,6 +8,7 @@ pub mod lb;
 pub mod ownership;
 pub mod paths;
 pub mod problem;
+pub mod refs;
 pub mod tls;
 pub mod view;
 
