@@ -43,8 +43,10 @@ pub(super) fn change(ev: &Value) -> Result<Change, SkipReason> {
     if str_at(ev, &["requestURI"]).is_some_and(is_dry_run) {
         return Err(SkipReason::DryRun);
     }
-    let Some(obj) = ev.get("objectRef").filter(|o| o.is_object()) else {
-        return Err(SkipReason::Read);
+    let obj = match ev.get("objectRef") {
+        None | Some(Value::Null) => return Err(SkipReason::Read),
+        Some(obj) if obj.is_object() => obj,
+        Some(_) => return Err(SkipReason::Malformed),
     };
     let group = str_at(obj, &["apiGroup"]).unwrap_or("");
     let resource = str_at(obj, &["resource"]).ok_or(SkipReason::Malformed)?;
