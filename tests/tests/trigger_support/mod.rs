@@ -31,7 +31,7 @@ pub struct RecordingEngine {
     pub lookup_fails: bool,
     /// When set, each reconcile waits for a permit (lets a test hold reconciles open).
     pub gate: Option<Arc<Semaphore>>,
-    in_flight: AtomicUsize,
+    pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
     pub finished: AtomicUsize,
 }
