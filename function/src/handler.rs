@@ -175,6 +175,14 @@ impl fmt::Debug for WebhookToken {
 /// synchronous event limit. Anything larger is a misconfiguration, answered 413.
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+/// Longest an HTTP envelope (function URL, i.e. a synchronous invocation) runs before it
+/// answers. The audit webhook gives up after 30 s and re-sends the whole batch; an event
+/// function is frozen once it answers, so there is no background to hand work to. Ingresses
+/// not started within this budget are listed in `not_started` and left to the sweep (and to
+/// their next trigger); the web-function mode (`runtime::web`) instead keeps working after it
+/// answers.
+pub const HTTP_ANSWER_BUDGET: Duration = Duration::from_secs(25);
+
 /// Bounds of one run.
 #[derive(Clone, Debug)]
 pub struct HandleOptions {
@@ -431,9 +439,13 @@ async fn handle_envelope(
             &error_body("too-large", &format!("body over {} bytes", opts.body_limit)),
         );
     }
+    let opts = HandleOptions {
+        deadline: opts.deadline.min(Instant::now() + HTTP_ANSWER_BUDGET),
+        ..opts.clone()
+    };
     match trigger::decode_bytes(&req.body) {
         Ok(Payload::Decoded(decoded)) => {
-            http_response(200, &report_json(&run(engine, decoded, opts).await))
+            http_response(200, &report_json(&run(engine, decoded, &opts).await))
         }
         Ok(Payload::Http(_)) => http_response(
             400,

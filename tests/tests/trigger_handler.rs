@@ -271,3 +271,30 @@ async fn function_url_envelope_with_the_token_runs_and_returns_the_report_as_bod
     assert_eq!(report["ingresses"], json!(["shop/web"]));
     assert_eq!(engine.reconciled(), vec!["shop/web"]);
 }
+
+#[tokio::test]
+async fn function_url_runs_are_capped_to_the_http_answer_budget_while_async_events_are_not() {
+    // A start margin larger than the HTTP budget but smaller than the run budget: only the
+    // synchronous (envelope) path must refuse to start.
+    let opts = HandleOptions {
+        min_start: clb_ingress::handler::HTTP_ANSWER_BUDGET + Duration::from_secs(1),
+        ..HandleOptions::new(
+            Instant::now() + Duration::from_secs(600),
+            WebhookToken::new("tok"),
+        )
+    };
+    let item = audit("ingresses", "networking.k8s.io", "shop", "web");
+    let engine = Arc::new(RecordingEngine::with_cluster(cluster()));
+    let resp = run(
+        &engine,
+        &function_url_event("POST", "/v1/audit", Some("Bearer tok"), &item.to_string()),
+        &opts,
+    )
+    .await;
+    let report: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+    assert_eq!(report["not_started"], json!(["shop/web"]));
+    assert!(engine.reconciled().is_empty());
+
+    run(&engine, &item, &opts).await;
+    assert_eq!(engine.reconciled(), vec!["shop/web"]);
+}
