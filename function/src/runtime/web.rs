@@ -113,6 +113,10 @@ async fn accept(s: AppState, headers: HeaderMap, body: Body, allowed: &[Source])
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if !s.opts.token.verify(authorization) {
+        tracing::warn!(
+            has_header = authorization.is_some(),
+            "refused: bad or missing token"
+        );
         return reply(
             StatusCode::UNAUTHORIZED,
             error_body("unauthorized", "a valid bearer token is required"),
@@ -156,6 +160,12 @@ async fn accept(s: AppState, headers: HeaderMap, body: Body, allowed: &[Source])
         }
     };
 
+    tracing::info!(
+        source = ?decoded.source,
+        items = decoded.items,
+        changes = decoded.changes.len(),
+        "batch accepted"
+    );
     let summary = json!({
         "accepted": true,
         "source": decoded.source,
