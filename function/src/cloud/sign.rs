@@ -233,6 +233,28 @@ mod tests {
     }
 
     #[test]
+    fn clb_request_to_an_emulator_host_with_port_matches_the_python_sdk() {
+        // Expected value computed with tencentcloud-sdk-python-common 3.1.195
+        // (`Sign.sign_tc3` over the SDK's content-type;host canonical request).
+        let req = SignRequest {
+            secret_id: "AKIDsim",
+            secret_key: "sim-secret-key",
+            service: "clb",
+            host: "127.0.0.1:9100",
+            content_type: "application/json",
+            action: "DescribeLoadBalancers",
+            timestamp: 1_764_100_000,
+            payload: br#"{"LoadBalancerIds":["lb-12345678"],"Limit":20}"#,
+            signed_headers: SignedHeaders::ContentTypeHost,
+        };
+        assert_eq!(
+            signature(&req),
+            "fe3c992a8b74f1259548c08f724933244b070aefd10f3d00c9fc7679b01ee847"
+        );
+        assert!(authorization(&req).contains("Credential=AKIDsim/2025-11-25/clb/tc3_request, "));
+    }
+
+    #[test]
     fn credential_date_is_the_utc_date_not_beijing_date() {
         // 1551113065 is 2019-02-25 16:44:25 UTC, already 2019-02-26 in Beijing (UTC+8).
         assert_eq!(utc_date(1_551_113_065), "2019-02-25");
