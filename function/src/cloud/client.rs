@@ -107,8 +107,8 @@ impl CloudClient {
         let body = serde_json::to_vec(params)
             .map_err(|e| CloudError::Config(format!("{action}: cannot encode request: {e}")))?;
         let policy = self.inner.config.retry;
-        retry(&policy, action, |_, remaining| {
-            self.attempt(service, version, action, &body, remaining)
+        retry(&policy, action, |_| {
+            self.attempt(service, version, action, &body)
         })
         .await
     }
@@ -137,7 +137,6 @@ impl CloudClient {
         version: &str,
         action: &str,
         body: &[u8],
-        remaining: Duration,
     ) -> Result<Value, CloudError> {
         let cfg = &self.inner.config;
         let endpoint = cfg.endpoint_for(service);
@@ -194,10 +193,6 @@ impl CloudClient {
         auth.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, auth);
 
-        let timeout = cfg
-            .request_timeout
-            .min(remaining)
-            .max(Duration::from_millis(1));
         self.inner.stats.record_attempt(action);
         tracing::debug!(service, action, "cloud call");
         let network = |e: reqwest::Error| CloudError::Network {
@@ -211,7 +206,6 @@ impl CloudClient {
             .post(url)
             .headers(headers)
             .body(body.to_vec())
-            .timeout(timeout)
             .send()
             .await
             .map_err(network)?;

@@ -50,15 +50,16 @@ impl RetryPolicy {
 }
 
 /// Runs `op` until it succeeds, fails terminally, or the next pause would cross the
-/// deadline. `op` gets the attempt number (1-based) and the time left, so it can bound
-/// its own HTTP timeout.
+/// deadline. `op` gets the attempt number (1-based). The deadline bounds retrying, not
+/// one attempt: an attempt is bounded by its own HTTP timeout, and a first attempt that
+/// queued behind the rate limiter is still sent.
 pub async fn retry<T, F, Fut>(
     policy: &RetryPolicy,
     action: &str,
     mut op: F,
 ) -> Result<T, CloudError>
 where
-    F: FnMut(u32, Duration) -> Fut,
+    F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, CloudError>>,
 {
     let start = Instant::now();
@@ -66,8 +67,7 @@ where
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let err = match op(attempt, remaining).await {
+        let err = match op(attempt).await {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
@@ -119,7 +119,7 @@ mod tests {
         let queue = Arc::new(Mutex::new(VecDeque::from(outcomes)));
         let calls = Arc::new(Mutex::new(0usize));
         let (q, c) = (queue.clone(), calls.clone());
-        let result = retry(&p, "A", move |_, _| {
+        let result = retry(&p, "A", move |_| {
             let q = q.clone();
             let c = c.clone();
             async move {
