@@ -20,6 +20,9 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Largest `Limit` DescribeLoadBalancers accepts.
+pub const DESCRIBE_PAGE_LIMIT: i64 = 100;
+
 /// `LoadBalancer.Status` of a CLB that is ready for listeners.
 pub const LB_STATUS_NORMAL: i64 = 1;
 
@@ -880,6 +883,32 @@ impl CloudClient {
         req: &DescribeLoadBalancersRequest,
     ) -> Result<DescribeLoadBalancersResponse, CloudError> {
         self.clb("DescribeLoadBalancers", req).await
+    }
+
+    /// Every CLB matching `req` (its `offset`/`limit` are ignored), paging 100 at a time
+    /// until `TotalCount` is reached. Any failed page fails the whole list: callers must
+    /// never act on a partial list (DESIGN §1: a failed list never leads to a delete).
+    pub async fn describe_all_load_balancers(
+        &self,
+        req: &DescribeLoadBalancersRequest,
+    ) -> Result<Vec<LoadBalancer>, CloudError> {
+        let mut all: Vec<LoadBalancer> = Vec::new();
+        loop {
+            let page = self
+                .describe_load_balancers(&DescribeLoadBalancersRequest {
+                    offset: Some(all.len() as i64),
+                    limit: Some(DESCRIBE_PAGE_LIMIT),
+                    ..req.clone()
+                })
+                .await?;
+            let got = page.load_balancer_set.len();
+            all.extend(page.load_balancer_set);
+            let total = page.total_count.unwrap_or(0).max(0) as usize;
+            // A short page means the end even if TotalCount moved while we paged.
+            if got == 0 || all.len() >= total || got < DESCRIBE_PAGE_LIMIT as usize {
+                return Ok(all);
+            }
+        }
     }
 
     /// Deletes CLBs and waits for the task.

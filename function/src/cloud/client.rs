@@ -86,6 +86,11 @@ impl CloudClient {
         })
     }
 
+    /// A client configured from the environment (DESIGN §4), see [`CloudConfig::from_env`].
+    pub fn from_env() -> Result<Self, CloudError> {
+        Self::new(CloudConfig::from_env()?)
+    }
+
     pub fn config(&self) -> &CloudConfig {
         &self.inner.config
     }
