@@ -939,3 +939,18 @@ async fn a_failed_later_page_fails_the_whole_list_instead_of_returning_part() {
     assert_eq!(second["Offset"], 100);
     assert_eq!(second["Limit"], 100);
 }
+
+#[tokio::test]
+async fn a_quick_task_costs_one_poll_and_a_create_costs_three_calls() {
+    // Tasks finish at once; the first poll (one interval after the write) sees them done.
+    let (sim, client) = sim(0).await;
+    let lb = create_lb(&client, "budget").await.load_balancer_id;
+    assert_eq!(sim.call_count("CreateLoadBalancer"), 1);
+    assert_eq!(sim.call_count("DescribeTaskStatus"), 1);
+    assert_eq!(sim.call_count("DescribeLoadBalancers"), 1);
+    create_http_listener(&client, &lb, 80).await;
+    assert_eq!(sim.call_count("CreateListener"), 1);
+    assert_eq!(sim.call_count("DescribeTaskStatus"), 2);
+    assert_eq!(client.stats().total_attempts() as usize, sim.calls().len());
+    assert_eq!(client.stats().write_attempts(), 2);
+}

@@ -231,10 +231,14 @@ impl CloudClient {
 
     /// Polls `DescribeTaskStatus` until the task is done (Ok), failed, or the task deadline
     /// passes. `task_id` is the RequestId of the async write.
+    ///
+    /// The first poll comes one poll interval after the write: a real task never finishes
+    /// at once, so an immediate poll would only add a call.
     pub async fn wait_task(&self, task_id: &str) -> Result<TaskStatus, CloudError> {
         let cfg = &self.inner.config;
         let deadline = Instant::now() + cfg.task_deadline;
         loop {
+            tokio::time::sleep(cfg.task_poll_interval).await;
             let status: TaskStatus = self
                 .call_typed(
                     CLB_SERVICE,
@@ -264,7 +268,6 @@ impl CloudClient {
                     task_id: task_id.to_string(),
                 });
             }
-            tokio::time::sleep(cfg.task_poll_interval).await;
         }
     }
 }

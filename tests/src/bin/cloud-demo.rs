@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let config = CloudConfig::builder(Credentials::new(sc.secret_id, sc.secret_key), sc.region)
         .endpoint(sim.url())
-        .task_poll_interval(Duration::from_millis(20))
+        .task_poll_interval(Duration::from_millis(60))
         .retry(RetryPolicy {
             base: Duration::from_millis(20),
             ..RetryPolicy::default()
