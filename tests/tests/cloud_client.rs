@@ -864,7 +864,12 @@ async fn gateway_errors_are_retried_and_client_errors_are_not() {
         matches!(err, CloudError::HttpStatus { status: 404, .. }),
         "{err}"
     );
-    assert_eq!(r.seen.lock().unwrap().len(), 5);
+    let seen = r.seen.lock().unwrap();
+    assert_eq!(seen.len(), 5);
+    assert!(
+        seen[0].0.get("x-tc-token").is_none(),
+        "no token without a session token"
+    );
 }
 
 #[tokio::test]
