@@ -262,10 +262,18 @@ impl fmt::Display for DryRun {
     }
 }
 
-/// CLBs of our cluster whose Ingress UID matches no existing Ingress, with the fresh reads
-/// that prove it. `None` inside: the list could not be completed (then nothing is released).
+/// CLBs of our cluster whose Ingress UID matches no existing Ingress, by complete fresh
+/// lists (a failed list never gets here, so it never leads to a release).
 struct Orphans {
     lbs: Vec<LoadBalancer>,
+    /// DescribeLoadBalancers pages read to find them.
+    reads: u32,
+}
+
+/// Pages `describe_all_load_balancers` reads for `n` CLBs (it stops at TotalCount).
+fn pages(n: usize) -> u32 {
+    n.div_ceil(crate::cloud::clb::DESCRIBE_PAGE_LIMIT as usize)
+        .max(1) as u32
 }
 
 impl Reconciler {
@@ -443,6 +451,10 @@ impl Reconciler {
         let first = self.prepare(key).await?;
         let reads = prepared_reads(&first);
         match &first {
+            // No Lease for an Ingress that is gone (its namespace may be gone too): releasing
+            // orphans rests on positive proof by UID, and two runs releasing the same CLB
+            // only find it already gone.
+            Prepared::Gone => return self.release_orphans_outcome().await,
             Prepared::Ignored { view } if annotation(&view.ingress).is_none() => {
                 return Ok(IngressOutcome::new(OutcomeStatus::Ignored));
             }
@@ -678,6 +690,7 @@ impl Reconciler {
     /// Ingress created between the two lists is in the second and its CLB is safe.
     async fn find_orphans(&self) -> Result<Orphans, ReconcileError> {
         let lbs = cluster_load_balancers(&self.cloud, &self.cluster_id).await?;
+        let reads = pages(lbs.len());
         let ingresses = self.cluster.list_ingresses().await?;
         let uids: BTreeSet<String> = ingresses
             .iter()
@@ -685,6 +698,7 @@ impl Reconciler {
             .collect();
         Ok(Orphans {
             lbs: orphans_of(lbs.into_values(), &uids),
+            reads,
         })
     }
 
@@ -718,7 +732,10 @@ impl Reconciler {
         deadline: Option<Instant>,
     ) -> (u32, ActionCounts, Option<String>) {
         let mut released = 0;
-        let mut counts = ActionCounts::default();
+        let mut counts = ActionCounts {
+            cloud_reads: orphans.reads,
+            ..ActionCounts::default()
+        };
         let mut error = None;
         for lb in &orphans.lbs {
             if deadline.is_some_and(|d| Instant::now() + self.opts.min_start > d) {
@@ -830,6 +847,7 @@ impl Reconciler {
             }
         }
         let orphans = Orphans {
+            reads: pages(lbs.len()),
             lbs: orphans_of(lbs.into_values(), &uids),
         };
         let (released, counts, error) = self.release_orphans(&orphans, Some(deadline)).await;

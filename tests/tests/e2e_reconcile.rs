@@ -140,11 +140,22 @@ async fn deleted_ingress_releases_the_clb_it_created() {
     env.reconcile("web").await;
     let lb = env.lb_of(&uid).unwrap();
     env.delete_ingress("web");
+    env.clb.clear_calls();
+    env.kube.clear_request_log();
 
     let outcome = env.reconcile("web").await;
     assert_eq!(outcome.status, OutcomeStatus::Released, "{outcome:?}");
     assert!(env.clb.load_balancer(&lb.id).is_none());
-    assert_eq!(count(&env.clb.calls(), "DeleteLoadBalancer"), 1);
+    // One list of our cluster's CLBs, then the delete; no Lease for a gone Ingress.
+    let calls = env.clb.calls();
+    assert_eq!(count(&calls, "DescribeLoadBalancers"), 1);
+    assert_eq!(count(&calls, "DeleteLoadBalancer"), 1);
+    assert_eq!(writes(&calls).len(), 1);
+    assert_eq!(env.kube_writes(), Vec::<String>::new());
+    // Nothing left: the next run is quiet.
+    env.clb.clear_calls();
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Ignored);
+    assert!(writes(&env.clb.calls()).is_empty());
 }
 
 #[tokio::test]
@@ -529,4 +540,53 @@ async fn a_busy_lease_skips_the_run_and_marks_it_dirty() {
         lease["metadata"]["annotations"][clb_ingress::cluster::DIRTY_ANNOTATION],
         "true"
     );
+}
+
+/// The real `clb-ingress` binary next to this test's build directory.
+fn clb_ingress_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/e2e_reconcile-<hash> → target/<profile>/clb-ingress
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    dir.join("clb-ingress")
+}
+
+#[tokio::test]
+#[ignore = "needs the clb-ingress binary: cargo build -p clb-ingress, then cargo test -- --ignored"]
+async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress() {
+    let env = env().await;
+    web_ingress(&env, "web");
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+    let bin = clb_ingress_binary();
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build -p clb-ingress",
+        bin.display()
+    );
+    env.clb.clear_calls();
+    env.kube.clear_request_log();
+    let c = env.clb.config().clone();
+    let output = tokio::process::Command::new(&bin)
+        .args(["plan", &format!("{NS}/web")])
+        .env_clear()
+        .env("CLUSTER_ID", CLUSTER)
+        .env("KUBECONFIG_DATA", env.kube.kubeconfig_yaml())
+        .env("TENCENTCLOUD_SECRETID", &c.secret_id)
+        .env("TENCENTCLOUD_SECRETKEY", &c.secret_key)
+        .env("TENCENTCLOUD_REGION", &c.region)
+        .env("CLB_ENDPOINT", env.clb.url())
+        .env("TAG_ENDPOINT", env.clb.url())
+        .env("LOG_FORMAT", "text")
+        .output()
+        .await
+        .expect("clb-ingress runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("nothing would change"), "{stdout}");
+    assert!(!stderr.contains(&c.secret_key) && !stdout.contains(&c.secret_key));
+    assert!(writes(&env.clb.calls()).is_empty());
+    assert_eq!(env.kube_writes(), Vec::<String>::new());
 }
