@@ -590,3 +590,65 @@ async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress()
     assert!(writes(&env.clb.calls()).is_empty());
     assert_eq!(env.kube_writes(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn an_internal_clb_takes_the_configured_vpc_and_is_refused_cleanly_without_one() {
+    let env = env().await;
+    env.node("node-1", "ins-iii1");
+    env.service("web", 80, 30080);
+    let annotations = json!({"kubernetes.io/ingress.subnetId": "subnet-abc123"});
+    let uid = env.ingress(
+        "private",
+        annotations.clone(),
+        rules(&[("", "/", "web", 80)]),
+    );
+
+    // No VPC configured: a clear failure, a Warning Event, and no CLB written.
+    let outcome = env.reconcile("private").await;
+    assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:?}");
+    assert!(outcome.message.unwrap_or_default().contains("CLB_VPC_ID"));
+    assert!(env
+        .warnings("private")
+        .contains(&"SyncLoadBalancerFailed".to_string()));
+    assert!(writes(&env.clb.calls()).is_empty());
+
+    let engine = env.engine_with(clb_ingress::cloud::apply::ApplyOptions {
+        vpc_id: Some("vpc-cluster1".into()),
+        ..Default::default()
+    });
+    let outcome = engine.reconcile_one(&IngressKey::new(NS, "private")).await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    let lb = env.lb_of(&uid).unwrap();
+    assert_eq!(
+        (
+            lb.lb_type.as_str(),
+            lb.vpc_id.as_str(),
+            lb.subnet_id.as_str()
+        ),
+        ("INTERNAL", "vpc-cluster1", "subnet-abc123")
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_out_of_time_reports_what_it_did_not_reach_and_releases_nothing() {
+    let env = env().await;
+    env.node("node-1", "ins-jjj1");
+    env.service("web", 80, 30080);
+    env.ingress("a", json!({}), rules(&[("a.example.com", "/", "web", 80)]));
+    env.ingress("b", json!({}), rules(&[("b.example.com", "/", "web", 80)]));
+    let orphan = env.clb.insert_load_balancer(
+        "OPEN",
+        "orphan",
+        &[
+            (TAG_CREATED_BY, "yes"),
+            (TAG_CLUSTER, CLUSTER),
+            (TAG_UID, "uid-gone"),
+        ],
+    );
+    let out = env.engine().sweep_now(tokio::time::Instant::now()).await;
+    assert_eq!(out.not_reached, 2, "{out:?}");
+    assert_eq!(out.orphans_released, 0);
+    assert!(out.error.is_some());
+    assert!(env.clb.load_balancer(&orphan).is_some());
+    assert!(writes(&env.clb.calls()).is_empty());
+}
