@@ -411,7 +411,22 @@ impl Reconciler {
             },
             LbSource::Adopt { lb_id } => Lookup::ById(lb_id),
         };
-        let (cloud, reads) = observe(&self.cloud, lookup).await?;
+        let (mut cloud, reads) = observe(&self.cloud, lookup).await?;
+        let mut reads = reads.calls;
+        // A CLB still being created (a run stopped right after CreateLoadBalancer) takes no
+        // writes yet; wait for it here rather than leave the rest to a later trigger.
+        if let Some(lb) = cloud
+            .load_balancer
+            .as_ref()
+            .filter(|lb| lb.status == plan::LB_STATUS_CREATING)
+        {
+            self.cloud
+                .wait_load_balancers_ready(std::slice::from_ref(&lb.id))
+                .await?;
+            let (again, more) = observe(&self.cloud, lookup).await?;
+            cloud = again;
+            reads += more.calls + 1;
+        }
         match plan::plan(&desired, &cloud) {
             Ok(plan) => {
                 let mut problems = desired.problems;
@@ -422,7 +437,7 @@ impl Reconciler {
                     plan,
                     problems,
                     release: false,
-                    reads: reads.calls,
+                    reads,
                 })))
             }
             Err(refusal) => {
@@ -716,7 +731,7 @@ impl Reconciler {
             ownership::release_action(IngressFact::Gone, &tags, &self.cluster_id, &uid),
             Ok(ownership::Release::DeleteLoadBalancer)
         ) {
-            reads += read_listeners(&self.cloud, &mut cloud_lb).await?;
+            reads += read_listeners(&self.cloud, &mut cloud_lb, false).await?;
         }
         let cloud = CloudView {
             load_balancer: Some(cloud_lb),
