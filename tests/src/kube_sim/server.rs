@@ -106,9 +106,14 @@ fn user_for(shared: &Shared, headers: &HeaderMap) -> Result<UserInfo, ApiError> 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(auth) = auth else {
+        // kubectl (client-go) never sends a bearer token over plain HTTP, so a request
+        // without credentials is the admin, as on the apiserver's old insecure port.
         return Ok(UserInfo {
-            username: "system:anonymous".into(),
-            groups: vec!["system:unauthenticated".into()],
+            username: super::ADMIN_USER.into(),
+            groups: vec![
+                "kubeadm:cluster-admins".into(),
+                "system:authenticated".into(),
+            ],
         });
     };
     let token = auth
@@ -604,9 +609,16 @@ pub async fn handle(
             .and_then(|v| v.split(',').next())
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|| remote.ip().to_string());
+        // The apiserver logs the decoded DeleteOptions, TypeMeta included, body or not.
         let request_object = match (ctx.verb, ctx.request_object) {
-            ("delete" | "deletecollection", None) => {
-                Some(json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"}))
+            ("delete" | "deletecollection", body) => {
+                let mut opts = match body {
+                    Some(Value::Object(m)) => Value::Object(m),
+                    _ => json!({}),
+                };
+                opts["kind"] = json!("DeleteOptions");
+                opts["apiVersion"] = json!("meta.k8s.io/v1");
+                Some(opts)
             }
             (_, r) => r,
         };
