@@ -1074,3 +1074,68 @@ async fn discovery_documents_list_the_served_resources() {
         .collect();
     assert_eq!(res, vec!["ingresses", "ingresses/status", "ingressclasses"]);
 }
+
+#[tokio::test]
+async fn kube_runtime_recorder_creates_then_patches_an_event_series() {
+    use kube::runtime::events::{Event as RtEvent, EventType, Recorder, Reporter};
+    use kube::Resource;
+    let (sim, client) = sim().await;
+    let ing = Api::<Ingress>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &ingress("web", "a.example.com"))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "clb-ingress".into(),
+            instance: Some("clb-ingress-1".into()),
+        },
+    );
+    let ev = RtEvent {
+        type_: EventType::Warning,
+        reason: "ExistLbRefused".into(),
+        note: Some("lb-123 belongs to another cluster".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &ing.object_ref(&())).await.unwrap();
+    recorder.publish(&ev, &ing.object_ref(&())).await.unwrap();
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let list = events.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let e = &list.items[0];
+    assert_eq!(e.reason.as_deref(), Some("ExistLbRefused"));
+    assert_eq!(e.regarding.as_ref().unwrap().name.as_deref(), Some("web"));
+    assert_eq!(e.series.as_ref().map(|s| s.count), Some(2));
+    let writes: Vec<String> = sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/apis/events.k8s.io/"))
+        .map(|r| format!("{} {}", r.method, r.status))
+        .collect();
+    assert_eq!(writes, ["POST 201", "PATCH 200", "GET 200"]);
+}
+
+#[tokio::test]
+async fn kube_discovery_finds_every_served_kind() {
+    let (_sim, client) = sim().await;
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let mut kinds: Vec<String> = discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .map(|(ar, _)| format!("{}/{}", ar.api_version, ar.kind))
+        .collect();
+    kinds.sort();
+    for k in [
+        "v1/Service",
+        "v1/Node",
+        "networking.k8s.io/v1/Ingress",
+        "networking.k8s.io/v1/IngressClass",
+        "discovery.k8s.io/v1/EndpointSlice",
+        "coordination.k8s.io/v1/Lease",
+        "events.k8s.io/v1/Event",
+        "cloud.tencent.com/v1alpha1/TkeServiceConfig",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} not in {kinds:?}");
+    }
+}

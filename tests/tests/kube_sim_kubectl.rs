@@ -325,3 +325,46 @@ async fn kubectl_reports_invalid_objects_and_applies_custom_resources_with_merge
     let table = k.ok(&["get", "tkeserviceconfigs"]).await;
     assert!(table.starts_with("NAME"), "{table}");
 }
+
+#[tokio::test]
+async fn kube_sim_binary_prints_its_address_and_serves_kubectl() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = std::env::temp_dir().join(format!("kube-sim-bin-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = dir.join("kubeconfig");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-sim"))
+        .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
+        .arg(&kc)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap();
+    let url = line.strip_prefix("kube-sim listening on ").unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{line}"
+    );
+    let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "/usr/bin/kubectl".into());
+    let out = tokio::process::Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .args(["get", "namespaces", "-o", "name"])
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let names = String::from_utf8_lossy(&out.stdout);
+    assert!(names.contains("namespace/default"), "{names}");
+    assert!(names.contains("namespace/kube-system"), "{names}");
+    child.kill().await.unwrap();
+}
