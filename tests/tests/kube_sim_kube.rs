@@ -1139,3 +1139,46 @@ async fn kube_discovery_finds_every_served_kind() {
         assert!(kinds.iter().any(|x| x == k), "{k} not in {kinds:?}");
     }
 }
+
+#[tokio::test]
+async fn unknown_fields_are_dropped_with_a_warning_or_refused_under_strict_validation() {
+    let (sim, client) = sim().await;
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Service"));
+    let api: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
+    let body = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "labelz": {"a": "b"}},
+        "spec": {"ports": [{"port": 80}]},
+        "spex": {"typo": true}
+    });
+    let created = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(body.clone()).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(created.data.get("spex").is_none(), "pruned");
+    let url = format!(
+        "{}/api/v1/namespaces/default/services?fieldValidation=Strict",
+        sim.url()
+    );
+    let mut again = body;
+    again["metadata"]["name"] = json!("web2");
+    let resp = reqwest_client()
+        .post(url)
+        .bearer_auth(sim.admin_token())
+        .json(&again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let status: Value = resp.json().await.unwrap();
+    assert_eq!(status["reason"], "BadRequest");
+    let msg = status["message"].as_str().unwrap();
+    assert!(
+        msg.contains("unknown field \"spex\"") && msg.contains("unknown field \"metadata.labelz\""),
+        "{msg}"
+    );
+    assert!(api.get_opt("web2").await.unwrap().is_none());
+}

@@ -301,6 +301,17 @@ async fn kubectl_reports_invalid_objects_and_applies_custom_resources_with_merge
     let out = k.run(&["apply", "-f", &bad]).await;
     assert!(!out.ok);
     assert!(out.stderr.contains("is invalid"), "{}", out.stderr);
+    let typo = k.write(
+        "typo.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspex:\n  ports:\n  - port: 80\n",
+    );
+    let out = k.run(&["apply", "-f", &typo]).await;
+    assert!(!out.ok, "kubectl asks for strict field validation");
+    assert!(
+        out.stderr.contains("unknown field \"spex\""),
+        "{}",
+        out.stderr
+    );
     let cr = "apiVersion: cloud.tencent.com/v1alpha1\nkind: TkeServiceConfig\nmetadata:\n  name: cfg\nspec:\n  loadBalancer:\n    l7Listeners:\n    - protocol: HTTP\n      port: 80\n";
     let file = k.write("cr.yaml", cr);
     k.ok(&["apply", "-f", &file]).await;

@@ -18,6 +18,7 @@ use super::selector::{labels_of, FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{self, Preconditions, Store};
 use super::table;
+use super::validate;
 
 /// Largest request body accepted (the apiserver's limit is 3 MiB for most requests).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -329,7 +330,7 @@ fn resource_request(
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: &[u8],
-) -> (Result<Reply, ApiError>, Option<AuditCtx>) {
+) -> (Result<Reply, ApiError>, Option<AuditCtx>, Vec<String>) {
     let t = tg.t;
     let ns = tg.ns.clone();
     let name = tg.name.clone();
@@ -363,6 +364,38 @@ fn resource_request(
             None => parse_body(headers, body).map(Some),
         }
     };
+    // Server-side field validation (`fieldValidation`, default Warn): unknown fields are
+    // refused under Strict, else dropped with a warning. JSON patches are not checked.
+    let mut warnings = Vec::new();
+    let parsed = parsed.and_then(|body| {
+        let Some(mut body) = body else {
+            return Ok(None);
+        };
+        let checked = !matches!(patch_kind, Some(Ok(PatchKind::Json)))
+            && matches!(method.as_str(), "POST" | "PUT" | "PATCH");
+        if checked {
+            let unknown = validate::unknown_fields(t, &body);
+            if !unknown.is_empty() {
+                let mode = q.get("fieldValidation").map_or("Warn", String::as_str);
+                let msgs: Vec<String> = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect();
+                match mode {
+                    "Strict" => {
+                        return Err(ApiError::bad_request(format!(
+                            "strict decoding error: {}",
+                            msgs.join(", ")
+                        )))
+                    }
+                    "Ignore" => {}
+                    _ => warnings = msgs,
+                }
+                validate::prune_unknown_fields(&mut body, &unknown);
+            }
+        }
+        Ok(Some(body))
+    });
     let ctx = verb.map(|verb| AuditCtx {
         verb,
         resource: t,
@@ -459,7 +492,7 @@ fn resource_request(
             (m, _) => Err(ApiError::method_not_allowed(m, t.plural)),
         }
     })();
-    (result, ctx)
+    (result, ctx, warnings)
 }
 
 fn discovery_request(
@@ -536,6 +569,7 @@ pub async fn handle(
     let body = axum::body::to_bytes(body, MAX_BODY).await;
 
     let mut audit_ctx = None;
+    let mut warnings: Vec<String> = Vec::new();
     let mut username = String::new();
     let reply: Result<Reply, ApiError> = (|| {
         let body = body.map_err(|_| {
@@ -556,8 +590,9 @@ pub async fn handle(
         };
         let target = target?;
         let q = query_map(&query);
-        let (r, ctx) = resource_request(&shared, &method, target, &q, &headers, &body);
+        let (r, ctx, w) = resource_request(&shared, &method, target, &q, &headers, &body);
         audit_ctx = ctx.map(|c| (c, user));
+        warnings = w;
         r
     })();
 
@@ -581,6 +616,11 @@ pub async fn handle(
     let mut resp = resp;
     if let Ok(v) = audit_id.parse() {
         resp.headers_mut().insert("audit-id", v);
+    }
+    for w in &warnings {
+        if let Ok(v) = format!("299 - {w:?}").parse() {
+            resp.headers_mut().append(header::WARNING, v);
+        }
     }
     if let Ok(mut log) = shared.log.lock() {
         log.push(RequestRecord {

@@ -511,3 +511,112 @@ mod tests {
         assert!(!is_dns1123_label(&"a".repeat(64)));
     }
 }
+
+/// Top-level fields of each built-in type (the Go structs' JSON names). Only the top level
+/// and `metadata` are checked: kube-sim carries no schemas below them.
+fn known_fields(t: &ResourceType) -> Option<&'static [&'static str]> {
+    Some(match (t.group, t.plural) {
+        (_, _) if !t.builtin => return None,
+        ("", "endpoints") => &["subsets"],
+        ("", "secrets") => &["data", "stringData", "type", "immutable"],
+        ("", "events") => &[
+            "involvedObject",
+            "reason",
+            "message",
+            "source",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "type",
+            "eventTime",
+            "series",
+            "action",
+            "related",
+            "reportingComponent",
+            "reportingInstance",
+        ],
+        ("events.k8s.io", "events") => &[
+            "eventTime",
+            "series",
+            "reportingController",
+            "reportingInstance",
+            "action",
+            "reason",
+            "regarding",
+            "related",
+            "note",
+            "type",
+            "deprecatedSource",
+            "deprecatedFirstTimestamp",
+            "deprecatedLastTimestamp",
+            "deprecatedCount",
+        ],
+        ("discovery.k8s.io", "endpointslices") => &["addressType", "endpoints", "ports"],
+        ("networking.k8s.io", "ingressclasses") | ("coordination.k8s.io", "leases") => &["spec"],
+        _ => &["spec", "status"],
+    })
+}
+
+const META_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// Fields of a request body (an object, or a merge/strategic/apply patch) the type does not
+/// have, as `fieldValidation` reports them (`spec.foo` style paths). Patch directives
+/// (`$patch`, `$setElementOrder/...`) are not fields.
+pub fn unknown_fields(t: &ResourceType, body: &Value) -> Vec<String> {
+    let Some(known) = known_fields(t) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(m) = body.as_object() {
+        for k in m.keys() {
+            let ok = k.starts_with('$')
+                || ["apiVersion", "kind", "metadata"].contains(&k.as_str())
+                || known.contains(&k.as_str());
+            if !ok {
+                out.push(k.clone());
+            }
+        }
+    }
+    if let Some(m) = body.get("metadata").and_then(Value::as_object) {
+        for k in m.keys() {
+            if !k.starts_with('$') && !META_FIELDS.contains(&k.as_str()) {
+                out.push(format!("metadata.{k}"));
+            }
+        }
+    }
+    out
+}
+
+/// Drops what `unknown_fields` reports, as the apiserver does when it does not reject them.
+pub fn prune_unknown_fields(body: &mut Value, unknown: &[String]) {
+    for path in unknown {
+        match path.strip_prefix("metadata.") {
+            Some(k) => {
+                if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove(k);
+                }
+            }
+            None => {
+                if let Some(m) = body.as_object_mut() {
+                    m.remove(path);
+                }
+            }
+        }
+    }
+}
