@@ -496,22 +496,6 @@ impl Allocator {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dns_names_follow_the_rfc_1123_rules() {
-        assert!(is_dns1123_subdomain("a.b-c.d0"));
-        assert!(!is_dns1123_subdomain("A"));
-        assert!(!is_dns1123_subdomain("-a"));
-        assert!(!is_dns1123_subdomain("a..b"));
-        assert!(is_dns1123_label("0abc"));
-        assert!(!is_dns1035_label("0abc"));
-        assert!(!is_dns1123_label(&"a".repeat(64)));
-    }
-}
-
 /// Top-level fields of each built-in type (the Go structs' JSON names). Only the top level
 /// and `metadata` are checked: kube-sim carries no schemas below them.
 fn known_fields(t: &ResourceType) -> Option<&'static [&'static str]> {
@@ -618,5 +602,21 @@ pub fn prune_unknown_fields(body: &mut Value, unknown: &[String]) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names_follow_the_rfc_1123_rules() {
+        assert!(is_dns1123_subdomain("a.b-c.d0"));
+        assert!(!is_dns1123_subdomain("A"));
+        assert!(!is_dns1123_subdomain("-a"));
+        assert!(!is_dns1123_subdomain("a..b"));
+        assert!(is_dns1123_label("0abc"));
+        assert!(!is_dns1035_label("0abc"));
+        assert!(!is_dns1123_label(&"a".repeat(64)));
     }
 }
