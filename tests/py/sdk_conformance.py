@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Drives clb-sim with the official Tencent Cloud Python SDK and asserts on SDK model fields.
+
+Usage: sdk_conformance.py --endpoint 127.0.0.1:PORT --secret-id ID --secret-key KEY [--region R]
+Exits 0 when every check passed; prints one line per check and the failure otherwise.
+"""
+import argparse
+import json
+import sys
+import time
+
+from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.clb.v20180317 import clb_client, models as clb
+from tencentcloud.tag.v20180813 import tag_client, models as tag
+
+CHECKS = 0
+
+
+def check(cond, what):
+    global CHECKS
+    if not cond:
+        raise AssertionError(what)
+    CHECKS += 1
+    print("ok", what)
+
+
+def req(model_cls, params):
+    r = model_cls()
+    r.from_json_string(json.dumps(params))
+    return r
+
+
+def expect_error(fn, code, what):
+    try:
+        fn()
+    except TencentCloudSDKException as e:
+        check(e.get_code() == code, "%s -> %s (got %s)" % (what, code, e.get_code()))
+        check(bool(e.get_request_id()), what + " carries a RequestId")
+        return
+    raise AssertionError(what + ": expected " + code + ", the call succeeded")
+
+
+def wait_task(c, request_id):
+    for _ in range(200):
+        r = c.DescribeTaskStatus(req(clb.DescribeTaskStatusRequest, {"TaskId": request_id}))
+        if r.Status == 0:
+            return
+        if r.Status != 2:
+            raise AssertionError("task %s has status %s" % (request_id, r.Status))
+        time.sleep(0.02)
+    raise AssertionError("task %s never finished" % request_id)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--endpoint", required=True)
+    ap.add_argument("--secret-id", required=True)
+    ap.add_argument("--secret-key", required=True)
+    ap.add_argument("--region", default="ap-guangzhou")
+    a = ap.parse_args()
+
+    profile = ClientProfile(httpProfile=HttpProfile(endpoint=a.endpoint, protocol="http"))
+    cred = credential.Credential(a.secret_id, a.secret_key)
+    c = clb_client.ClbClient(cred, a.region, profile)
+    t = tag_client.TagClient(cred, a.region, profile)
+
+    # Create, tagged at once, idempotent by ClientToken.
+    create = {
+        "LoadBalancerType": "OPEN",
+        "LoadBalancerName": "sdk-conformance",
+        "Tags": [{"TagKey": "tke-clusterId", "TagValue": "cls-sdk"},
+                 {"TagKey": "tke-lb-ingress-uuid", "TagValue": "uid-1"}],
+        "ClientToken": "sdk-conformance-token",
+    }
+    r = c.CreateLoadBalancer(req(clb.CreateLoadBalancerRequest, create))
+    check(len(r.LoadBalancerIds) == 1 and r.LoadBalancerIds[0].startswith("lb-"), "CreateLoadBalancer returns one lb- id")
+    lb = r.LoadBalancerIds[0]
+    check(bool(r.RequestId), "CreateLoadBalancer has a RequestId")
+    wait_task(c, r.RequestId)
+    again = c.CreateLoadBalancer(req(clb.CreateLoadBalancerRequest, create))
+    check(again.LoadBalancerIds == [lb], "the same ClientToken returns the same CLB")
+
+    d = c.DescribeLoadBalancers(req(clb.DescribeLoadBalancersRequest, {
+        "Filters": [{"Name": "tag:tke-lb-ingress-uuid", "Values": ["uid-1"]}]}))
+    check(d.TotalCount == 1 and len(d.LoadBalancerSet) == 1, "tag filter finds exactly the CLB")
+    m = d.LoadBalancerSet[0]
+    check(m.LoadBalancerId == lb and m.LoadBalancerType == "OPEN" and m.Status == 1, "LoadBalancer model fields")
+    check(m.LoadBalancerName == "sdk-conformance", "LoadBalancerName read back")
+    check(len(m.LoadBalancerVips) == 1 and m.LoadBalancerVips[0], "LoadBalancerVips has the VIP")
+    check(sorted((x.TagKey, x.TagValue) for x in m.Tags) ==
+          [("tke-clusterId", "cls-sdk"), ("tke-lb-ingress-uuid", "uid-1")], "Tags given at create are on the CLB")
+    check(bool(m.CreateTime) and m.Forward == 1, "CreateTime and Forward")
+
+    # Listeners: one call per protocol.
+    r = c.CreateListener(req(clb.CreateListenerRequest, {
+        "LoadBalancerId": lb, "Ports": [80], "Protocol": "HTTP", "ListenerNames": ["TKE-DEDICATED-LISTENER"]}))
+    check(len(r.ListenerIds) == 1 and r.ListenerIds[0].startswith("lbl-"), "CreateListener HTTP returns lbl- id")
+    http_l = r.ListenerIds[0]
+    wait_task(c, r.RequestId)
+    r = c.CreateListener(req(clb.CreateListenerRequest, {
+        "LoadBalancerId": lb, "Ports": [443], "Protocol": "HTTPS", "ListenerNames": ["TKE-DEDICATED-LISTENER"],
+        "SniSwitch": 1}))
+    https_l = r.ListenerIds[0]
+    wait_task(c, r.RequestId)
+    expect_error(lambda: c.CreateListener(req(clb.CreateListenerRequest, {
+        "LoadBalancerId": lb, "Ports": [80], "Protocol": "HTTP"})), "InvalidParameter.PortCheckFailed",
+        "CreateListener on a used port")
+
+    # Rules.
+    r = c.CreateRule(req(clb.CreateRuleRequest, {
+        "LoadBalancerId": lb, "ListenerId": http_l,
+        "Rules": [{"Domain": "a.example.com", "Url": "/"},
+                  {"Domain": "a.example.com", "Url": "/api", "HealthCheck": {"HttpCheckPath": "/healthz"}}]}))
+    check(len(r.LocationIds) == 2 and all(x.startswith("loc-") for x in r.LocationIds), "CreateRule returns loc- ids")
+    loc_root, loc_api = r.LocationIds
+    wait_task(c, r.RequestId)
+    r = c.CreateRule(req(clb.CreateRuleRequest, {
+        "LoadBalancerId": lb, "ListenerId": https_l,
+        "Rules": [{"Domain": "b.example.com", "Url": "/",
+                   "Certificate": {"SSLMode": "UNIDIRECTIONAL", "CertId": "cert-b"}}]}))
+    loc_b = r.LocationIds[0]
+    wait_task(c, r.RequestId)
+    r = c.ModifyRule(req(clb.ModifyRuleRequest, {
+        "LoadBalancerId": lb, "ListenerId": http_l, "LocationId": loc_api, "Scheduler": "LEAST_CONN"}))
+    wait_task(c, r.RequestId)
+
+    dl = c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": lb}))
+    check(dl.TotalCount == 2 and len(dl.Listeners) == 2, "DescribeListeners returns both")
+    by_port = {x.Port: x for x in dl.Listeners}
+    check(by_port[80].Protocol == "HTTP" and by_port[80].ListenerName == "TKE-DEDICATED-LISTENER", "HTTP listener fields")
+    check(by_port[443].SniSwitch == 1, "HTTPS listener has SNI on")
+    rules = {x.Url: x for x in by_port[80].Rules}
+    check(set(rules) == {"/", "/api"}, "rules read back by Url")
+    check(rules["/"].DefaultServer is True and rules["/"].Domain == "a.example.com", "first domain is the default")
+    check(rules["/api"].HealthCheck.HttpCheckPath == "/healthz", "rule HealthCheck read back")
+    check(rules["/api"].Scheduler == "LEAST_CONN", "ModifyRule changed the scheduler")
+    b = by_port[443].Rules[0]
+    check(b.LocationId == loc_b and b.Certificate.CertId == "cert-b", "SNI domain certificate read back")
+
+    # Targets.
+    r = c.RegisterTargets(req(clb.RegisterTargetsRequest, {
+        "LoadBalancerId": lb, "ListenerId": http_l, "LocationId": loc_root,
+        "Targets": [{"InstanceId": "ins-aaaa1111", "Port": 30080, "Weight": 10}]}))
+    wait_task(c, r.RequestId)
+    r = c.BatchRegisterTargets(req(clb.BatchRegisterTargetsRequest, {
+        "LoadBalancerId": lb, "Targets": [
+            {"ListenerId": http_l, "LocationId": loc_api, "EniIp": "10.0.0.5", "Port": 8080, "Weight": 20},
+            {"ListenerId": https_l, "LocationId": loc_b, "InstanceId": "ins-bbbb2222", "Port": 30443}]}))
+    check(r.FailListenerIdSet == [], "BatchRegisterTargets has no failed listener")
+    r = c.BatchModifyTargetWeight(req(clb.BatchModifyTargetWeightRequest, {
+        "LoadBalancerId": lb, "ModifyList": [{"ListenerId": http_l, "LocationId": loc_api, "Weight": 50,
+                                               "Targets": [{"EniIp": "10.0.0.5", "Port": 8080}]}]}))
+    wait_task(c, r.RequestId)
+    dt = c.DescribeTargets(req(clb.DescribeTargetsRequest, {"LoadBalancerId": lb}))
+    lbs = {x.ListenerId: x for x in dt.Listeners}
+    check(set(lbs) == {http_l, https_l}, "DescribeTargets lists both listeners")
+    trules = {x.LocationId: x for x in lbs[http_l].Rules}
+    root_t = trules[loc_root].Targets
+    check(len(root_t) == 1 and root_t[0].InstanceId == "ins-aaaa1111" and root_t[0].Port == 30080
+          and root_t[0].Weight == 10 and root_t[0].Type == "CVM", "CVM target read back")
+    api_t = trules[loc_api].Targets
+    check(len(api_t) == 1 and api_t[0].PrivateIpAddresses == ["10.0.0.5"] and api_t[0].Weight == 50
+          and api_t[0].Type == "ENI", "ENI target read back with the new weight")
+    r = c.DeregisterTargets(req(clb.DeregisterTargetsRequest, {
+        "LoadBalancerId": lb, "ListenerId": http_l, "LocationId": loc_root,
+        "Targets": [{"InstanceId": "ins-aaaa1111", "Port": 30080}]}))
+    wait_task(c, r.RequestId)
+    r = c.BatchDeregisterTargets(req(clb.BatchDeregisterTargetsRequest, {
+        "LoadBalancerId": lb, "Targets": [{"ListenerId": http_l, "LocationId": loc_api, "EniIp": "10.0.0.5", "Port": 8080}]}))
+    dt = c.DescribeTargets(req(clb.DescribeTargetsRequest, {"LoadBalancerId": lb, "ListenerIds": [http_l]}))
+    check(all(not x.Targets for x in dt.Listeners[0].Rules), "targets deregistered")
+
+    # Tags through the Tag API.
+    res = "qcs::clb:%s:uin/:clb/%s" % (a.region, lb)
+    tr = t.TagResources(req(tag.TagResourcesRequest, {"ResourceList": [res],
+                                                      "Tags": [{"TagKey": "team", "TagValue": "web"}]}))
+    check(tr.FailedResources == [], "TagResources has no failed resource")
+    d = c.DescribeLoadBalancers(req(clb.DescribeLoadBalancersRequest, {
+        "Filters": [{"Name": "tag-key", "Values": ["team"]}]}))
+    check([x.LoadBalancerId for x in d.LoadBalancerSet] == [lb], "tag-key filter sees the new tag")
+    t.UnTagResources(req(tag.UnTagResourcesRequest, {"ResourceList": [res],
+                                                    "TagKeys": ["team", "tke-clusterId"]}))
+    d = c.DescribeLoadBalancers(req(clb.DescribeLoadBalancersRequest, {"LoadBalancerIds": [lb]}))
+    check([(x.TagKey, x.TagValue) for x in d.LoadBalancerSet[0].Tags] == [("tke-lb-ingress-uuid", "uid-1")],
+          "UnTagResources removed the keys")
+    g = t.GetResources(req(tag.GetResourcesRequest, {"TagFilters": [{"TagKey": "tke-lb-ingress-uuid", "TagValue": ["uid-1"]}]}))
+    check(len(g.ResourceTagMappingList) == 1 and g.ResourceTagMappingList[0].Resource.endswith("clb/" + lb),
+          "GetResources finds the CLB by tag")
+
+    # Errors the SDK must see as such.
+    expect_error(lambda: c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": "lb-missing0"})),
+                 "InvalidParameter.LBIdNotFound", "DescribeListeners of a missing CLB")
+    wrong = clb_client.ClbClient(credential.Credential(a.secret_id, a.secret_key + "x"), a.region, profile)
+    expect_error(lambda: wrong.DescribeLoadBalancers(clb.DescribeLoadBalancersRequest()),
+                 "AuthFailure.SignatureFailure", "a request signed with a wrong key")
+    stranger = clb_client.ClbClient(credential.Credential("AKIDSTRANGER", a.secret_key), a.region, profile)
+    expect_error(lambda: stranger.DescribeLoadBalancers(clb.DescribeLoadBalancersRequest()),
+                 "AuthFailure.SecretIdNotFound", "an unknown SecretId")
+
+    # Deletes.
+    r = c.DeleteRule(req(clb.DeleteRuleRequest, {"LoadBalancerId": lb, "ListenerId": http_l, "LocationIds": [loc_api]}))
+    wait_task(c, r.RequestId)
+    r = c.DeleteListener(req(clb.DeleteListenerRequest, {"LoadBalancerId": lb, "ListenerId": https_l}))
+    wait_task(c, r.RequestId)
+    dl = c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": lb}))
+    check([x.ListenerId for x in dl.Listeners] == [http_l] and len(dl.Listeners[0].Rules) == 1, "rule and listener deleted")
+    r = c.DeleteLoadBalancer(req(clb.DeleteLoadBalancerRequest, {"LoadBalancerIds": [lb]}))
+    wait_task(c, r.RequestId)
+    d = c.DescribeLoadBalancers(req(clb.DescribeLoadBalancersRequest, {"LoadBalancerIds": [lb]}))
+    check(d.TotalCount == 0 and d.LoadBalancerSet == [], "the CLB is gone")
+    print("sdk-conformance: %d checks passed" % CHECKS)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print("FAILED:", e)
+        sys.exit(1)
+    except TencentCloudSDKException as e:
+        print("FAILED: unexpected SDK error %s: %s" % (e.get_code(), e.get_message()))
+        sys.exit(1)
