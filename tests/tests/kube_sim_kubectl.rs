@@ -379,3 +379,42 @@ async fn kube_sim_binary_prints_its_address_and_serves_kubectl() {
     assert!(names.contains("namespace/kube-system"), "{names}");
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn kubectl_create_namespace_and_secrets_send_protobuf_that_is_decoded() {
+    let (sim, k) = sim().await;
+    k.ok(&["create", "namespace", "shop"]).await;
+    k.ok(&[
+        "-n",
+        "shop",
+        "create",
+        "secret",
+        "generic",
+        "cert",
+        "--from-literal=qcloud_cert_id=abc123",
+    ])
+    .await;
+    let creates: Vec<_> = sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert!(creates.iter().all(|r| r
+        .content_type
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("application/vnd.kubernetes.protobuf")));
+    let ns = sim.get_object("v1", "Namespace", None, "shop").unwrap();
+    assert_eq!(ns["status"]["phase"], "Active");
+    assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
+    let secret = sim
+        .get_object("v1", "Secret", Some("shop"), "cert")
+        .unwrap();
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["data"]["qcloud_cert_id"], "YWJjMTIz");
+    let out = k
+        .run(&["create", "service", "clusterip", "web", "--tcp=80:8080"])
+        .await;
+    assert!(!out.ok, "protobuf of other kinds is refused");
+    assert!(out.stderr.contains("unknown format"), "{}", out.stderr);
+}

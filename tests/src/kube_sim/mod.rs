@@ -39,6 +39,7 @@ pub mod audit;
 pub mod discovery;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selector;
 mod server;

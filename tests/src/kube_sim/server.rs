@@ -13,6 +13,7 @@ use super::audit::{self, AuditBackend, AuditRecord, UserInfo};
 use super::discovery;
 use super::openapi;
 use super::patch::{self, PatchKind};
+use super::protobuf;
 use super::resources::{self, ResourceType};
 use super::selector::{labels_of, FieldSelector, LabelSelector};
 use super::status::ApiError;
@@ -192,8 +193,11 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return protobuf::decode(body);
+    }
     if ct.contains("protobuf") || ct.contains("cbor") {
-        return Err(ApiError::unsupported_media_type(ct));
+        return Err(ApiError::unsupported_body(ct));
     }
     if ct.contains("yaml") {
         return patch::parse_apply_body(body);

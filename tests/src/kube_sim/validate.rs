@@ -446,7 +446,7 @@ pub fn apply_defaults(t: &ResourceType, obj: &mut Value, alloc: &mut Allocator) 
             }
         }
         ("", "secrets") => {
-            if obj.get("type").is_none() {
+            if obj.get("type").is_none_or(|t| t.as_str() == Some("")) {
                 obj["type"] = json!("Opaque");
             }
             if let Some(Value::Object(sd)) = obj.get("stringData").cloned() {
@@ -468,8 +468,12 @@ pub fn apply_defaults(t: &ResourceType, obj: &mut Value, alloc: &mut Allocator) 
             if obj.pointer("/status/phase").is_none() {
                 obj["status"] = json!({ "phase": "Active" });
             }
-            if obj.pointer("/spec/finalizers").is_none() {
-                obj["spec"] = json!({ "finalizers": ["kubernetes"] });
+            // Upstream PrepareForCreate insists on the `kubernetes` finalizer.
+            let fins = obj.pointer("/spec/finalizers").and_then(Value::as_array);
+            if fins.is_none_or(|f| !f.iter().any(|x| x == "kubernetes")) {
+                let mut fins = fins.cloned().unwrap_or_default();
+                fins.push(json!("kubernetes"));
+                obj["spec"]["finalizers"] = Value::Array(fins);
             }
         }
         _ => {}
