@@ -1182,3 +1182,45 @@ async fn unknown_fields_are_dropped_with_a_warning_or_refused_under_strict_valid
     );
     assert!(api.get_opt("web2").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn leaving_node_port_type_releases_carried_node_ports_and_explicit_ones_are_refused() {
+    let (_sim, client) = sim().await;
+    let api: Api<Service> = Api::namespaced(client, "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &svc).await.unwrap();
+    let np = created.spec.unwrap().ports.unwrap()[0].node_port.unwrap();
+    let to_cluster_ip = json!({"spec": {"type": "ClusterIP"}});
+    let got = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(&to_cluster_ip),
+        )
+        .await
+        .unwrap();
+    let spec = got.spec.unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(
+        spec.ports.unwrap()[0].node_port,
+        None,
+        "node port {np} released"
+    );
+    let explicit = json!({"spec": {"ports": [{"port": 80, "nodePort": 30080}]}});
+    let e = api_err(
+        api.patch("web", &PatchParams::default(), &Patch::Strategic(&explicit))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.reason, "Invalid");
+    assert!(
+        e.message
+            .contains("may not be used when `type` is 'ClusterIP'"),
+        "{}",
+        e.message
+    );
+}

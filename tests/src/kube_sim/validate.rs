@@ -244,6 +244,24 @@ fn check_service(obj: &Value, errs: &mut Vec<FieldError>) {
         {
             errs.push(FieldError::required(format!("spec.ports[{i}].name")));
         }
+        let node_port = p
+            .get("nodePort")
+            .and_then(Value::as_i64)
+            .filter(|n| *n != 0);
+        if let Some(n) = node_port {
+            if ty == "ClusterIP" || ty == "ExternalName" {
+                errs.push(FieldError::forbidden(
+                    format!("spec.ports[{i}].nodePort"),
+                    format!("may not be used when `type` is '{ty}'"),
+                ));
+            } else if !(30000..=32767).contains(&n) {
+                errs.push(FieldError::invalid(
+                    format!("spec.ports[{i}].nodePort"),
+                    &n.to_string(),
+                    "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                ));
+            }
+        }
         if let Some(proto) = p.get("protocol").and_then(Value::as_str) {
             if !["TCP", "UDP", "SCTP"].contains(&proto) {
                 errs.push(FieldError::not_supported(
