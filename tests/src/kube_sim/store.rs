@@ -766,7 +766,7 @@ fn carry_allocations(t: &ResourceType, old: &Value, new: &mut Value) {
         .unwrap_or_default();
     if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for p in ports {
-            if p.get("nodePort").is_some_and(|n| n.as_i64() != Some(0)) {
+            if !p.is_object() || p.get("nodePort").is_some_and(|n| n.as_i64() != Some(0)) {
                 continue;
             }
             if let Some(np) = old_ports
