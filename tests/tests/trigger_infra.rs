@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use serde::Deserialize;
 use serde_yaml::Value as Yaml;
 
 fn infra(path: &str) -> String {
@@ -151,4 +152,31 @@ fn cam_policy_allows_every_clb_and_tag_action_the_cloud_client_calls() {
     if root.join("clb.rs").exists() {
         assert!(checked >= 10, "found only {checked} actions");
     }
+}
+
+#[test]
+fn audit_policy_drops_writes_of_the_service_account_rbac_yaml_creates() {
+    let mut accounts = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&infra("kubernetes/rbac.yaml")) {
+        let doc = Yaml::deserialize(doc).unwrap();
+        if doc["kind"].as_str() == Some("ServiceAccount") {
+            let ns = doc["metadata"]["namespace"].as_str().unwrap();
+            let name = doc["metadata"]["name"].as_str().unwrap();
+            accounts.push(format!("system:serviceaccount:{ns}:{name}"));
+        }
+    }
+    assert_eq!(accounts.len(), 1, "rbac.yaml defines one ServiceAccount");
+    let policy = yaml("kubernetes/audit-policy.yaml");
+    let dropped: Vec<String> = policy["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|rule| rule["level"].as_str() == Some("None"))
+        .flat_map(|rule| strings(&rule["users"]))
+        .collect();
+    assert!(
+        dropped.contains(&accounts[0]),
+        "audit policy drops {dropped:?}, rbac.yaml creates {}",
+        accounts[0]
+    );
 }
