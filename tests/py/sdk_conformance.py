@@ -164,6 +164,17 @@ def main():
     api_t = trules[loc_api].Targets
     check(len(api_t) == 1 and api_t[0].PrivateIpAddresses == ["10.0.0.5"] and api_t[0].Weight == 50
           and api_t[0].Type == "ENI", "ENI target read back with the new weight")
+    dd = c.DescribeLoadBalancersDetail(req(clb.DescribeLoadBalancersDetailRequest, {
+        "Fields": ["ListenerId", "Protocol", "Port", "LocationId", "Domain", "Url", "TargetId", "TargetAddress",
+                   "TargetPort", "TargetWeight", "Tags"],
+        "TargetType": "NODE", "Limit": 100,
+        "Filters": [{"Name": "tag:tke-clusterId", "Values": ["cls-sdk"]}]}))
+    rows = sorted((x.Port, x.Url, x.TargetId, x.TargetAddress, x.TargetPort, x.TargetWeight)
+                  for x in dd.LoadBalancerDetailSet)
+    check(rows == [(80, "/", "ins-aaaa1111", None, 30080, 10), (80, "/api", None, "10.0.0.5", 8080, 50),
+                   (443, "/", "ins-bbbb2222", None, 30443, 10)], "DescribeLoadBalancersDetail rows: %s" % rows)
+    check(dd.TotalCount == 3 and all(x.LoadBalancerId == lb for x in dd.LoadBalancerDetailSet), "detail rows name the CLB")
+    check(all(x.VpcId is None for x in dd.LoadBalancerDetailSet), "fields not asked for come back null")
     r = c.DeregisterTargets(req(clb.DeregisterTargetsRequest, {
         "LoadBalancerId": lb, "ListenerId": http_l, "LocationId": loc_root,
         "Targets": [{"InstanceId": "ins-aaaa1111", "Port": 30080}]}))
@@ -189,6 +200,12 @@ def main():
     g = t.GetResources(req(tag.GetResourcesRequest, {"TagFilters": [{"TagKey": "tke-lb-ingress-uuid", "TagValue": ["uid-1"]}]}))
     check(len(g.ResourceTagMappingList) == 1 and g.ResourceTagMappingList[0].Resource.endswith("clb/" + lb),
           "GetResources finds the CLB by tag")
+
+    rt = t.DescribeResourcesByTags(req(tag.DescribeResourcesByTagsRequest, {
+        "TagFilters": [{"TagKey": "tke-lb-ingress-uuid", "TagValue": ["uid-1"]}], "ResourcePrefix": "clb",
+        "ServiceType": "clb"}))
+    check(rt.TotalCount == 1 and rt.Rows[0].ResourceId == lb and rt.Rows[0].ServiceType == "clb",
+          "DescribeResourcesByTags finds the CLB")
 
     # Errors the SDK must see as such.
     expect_error(lambda: c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": "lb-missing0"})),

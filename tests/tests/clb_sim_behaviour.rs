@@ -649,3 +649,154 @@ async fn tag_api_tags_and_untags_by_six_segment_name() {
         .await;
     assert_eq!(r.error_code(), Some("LimitExceeded.ResourceNumPerRequest"));
 }
+
+#[tokio::test]
+async fn detail_rows_flatten_listeners_rules_and_targets_and_page_by_row() {
+    let (sim, c) = sim_with(0).await;
+    let empty = create_lb(
+        &c,
+        json!({"LoadBalancerType": "OPEN", "Tags": [{"TagKey": "t", "TagValue": "1"}]}),
+    )
+    .await;
+    let lb = create_lb(
+        &c,
+        json!({"LoadBalancerType": "INTERNAL", "VpcId": "vpc-1", "SubnetId": "subnet-1",
+        "Tags": [{"TagKey": "t", "TagValue": "1"}]}),
+    )
+    .await;
+    sim.insert_load_balancer("OPEN", "untagged", &[]);
+    let bare = http_listener(&c, &lb, 8080).await;
+    let l = http_listener(&c, &lb, 80).await;
+    let r = ok(
+        &c,
+        "CreateRule",
+        json!({"LoadBalancerId": lb, "ListenerId": l, "Rules": [{"Domain": "a.com", "Url": "/"}]}),
+    )
+    .await;
+    let loc = r["LocationIds"][0].clone();
+    ok(
+        &c,
+        "RegisterTargets",
+        json!({"LoadBalancerId": lb, "ListenerId": l, "LocationId": loc,
+        "Targets": [{"EniIp": "10.0.0.1", "Port": 80}, {"EniIp": "10.0.0.2", "Port": 80}]}),
+    )
+    .await;
+    let fields = json!([
+        "ListenerId",
+        "Port",
+        "LocationId",
+        "TargetAddress",
+        "LoadBalancerType"
+    ]);
+    let r = c
+        .clb(
+            "DescribeLoadBalancersDetail",
+            json!({"Fields": fields, "Filters": [{"Name": "tag:t", "Values": ["1"]}]}),
+        )
+        .await;
+    assert_eq!(
+        r.error_code(),
+        Some("MissingParameter"),
+        "listener fields need TargetType"
+    );
+    let d = ok(
+        &c,
+        "DescribeLoadBalancersDetail",
+        json!({"Fields": fields, "TargetType": "NODE",
+        "Filters": [{"Name": "tag:t", "Values": ["1"]}]}),
+    )
+    .await;
+    let rows: Vec<(String, Value, Value, Value)> = d["LoadBalancerDetailSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["LoadBalancerId"].as_str().unwrap().to_string(),
+                r["ListenerId"].clone(),
+                r["LocationId"].clone(),
+                r["TargetAddress"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (empty.clone(), Value::Null, Value::Null, Value::Null),
+            (lb.clone(), json!(bare), Value::Null, Value::Null),
+            (lb.clone(), json!(l), loc.clone(), json!("10.0.0.1")),
+            (lb.clone(), json!(l), loc.clone(), json!("10.0.0.2")),
+        ]
+    );
+    assert_eq!(d["LoadBalancerDetailSet"][1]["LoadBalancerType"], "Private");
+    assert_eq!(
+        d["LoadBalancerDetailSet"][1]["VpcId"],
+        Value::Null,
+        "not asked for"
+    );
+    let d = ok(
+        &c,
+        "DescribeLoadBalancersDetail",
+        json!({"Limit": 3, "Offset": 3, "Filters": [{"Name": "tag-key", "Values": ["t"]}]}),
+    )
+    .await;
+    assert_eq!(d["TotalCount"], 4, "rows, not CLBs, are counted");
+    assert_eq!(d["LoadBalancerDetailSet"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn inline_certificates_mint_a_new_id_on_every_call() {
+    let (_sim, c) = sim_with(0).await;
+    let lb = create_lb(&c, json!({"LoadBalancerType": "OPEN"})).await;
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+    let cert = json!({"CertName": "tls-secret", "CertContent": pem, "CertKey": key});
+    ok(&c, "CreateListener", json!({"LoadBalancerId": lb, "Ports": [443, 8443], "Protocol": "HTTPS", "Certificate": cert})).await;
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Ports": [9443], "Protocol": "HTTPS",
+            "Certificate": {"CertContent": pem}}),
+        )
+        .await;
+    assert_eq!(
+        r.error_code(),
+        Some("MissingParameter"),
+        "content without key"
+    );
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Ports": [9443], "Protocol": "HTTPS",
+            "Certificate": {"CertContent": "nope", "CertKey": key}}),
+        )
+        .await;
+    assert_eq!(r.error_code(), Some("InvalidParameterValue"));
+    let d = ok(&c, "DescribeListeners", json!({"LoadBalancerId": lb})).await;
+    let ids: Vec<&str> = d["Listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["Certificate"]["CertId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "one call uploads one certificate");
+    let l = d["Listeners"][0]["ListenerId"].clone();
+    ok(
+        &c,
+        "ModifyListener",
+        json!({"LoadBalancerId": lb, "ListenerId": l, "Certificate": cert}),
+    )
+    .await;
+    let d = ok(
+        &c,
+        "DescribeListeners",
+        json!({"LoadBalancerId": lb, "ListenerIds": [l]}),
+    )
+    .await;
+    assert_ne!(
+        d["Listeners"][0]["Certificate"]["CertId"].as_str().unwrap(),
+        ids[0],
+        "a new upload is a new certificate"
+    );
+}

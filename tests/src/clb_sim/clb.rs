@@ -63,6 +63,7 @@ const CLB_ACTIONS: &[&str] = &[
     "ModifyTargetWeight",
     "BatchModifyTargetWeight",
     "DescribeTaskStatus",
+    "DescribeLoadBalancersDetail",
 ];
 
 pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> ApiResult<Outcome> {
@@ -73,6 +74,7 @@ pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> Api
         "ModifyLoadBalancerAttributes" => modify_lb_attributes(s, ctx, p),
         "SetLoadBalancerSecurityGroups" => set_security_groups(s, ctx, p),
         "DescribeTaskStatus" => describe_task_status(s, ctx, p),
+        "DescribeLoadBalancersDetail" => super::detail::describe_detail(s, ctx, p),
         "CreateListener" => listeners::create_listener(s, ctx, p),
         "DescribeListeners" => listeners::describe_listeners(s, p),
         "ModifyListener" => listeners::modify_listener(s, ctx, p),

@@ -10,6 +10,7 @@
 
 mod clb;
 pub mod client;
+mod detail;
 mod faults;
 pub mod limits;
 mod listeners;
