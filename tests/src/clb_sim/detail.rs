@@ -201,7 +201,8 @@ pub(crate) fn describe_detail(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
             "tag-key",
             "fuzzy-search",
         ];
-        if !known.contains(&n.as_str()) && !(n.starts_with("tag:") && n.len() > 4) {
+        let is_tag = n.starts_with("tag:") && n.len() > 4;
+        if !(known.contains(&n.as_str()) || is_tag) {
             return Err(ApiError::new(
                 "InvalidParameter.InvalidFilter",
                 format!("the filter `{n}` is not supported by this emulator"),
