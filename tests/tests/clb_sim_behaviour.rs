@@ -800,3 +800,84 @@ async fn inline_certificates_mint_a_new_id_on_every_call() {
         "a new upload is a new certificate"
     );
 }
+
+#[tokio::test]
+async fn concurrent_creates_with_one_client_token_make_one_clb() {
+    let (sim, c) = sim_with(0).await;
+    let c = std::sync::Arc::new(c);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.clb(
+                "CreateLoadBalancer",
+                json!({"LoadBalancerType": "OPEN", "ClientToken": "race"}),
+            )
+            .await
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.error_code(), None);
+        ids.insert(
+            r.response()["LoadBalancerIds"][0]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(sim.load_balancers().len(), 1);
+    assert_eq!(sim.call_count("CreateLoadBalancer"), 8);
+}
+
+#[tokio::test]
+async fn extensive_create_parameters_are_kept_and_echoed() {
+    let (sim, c) = sim_with(0).await;
+    let lb = create_lb(
+        &c,
+        json!({"LoadBalancerType": "OPEN", "Vip": "203.0.113.7",
+        "ZoneId": "ap-guangzhou-3", "SlaType": "clb.c2.medium", "VipIsp": "CTCC"}),
+    )
+    .await;
+    let d = ok(
+        &c,
+        "DescribeLoadBalancers",
+        json!({"LoadBalancerIds": [lb]}),
+    )
+    .await;
+    let m = &d["LoadBalancerSet"][0];
+    assert_eq!(m["LoadBalancerVips"], json!(["203.0.113.7"]));
+    assert_eq!(m["SlaType"], "clb.c2.medium");
+    assert_eq!(m["VipIsp"], "CTCC");
+    assert_eq!(m["MasterZone"]["Zone"], "ap-guangzhou-3");
+    assert_eq!(
+        sim.state()["LoadBalancers"][0]["CreateParams"]["ZoneId"],
+        "ap-guangzhou-3"
+    );
+    let r = c
+        .clb(
+            "CreateLoadBalancer",
+            json!({"LoadBalancerType": "OPEN", "Vip": "203.0.113.7"}),
+        )
+        .await;
+    assert_eq!(r.error_code(), Some("InvalidParameterValue.Duplicate"));
+    let r = c
+        .clb(
+            "CreateLoadBalancer",
+            json!({"LoadBalancerType": "INTERNAL", "VpcId": "vpc-1"}),
+        )
+        .await;
+    assert_eq!(
+        r.error_code(),
+        Some("MissingParameter"),
+        "INTERNAL needs SubnetId"
+    );
+    let r = c
+        .clb("CreateLoadBalancer", json!({"LoadBalancerType": "PRIVATE"}))
+        .await;
+    assert_eq!(r.error_code(), Some("InvalidParameterValue"));
+    let r = c.clb("CreateLoadBalancer", json!({})).await;
+    assert_eq!(r.error_code(), Some("MissingParameter"));
+}

@@ -229,6 +229,35 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
             bw = b;
         }
     }
+    let vip_wanted = p.str("Vip")?;
+    if let Some(v) = &vip_wanted {
+        if v.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(p.invalid_value("Vip", "is not an IPv4 address"));
+        }
+        if number != 1 {
+            return Err(ApiError::new("InvalidParameter", "Vip needs Number 1"));
+        }
+    }
+    let modelled = [
+        "LoadBalancerType",
+        "Forward",
+        "LoadBalancerName",
+        "VpcId",
+        "SubnetId",
+        "ProjectId",
+        "AddressIPVersion",
+        "Number",
+        "InternetAccessible",
+        "Tags",
+        "Vip",
+        "ClientToken",
+        "LoadBalancerPassToTarget",
+    ];
+    let create_params: Map<String, Value> = p
+        .entries()
+        .filter(|(k, _)| !modelled.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let token = p.str("ClientToken")?;
     if let Some(t) = &token {
         if t.is_empty() || t.len() > MAX_CLIENT_TOKEN || !t.is_ascii() {
@@ -241,6 +270,14 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
             return Ok(Outcome::new(
                 json!({"LoadBalancerIds": rec.lb_ids, "DealName": rec.deal_name}),
                 rec.lb_ids.clone(),
+            ));
+        }
+    }
+    if let Some(v) = &vip_wanted {
+        if s.load_balancers.iter().any(|l| l.vip == *v) {
+            return Err(ApiError::new(
+                "InvalidParameterValue.Duplicate",
+                format!("Vip {v} is in use"),
             ));
         }
     }
@@ -264,7 +301,9 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
     for i in 0..number {
         let id = s.new_id("lb");
         let n = s.next_seq();
-        let vip = if lb_type == "INTERNAL" {
+        let vip = if let Some(v) = &vip_wanted {
+            v.clone()
+        } else if lb_type == "INTERNAL" {
             format!(
                 "10.{}.{}.{}",
                 (n >> 16) & 0xff,
@@ -301,6 +340,7 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
             internet_charge_type: charge.clone(),
             bandwidth_out: bw,
             listeners: Vec::new(),
+            create_params: create_params.clone(),
             creating_until: Some(ctx.now + ctx.task),
             busy_until: None,
         });
@@ -361,7 +401,10 @@ fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Out
             ));
         }
     }
-    let ids = p.strs("LoadBalancerIds", MAX_LB_IDS)?;
+    // An empty list filters nothing, like an absent one.
+    let ids = p
+        .strs("LoadBalancerIds", MAX_LB_IDS)?
+        .filter(|v| !v.is_empty());
     let lb_type = p.str("LoadBalancerType")?;
     let forward = p.int("Forward")?;
     let name = p.str("LoadBalancerName")?;

@@ -205,6 +205,7 @@ impl SimHandle {
                 internet_charge_type: "TRAFFIC_POSTPAID_BY_HOUR".into(),
                 bandwidth_out: 10,
                 listeners: Vec::new(),
+                create_params: serde_json::Map::new(),
                 creating_until: None,
                 busy_until: None,
             });

@@ -59,6 +59,11 @@ impl<'a> Obj<'a> {
         Ok(())
     }
 
+    /// Every field as sent, non-null ones only.
+    pub fn entries(&self) -> impl Iterator<Item = (&'a String, &'a Value)> {
+        self.map.iter().filter(|(_, v)| !v.is_null())
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.map.get(name).is_some_and(|v| !v.is_null())
     }
