@@ -1,5 +1,170 @@
+//! `clb-ingress`: the SCF custom runtime, the web-function server, and one-shot commands.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use clb_ingress::handler::{Engine, IngressKey, WebhookToken};
+use clb_ingress::runtime::{scf, web};
+use tokio::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "clb-ingress",
+    version,
+    about = "Gives every qcloud-class Ingress a Tencent Cloud CLB"
+)]
+struct Cli {
+    /// Seconds one invocation may run when the platform does not say.
+    #[arg(long, global = true, default_value_t = 300)]
+    budget_secs: u64,
+    /// Reconciles in flight at once.
+    #[arg(long, global = true, default_value_t = 4)]
+    concurrency: usize,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// SCF custom runtime (event function): serve invocations from SCF_RUNTIME_API.
+    Runtime,
+    /// Web function: HTTP routes /v1/audit, /v1/events, /v1/timer, /v1/invoke, /healthz.
+    Serve {
+        #[arg(long, default_value = "0.0.0.0:9000")]
+        listen: SocketAddr,
+        /// Longest a request waits for its reconciles before answering "accepted"
+        /// (below the audit webhook's 30 s timeout).
+        #[arg(long, default_value_t = 20)]
+        ack_secs: u64,
+    },
+    /// Reconcile one Ingress now.
+    Reconcile { ingress: IngressKey },
+    /// Sweep: reconcile every Ingress and release orphaned CLBs.
+    Sweep,
+    /// Show the plan for one Ingress without applying it.
+    Plan {
+        ingress: IngressKey,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
 fn main() -> anyhow::Result<()> {
     // The process-level rustls provider must exist before kube or reqwest builds a client.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let budget = Duration::from_secs(cli.budget_secs);
+    match cli.command {
+        Command::Runtime => {
+            let config = scf::RuntimeConfig::from_env()?;
+            let engine = build_engine()?;
+            let opts = scf::LoopOptions {
+                default_budget: budget,
+                concurrency: cli.concurrency,
+                token: webhook_token_from_env(),
+                max_invocations: None,
+            };
+            scf::run(&config, engine, &opts).await?;
+        }
+        Command::Serve { listen, ack_secs } => {
+            let Some(token) = webhook_token_from_env() else {
+                bail!("WEBHOOK_TOKEN must be set (and non-empty) to serve HTTP triggers");
+            };
+            let engine = build_engine()?;
+            let opts = web::ServeOptions {
+                budget,
+                ack_within: Duration::from_secs(ack_secs),
+                concurrency: cli.concurrency,
+                ..web::ServeOptions::new(token)
+            };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            web::serve(listener, engine, opts, shutdown_signal()).await?;
+        }
+        Command::Reconcile { ingress } => {
+            let engine = build_engine()?;
+            let outcome = engine.reconcile(ingress, Instant::now() + budget).await;
+            println!("{}", serde_json::to_string_pretty(&outcome)?);
+        }
+        Command::Sweep => {
+            let engine = build_engine()?;
+            let outcome = engine.sweep(Instant::now() + budget).await;
+            println!("{}", serde_json::to_string_pretty(&outcome)?);
+        }
+        Command::Plan { ingress, output } => {
+            let _ = (ingress, output);
+            build_engine()?;
+            bail!("plan needs the engine's plan entry point, which is not wired yet");
+        }
+    }
     Ok(())
+}
+
+/// THE ONE TEMPORARY SEAM: the engine is written separately and will be built here by
+/// `clb_ingress::reconcile::engine_from_env()`. Until that exists, every command that needs
+/// it fails with this error instead of running against anything fake.
+fn build_engine() -> anyhow::Result<Arc<dyn Engine>> {
+    bail!("engine not yet wired: clb_ingress::reconcile::engine_from_env() does not exist yet")
+}
+
+fn webhook_token_from_env() -> Option<WebhookToken> {
+    std::env::var("WEBHOOK_TOKEN")
+        .ok()
+        .and_then(WebhookToken::new)
+}
+
+/// `LOG_FORMAT=json|text`; JSON by default when stdout is not a terminal (SCF ships stdout to
+/// CLS). `RUST_LOG` filters, default `info`.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match std::env::var("LOG_FORMAT").ok().as_deref() {
+        Some("json") => true,
+        Some("text") => false,
+        _ => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
 }

@@ -1,5 +1,20 @@
 //! The pure model: annotations, Ingress → Desired CLB, ownership rules. No I/O, no clock.
 
+pub mod annotations;
+pub mod backends;
+pub mod class;
+pub mod desired;
+pub mod lb;
+pub mod ownership;
+pub mod paths;
+pub mod problem;
+pub mod refs;
+pub mod tls;
 pub mod view;
 
+pub use desired::{desire, Decision, Desired, DesiredListener, DesiredRule, LbSource, LbSpec};
+pub use lb::{
+    Backend, Certificate, Domain, LbType, ListenerKey, Protocol, RuleKey, SslMode, TargetKey,
+};
+pub use problem::{Problem, Severity};
 pub use view::ClusterView;

@@ -1,1 +1,4 @@
 //! Serverless runtimes: the SCF custom-runtime loop and the web-function HTTP server.
+
+pub mod scf;
+pub mod web;

@@ -1,0 +1,143 @@
+//! `spec.tls` → certificates (tencent-cloud.md §1.5): each Secret names a Tencent SSL
+//! certificate by id (`qcloud_cert_id`, plus `qcloud_ca_cert_id` for mutual TLS). An entry
+//! without hosts is the default certificate; any per-host certificate turns SNI on.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+
+use super::lb::{Certificate, Domain};
+use super::problem::{codes, Problem};
+use super::view::ClusterView;
+
+/// Secret key holding the server certificate id.
+pub const CERT_ID_KEY: &str = "qcloud_cert_id";
+/// Secret key holding the client CA certificate id (mutual TLS).
+pub const CA_CERT_ID_KEY: &str = "qcloud_ca_cert_id";
+
+/// The certificates of one Ingress.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TlsCerts {
+    /// `spec.tls` has entries: rules go to HTTPS:443.
+    pub enabled: bool,
+    pub default: Option<Certificate>,
+    pub hosts: BTreeMap<String, Certificate>,
+}
+
+impl TlsCerts {
+    /// SNI is on as soon as any host has its own certificate.
+    pub fn sni(&self) -> bool {
+        !self.hosts.is_empty()
+    }
+
+    /// The certificate for a rule domain: the exact host, else a `*.parent` entry covering
+    /// one label, else the default. The VIP (default domain) only gets the default.
+    pub fn for_domain(&self, domain: &Domain) -> Option<&Certificate> {
+        let Domain::Name(host) = domain else {
+            return self.default.as_ref();
+        };
+        if let Some(c) = self.hosts.get(host) {
+            return Some(c);
+        }
+        let wildcard = host
+            .split_once('.')
+            .map(|(_, parent)| format!("*.{parent}"))
+            .filter(|w| w != host);
+        wildcard
+            .and_then(|w| self.hosts.get(&w))
+            .or(self.default.as_ref())
+    }
+}
+
+/// A Secret key's value as text (data first, then stringData), trimmed; never logged.
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    let from_data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .and_then(|b| std::str::from_utf8(&b.0).ok())
+        .map(str::to_string);
+    from_data
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .cloned()
+        })
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Reads the certificates; each broken entry is a warning and its hosts go without
+/// (their rules then fail with E4040 unless a default certificate covers them).
+pub fn certificates(view: &ClusterView, problems: &mut Vec<Problem>) -> TlsCerts {
+    let entries = view
+        .ingress
+        .spec
+        .as_ref()
+        .and_then(|s| s.tls.as_deref())
+        .unwrap_or(&[]);
+    let mut out = TlsCerts {
+        enabled: !entries.is_empty(),
+        ..Default::default()
+    };
+    for (i, tls) in entries.iter().enumerate() {
+        let hosts: Vec<&str> = tls
+            .hosts
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|h| !h.is_empty())
+            .collect();
+        let what = if hosts.is_empty() {
+            format!("spec.tls[{i}] (default certificate)")
+        } else {
+            format!("spec.tls[{i}] ({})", hosts.join(","))
+        };
+        let Some(name) = tls.secret_name.as_deref().filter(|n| !n.is_empty()) else {
+            problems.push(Problem::warning(
+                codes::TLS_SECRET_NAME_EMPTY,
+                format!("{what}: secretName is empty"),
+            ));
+            continue;
+        };
+        let Some(secret) = view.secrets.get(name) else {
+            problems.push(Problem::warning(
+                codes::TLS_SECRET_NOT_FOUND,
+                format!("{what}: Secret {name} not found"),
+            ));
+            continue;
+        };
+        let Some(cert_id) = secret_value(secret, CERT_ID_KEY) else {
+            problems.push(Problem::warning(
+                codes::TLS_SECRET_KEY_MISSING,
+                format!("{what}: Secret {name} has no key {CERT_ID_KEY}"),
+            ));
+            continue;
+        };
+        let cert = Certificate::new(cert_id, secret_value(secret, CA_CERT_ID_KEY));
+        if hosts.is_empty() {
+            if out.default.is_some() {
+                problems.push(Problem::warning(
+                    codes::DUPLICATE_DEFAULT_CERT,
+                    format!("{what}: a default certificate is already set; ignored"),
+                ));
+            } else {
+                out.default = Some(cert);
+            }
+            continue;
+        }
+        for host in hosts {
+            if out.hosts.contains_key(host) {
+                problems.push(Problem::warning(
+                    codes::DUPLICATE_HOST_CERT,
+                    format!("{what}: host {host} already has a certificate; ignored"),
+                ));
+            } else {
+                out.hosts.insert(host.to_string(), cert.clone());
+            }
+        }
+    }
+    out
+}

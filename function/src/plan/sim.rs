@@ -1,0 +1,252 @@
+//! An in-memory CLB that applies a Plan to a CloudView the way the API would, strict enough
+//! to fail on plans the real API would reject (port clash, duplicate rule, SNI off, a
+//! dangling reference). Drives the idempotence proptest and the golden tests.
+
+use std::cell::Cell;
+
+use super::*;
+
+thread_local! {
+    // Per thread (each test runs on its own), so ids in golden output are deterministic.
+    static NEXT_ID: Cell<u64> = const { Cell::new(1) };
+}
+
+fn fresh(prefix: &str) -> String {
+    let n = NEXT_ID.with(|c| {
+        let n = c.get();
+        c.set(n + 1);
+        n
+    });
+    format!("{prefix}-sim{n}")
+}
+
+/// The VIP the simulated CreateLoadBalancer hands out.
+pub const SIM_VIP: &str = "10.0.0.100";
+
+fn listener_mut<'a>(lb: &'a mut CloudLb, r: &ListenerRef) -> Result<&'a mut CloudListener, String> {
+    lb.listeners
+        .iter_mut()
+        .find(|l| match &r.id {
+            Some(id) => &l.id == id,
+            None => l.key() == r.key,
+        })
+        .ok_or_else(|| format!("listener {r} not found"))
+}
+
+fn rule_mut<'a>(lb: &'a mut CloudLb, r: &RuleRef) -> Result<&'a mut CloudRule, String> {
+    let default = default_domain(lb).map(str::to_string);
+    let domain = match resolve_domain(&r.key.domain, default.as_deref()) {
+        Domain::Name(n) => n,
+        Domain::Default => return Err("default domain unresolved".into()),
+    };
+    let listener = listener_mut(lb, &r.listener)?;
+    listener
+        .rules
+        .iter_mut()
+        .find(|cr| match &r.location_id {
+            Some(id) => &cr.location_id == id,
+            None => cr.domain == domain && cr.url == r.key.url,
+        })
+        .ok_or_else(|| format!("rule {r} not found"))
+}
+
+pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
+    for action in &plan.actions {
+        if let Action::CreateLoadBalancer { spec } = action {
+            if view.load_balancer.is_some() {
+                return Err("CreateLoadBalancer with a CLB present".into());
+            }
+            view.load_balancer = Some(CloudLb {
+                id: fresh("lb"),
+                name: spec.name.clone(),
+                lb_type: spec.lb_type,
+                vips: vec![SIM_VIP.to_string()],
+                domain: None,
+                status: 1,
+                tags: spec.tags.clone(),
+                listeners: Vec::new(),
+            });
+            continue;
+        }
+        if let Action::DeleteLoadBalancer { lb_id } = action {
+            match &view.load_balancer {
+                Some(lb) if &lb.id == lb_id => view.load_balancer = None,
+                _ => return Err(format!("DeleteLoadBalancer {lb_id}: not found")),
+            }
+            continue;
+        }
+        let lb = view
+            .load_balancer
+            .as_mut()
+            .ok_or_else(|| format!("{action}: no CLB"))?;
+        match action {
+            Action::CreateLoadBalancer { .. } | Action::DeleteLoadBalancer { .. } => {}
+            Action::TagResources { tags } => {
+                lb.tags.extend(tags.clone());
+            }
+            Action::UnTagResources { keys } => {
+                for k in keys {
+                    lb.tags.remove(k);
+                }
+            }
+            Action::DeleteListeners { listeners } => {
+                if listeners.len() > MAX_DELETE_LISTENERS {
+                    return Err("too many listeners in one delete".into());
+                }
+                for r in listeners {
+                    let id = r.id.clone().ok_or("DeleteListeners without id")?;
+                    let before = lb.listeners.len();
+                    lb.listeners.retain(|l| l.id != id);
+                    if lb.listeners.len() == before {
+                        return Err(format!("DeleteListeners {id}: not found"));
+                    }
+                }
+            }
+            Action::CreateListeners {
+                protocol,
+                ports,
+                names,
+                certificate,
+                sni,
+            } => {
+                if ports.len() != names.len() {
+                    return Err("ports and names differ in length".into());
+                }
+                if *protocol == Protocol::Https && !*sni && certificate.is_none() {
+                    return Err("non-SNI HTTPS listener without certificate".into());
+                }
+                for (port, name) in ports.iter().zip(names) {
+                    if lb.listeners.iter().any(|l| l.port == *port) {
+                        return Err(format!("PortCheckFailed: {port}"));
+                    }
+                    lb.listeners.push(CloudListener {
+                        id: fresh("lbl"),
+                        protocol: *protocol,
+                        port: *port,
+                        name: name.clone(),
+                        certificate: certificate.clone(),
+                        sni: *sni,
+                        rules: Vec::new(),
+                    });
+                }
+            }
+            Action::ModifyListener {
+                listener,
+                certificate,
+                sni_on,
+            } => {
+                let l = listener_mut(lb, listener)?;
+                if let Some(c) = certificate {
+                    l.certificate = Some(c.clone());
+                }
+                if *sni_on {
+                    l.sni = true;
+                }
+            }
+            Action::CreateRules { listener, rules } => {
+                let default = default_domain(lb).map(str::to_string);
+                let l = listener_mut(lb, listener)?;
+                for r in rules {
+                    let domain = match resolve_domain(&r.key.domain, default.as_deref()) {
+                        Domain::Name(n) => n,
+                        Domain::Default => return Err("default domain unresolved".into()),
+                    };
+                    if l.rules
+                        .iter()
+                        .any(|x| x.domain == domain && x.url == r.key.url)
+                    {
+                        return Err(format!("duplicate rule {domain}{}", r.key.url));
+                    }
+                    if r.certificate.is_some() && !l.sni {
+                        return Err("rule certificate on a non-SNI listener".into());
+                    }
+                    let default_server = l.rules.is_empty();
+                    l.rules.push(CloudRule {
+                        location_id: fresh("loc"),
+                        domain,
+                        url: r.key.url.clone(),
+                        certificate: r.certificate.clone(),
+                        default_server,
+                        targets: Vec::new(),
+                    });
+                }
+            }
+            Action::ModifyDomainAttributes {
+                listener,
+                domain,
+                certificate,
+            } => {
+                let default = default_domain(lb).map(str::to_string);
+                let Domain::Name(domain) = resolve_domain(domain, default.as_deref()) else {
+                    return Err("default domain unresolved".into());
+                };
+                let l = listener_mut(lb, listener)?;
+                if !l.sni {
+                    return Err("domain certificate on a non-SNI listener".into());
+                }
+                let mut hit = false;
+                for r in l.rules.iter_mut().filter(|r| r.domain == domain) {
+                    r.certificate = Some(certificate.clone());
+                    hit = true;
+                }
+                if !hit {
+                    return Err(format!("domain {domain} not found"));
+                }
+            }
+            Action::RegisterTargets { targets } => {
+                if targets.len() > MAX_BATCH_TARGETS {
+                    return Err("register batch over 500".into());
+                }
+                for t in targets {
+                    let r = rule_mut(lb, &t.rule)?;
+                    if r.targets.iter().any(|x| x.key == t.target) {
+                        return Err(format!("target {} already bound", t.target));
+                    }
+                    r.targets.push(CloudTarget {
+                        key: t.target.clone(),
+                        weight: t.weight,
+                    });
+                }
+            }
+            Action::ModifyTargetWeight { targets } => {
+                for t in targets {
+                    let r = rule_mut(lb, &t.rule)?;
+                    let bound = r
+                        .targets
+                        .iter_mut()
+                        .find(|x| x.key == t.target)
+                        .ok_or_else(|| format!("target {} not bound", t.target))?;
+                    bound.weight = t.weight;
+                }
+            }
+            Action::DeregisterTargets { targets } => {
+                if targets.len() > MAX_BATCH_TARGETS {
+                    return Err("deregister batch over 500".into());
+                }
+                for t in targets {
+                    let r = rule_mut(lb, &t.rule)?;
+                    let before = r.targets.len();
+                    r.targets.retain(|x| x.key != t.target);
+                    if r.targets.len() == before {
+                        return Err(format!("target {} not bound", t.target));
+                    }
+                }
+            }
+            Action::DeleteRules {
+                listener,
+                location_ids,
+                ..
+            } => {
+                let l = listener_mut(lb, listener)?;
+                for id in location_ids {
+                    let before = l.rules.len();
+                    l.rules.retain(|r| &r.location_id != id);
+                    if l.rules.len() == before {
+                        return Err(format!("rule {id} not found"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

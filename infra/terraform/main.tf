@@ -1,0 +1,124 @@
+# One event function (custom runtime) serves every trigger: the function URL carries the
+# audit webhook and the event exporter (both checked against WEBHOOK_TOKEN in code), the
+# timer runs the sweep. The CLS path for managed TKE audit is configured from the CLS side
+# (see README.md): it invokes this same function with {"clslogs":…}.
+
+locals {
+  # CLB actions the function calls: reads, the async-task poll, and the writes of a plan.
+  clb_actions = [
+    "clb:DescribeLoadBalancers",
+    "clb:DescribeLoadBalancersDetail",
+    "clb:DescribeListeners",
+    "clb:DescribeTargets",
+    "clb:DescribeTaskStatus",
+    "clb:DescribeQuota",
+    "clb:DescribeRewrite",
+    "clb:CreateLoadBalancer",
+    "clb:DeleteLoadBalancer",
+    "clb:ModifyLoadBalancerAttributes",
+    "clb:CreateListener",
+    "clb:ModifyListener",
+    "clb:DeleteListener",
+    "clb:DeleteLoadBalancerListeners",
+    "clb:CreateRule",
+    "clb:ModifyRule",
+    "clb:DeleteRule",
+    "clb:ModifyDomainAttributes",
+    "clb:AutoRewrite",
+    "clb:BatchRegisterTargets",
+    "clb:BatchDeregisterTargets",
+    "clb:BatchModifyTargetWeight",
+    "clb:RegisterTargets",
+    "clb:DeregisterTargets",
+    "clb:ModifyTargetWeight",
+  ]
+  # Tag actions: tagging at create time is part of CreateLoadBalancer; these add and remove
+  # the cluster/UID tags of reused (existLbId) CLBs and read tags back.
+  tag_actions = [
+    "tag:TagResources",
+    "tag:UnTagResources",
+    "tag:ModifyResourceTags",
+    "tag:GetResources",
+    "tag:DescribeResourcesByTags",
+  ]
+}
+
+resource "tencentcloud_cam_role" "function" {
+  name        = "${var.function_name}-exec"
+  description = "Execution role of the clb-ingress function: CLB and Tag access only."
+  document = jsonencode({
+    version = "2.0"
+    statement = [{
+      action    = "name/sts:AssumeRole"
+      effect    = "allow"
+      principal = { service = ["scf.qcloud.com"] }
+    }]
+  })
+}
+
+resource "tencentcloud_cam_policy" "function" {
+  name        = "${var.function_name}-clb"
+  description = "The CLB and Tag actions clb-ingress calls, nothing else."
+  document = jsonencode({
+    version = "2.0"
+    statement = [
+      {
+        effect   = "allow"
+        action   = local.clb_actions
+        resource = ["qcs::clb:${var.region}::clb/*"]
+      },
+      {
+        effect   = "allow"
+        action   = local.tag_actions
+        resource = ["*"]
+      },
+    ]
+  })
+}
+
+resource "tencentcloud_cam_role_policy_attachment_by_name" "function" {
+  role_name   = tencentcloud_cam_role.function.name
+  policy_name = tencentcloud_cam_policy.function.name
+}
+
+resource "tencentcloud_scf_function" "clb_ingress" {
+  name        = var.function_name
+  namespace   = var.namespace
+  description = "Gives every qcloud-class Ingress of ${var.cluster_id} a CLB"
+  runtime     = "CustomRuntime"
+  handler     = "bootstrap"
+  func_type   = "Event"
+  zip_file    = var.package_zip
+  mem_size    = var.memory_mb
+  timeout     = var.timeout_seconds
+  role        = tencentcloud_cam_role.function.name
+
+  vpc_id    = var.vpc_id == "" ? null : var.vpc_id
+  subnet_id = var.subnet_id == "" ? null : var.subnet_id
+
+  environment = {
+    CLUSTER_ID      = var.cluster_id
+    KUBECONFIG_DATA = var.kubeconfig_data
+    WEBHOOK_TOKEN   = var.webhook_token
+    LOG_FORMAT      = var.log_format
+  }
+
+  triggers {
+    name         = "sweep"
+    type         = "timer"
+    trigger_desc = var.sweep_cron
+  }
+
+  # Function URL: open at the gateway (the apiserver cannot sign TC3 requests); the bearer
+  # token is checked in code.
+  triggers {
+    name = "webhook"
+    type = "http"
+    trigger_desc = jsonencode({
+      AuthType  = "NONE"
+      NetConfig = { EnableIntranet = true, EnableExtranet = true }
+    })
+  }
+
+  depends_on = [tencentcloud_cam_role_policy_attachment_by_name.function]
+}
