@@ -626,9 +626,13 @@ fn describe_task_status(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
         .tasks
         .get(&task_id)
         .ok_or_else(|| ApiError::new(UNKNOWN_TASK_CODE, format!("TaskId {task_id} not found")))?;
-    let status = if task.done_at > ctx.now { 2 } else { 0 };
+    let (status, message) = match (task.done_at > ctx.now, task.failed) {
+        (true, _) => (2, ""),
+        (false, true) => (1, "the task failed (injected fault); nothing was changed"),
+        (false, false) => (0, ""),
+    };
     Ok(Outcome::new(
-        json!({"Status": status, "LoadBalancerIds": task.lb_ids, "Message": ""}),
+        json!({"Status": status, "LoadBalancerIds": task.lb_ids, "Message": message}),
         task.lb_ids.clone(),
     ))
 }

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use faults::{Faults, ScriptedFault};
+pub use faults::{Faults, ScriptedFault, TaskFailure};
 pub use model::{Certificate, Limits, Listener, LoadBalancer, Rule, SimState, Target};
 pub use params::ApiError;
 pub use server::CallRecord;

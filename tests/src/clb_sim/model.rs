@@ -124,6 +124,8 @@ impl Target {
 pub(crate) struct Task {
     pub done_at: Instant,
     pub lb_ids: Vec<String>,
+    /// Set when an injected fault made the task fail; its change was undone.
+    pub failed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +237,7 @@ impl SimState {
             Task {
                 done_at,
                 lb_ids: lb_ids.to_vec(),
+                failed: false,
             },
         );
     }

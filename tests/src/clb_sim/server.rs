@@ -391,12 +391,34 @@ async fn run(
         region: sim.cfg.region.clone(),
     };
     let p = Obj::new(&map, "");
+    let fail_task = lock(&sim.faults).task_should_fail(&authed.action);
     let mut state = lock(&sim.state);
+    // A task that is to fail undoes its change: keep what to restore.
+    let before = fail_task.then(|| (state.load_balancers.clone(), state.client_tokens.clone()));
     let outcome: Result<Outcome, ApiError> = if authed.service == "clb" {
         clb::dispatch(&mut state, &ctx, &authed.action, p)
     } else {
         tag::dispatch(&mut state, &ctx, &authed.action, p)
     };
+    if let (Some((lbs, tokens)), Ok(_)) = (before, &outcome) {
+        let task = state
+            .tasks
+            .get(request_id)
+            .map(|t| (t.done_at, t.lb_ids.clone()));
+        if let Some((done_at, ids)) = task {
+            state.load_balancers = lbs;
+            state.client_tokens = tokens;
+            for id in &ids {
+                if let Some(lb) = state.lb_mut(id) {
+                    lb.busy_until = Some(done_at);
+                }
+            }
+            if let Some(t) = state.tasks.get_mut(request_id) {
+                t.failed = true;
+            }
+            lock(&sim.faults).consume_task_failure(&authed.action);
+        }
+    }
     drop(state);
     Ok(match outcome {
         Ok(o) => {
