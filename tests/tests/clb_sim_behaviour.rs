@@ -881,3 +881,91 @@ async fn extensive_create_parameters_are_kept_and_echoed() {
     let r = c.clb("CreateLoadBalancer", json!({})).await;
     assert_eq!(r.error_code(), Some("MissingParameter"));
 }
+
+#[tokio::test]
+async fn unmodelled_parameters_pass_at_their_default_and_are_refused_otherwise() {
+    let (sim, c) = sim_with(0).await;
+    let lb = create_lb(&c, json!({"LoadBalancerType": "OPEN"})).await;
+    ok(
+        &c,
+        "CreateListener",
+        json!({"LoadBalancerId": lb, "Ports": [80], "Protocol": "HTTP",
+        "TargetType": "NODE", "MaxConn": 1000}),
+    )
+    .await;
+    assert_eq!(
+        sim.state()["LoadBalancers"][0]["Listeners"][0]["ExtraParams"]["MaxConn"],
+        1000,
+        "kept verbatim"
+    );
+    let r = c
+        .clb("CreateListener", json!({"LoadBalancerId": lb, "Ports": [81], "Protocol": "HTTP", "TargetType": "TARGETGROUP"}))
+        .await;
+    assert_eq!(r.error_code(), Some("UnsupportedOperation"));
+    let l = sim.load_balancer(&lb).unwrap().listeners[0].id.clone();
+    let r = c
+        .clb("CreateRule", json!({"LoadBalancerId": lb, "ListenerId": l, "Rules": [{"Domain": "a.com", "Url": "/", "Quic": true}]}))
+        .await;
+    assert_eq!(r.error_code(), Some("UnsupportedOperation"));
+    ok(&c, "CreateRule", json!({"LoadBalancerId": lb, "ListenerId": l, "Rules": [{"Domain": "a.com", "Url": "/", "Quic": false}]})).await;
+}
+
+#[tokio::test]
+async fn describe_orders_searches_and_filters_by_backends() {
+    let (sim, c) = sim_with(0).await;
+    let b = sim.insert_load_balancer("OPEN", "bravo", &[]);
+    let a = sim.insert_load_balancer("OPEN", "alpha", &[]);
+    let names = |d: &Value| -> Vec<String> {
+        d["LoadBalancerSet"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["LoadBalancerName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let d = ok(
+        &c,
+        "DescribeLoadBalancers",
+        json!({"OrderBy": "LoadBalancerName"}),
+    )
+    .await;
+    assert_eq!(names(&d), ["alpha", "bravo"]);
+    let d = ok(
+        &c,
+        "DescribeLoadBalancers",
+        json!({"OrderBy": "LoadBalancerName", "OrderType": 1}),
+    )
+    .await;
+    assert_eq!(names(&d), ["bravo", "alpha"]);
+    let d = ok(&c, "DescribeLoadBalancers", json!({"SearchKey": &a[3..]})).await;
+    assert_eq!(names(&d), ["alpha"]);
+    let l = http_listener(&c, &b, 80).await;
+    let r = ok(
+        &c,
+        "CreateRule",
+        json!({"LoadBalancerId": b, "ListenerId": l, "Rules": [{"Domain": "a.com", "Url": "/"}]}),
+    )
+    .await;
+    ok(
+        &c,
+        "RegisterTargets",
+        json!({"LoadBalancerId": b, "ListenerId": l, "LocationId": r["LocationIds"][0],
+        "Targets": [{"EniIp": "10.9.9.9", "Port": 80}]}),
+    )
+    .await;
+    let d = ok(&c, "DescribeLoadBalancers", json!({"WithRs": 1})).await;
+    assert_eq!(names(&d), ["bravo"]);
+    let d = ok(&c, "DescribeLoadBalancers", json!({"WithRs": 0})).await;
+    assert_eq!(names(&d), ["alpha"]);
+    let d = ok(
+        &c,
+        "DescribeLoadBalancers",
+        json!({"BackendPrivateIps": ["10.9.9.9"]}),
+    )
+    .await;
+    assert_eq!(names(&d), ["bravo"]);
+    let r = c
+        .clb("DescribeLoadBalancers", json!({"OrderBy": "Colour"}))
+        .await;
+    assert_eq!(r.error_code(), Some("InvalidParameterValue"));
+}

@@ -363,6 +363,12 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
     ))
 }
 
+fn has_targets(lb: &LoadBalancer) -> bool {
+    lb.listeners
+        .iter()
+        .any(|l| !l.targets.is_empty() || l.rules.iter().any(|r| !r.targets.is_empty()))
+}
+
 fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
     p.only(&[
         "LoadBalancerIds",
@@ -386,21 +392,7 @@ fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Out
         "Filters",
         "AdditionalFields",
     ])?;
-    for unsupported in [
-        "BackendPublicIps",
-        "OrderBy",
-        "SearchKey",
-        "MasterZone",
-        "AdditionalFields",
-        "WithRs",
-    ] {
-        if p.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{unsupported} is not emulated"),
-            ));
-        }
-    }
+    p.refuse_unmodelled(&[("MasterZone", None)])?;
     // An empty list filters nothing, like an absent one.
     let ids = p
         .strs("LoadBalancerIds", MAX_LB_IDS)?
@@ -419,7 +411,28 @@ fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Out
         return Err(p.invalid_value("Offset", "must not be negative"));
     }
     let limit = p.int_in("Limit", 0, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
-    let _ = p.str("OrderType")?;
+    let order_by = p.str("OrderBy")?;
+    if let Some(o) = &order_by {
+        if ![
+            "LoadBalancerName",
+            "CreateTime",
+            "Domain",
+            "LoadBalancerType",
+        ]
+        .contains(&o.as_str())
+        {
+            return Err(p.invalid_value(
+                "OrderBy",
+                "must be LoadBalancerName, CreateTime, Domain or LoadBalancerType",
+            ));
+        }
+    }
+    let descending = p.int_in("OrderType", 0, 1)?.unwrap_or(0) == 1;
+    let search = p.str("SearchKey")?;
+    let with_rs = p.int_in("WithRs", -1, 1)?.unwrap_or(-1);
+    // No backend has a public IP here, so asking for any matches nothing.
+    let public_ips = p.strs("BackendPublicIps", 100)?.filter(|v| !v.is_empty());
+    let _ = p.strs("AdditionalFields", 100)?;
     let mut filters: Vec<(String, Vec<String>)> = Vec::new();
     for (path, m) in p.objs("Filters", 10)?.unwrap_or_default() {
         let f = Obj::new(m, &path);
@@ -446,6 +459,13 @@ fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Out
             && project.is_none_or(|pr| pr == -1 || pr == lb.project_id)
             && vpc.as_ref().is_none_or(|v| *v == lb.vpc_id)
             && sg.as_ref().is_none_or(|g| lb.security_groups.contains(g))
+            && public_ips.is_none()
+            && search.as_ref().is_none_or(|k| {
+                [&lb.id, &lb.name, &lb.domain, &lb.vip]
+                    .iter()
+                    .any(|f| f.contains(k.as_str()))
+            })
+            && (with_rs == -1 || (with_rs == 1) == has_targets(lb))
             && private_ips.as_ref().is_none_or(|ips| {
                 lb.listeners.iter().any(|l| {
                     l.targets
@@ -463,7 +483,22 @@ fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Out
                 }
             })
     };
-    let all: Vec<&LoadBalancer> = s.load_balancers.iter().filter(|lb| matches(lb)).collect();
+    let mut all: Vec<&LoadBalancer> = s.load_balancers.iter().filter(|lb| matches(lb)).collect();
+    // Without OrderBy the creation order stands (a stable order makes paging sound).
+    if let Some(o) = &order_by {
+        all.sort_by(|a, b| {
+            let key = |lb: &LoadBalancer| match o.as_str() {
+                "LoadBalancerName" => lb.name.clone(),
+                "Domain" => lb.domain.clone(),
+                "LoadBalancerType" => lb.lb_type.clone(),
+                _ => lb.create_time.clone(),
+            };
+            key(a).cmp(&key(b))
+        });
+    }
+    if descending {
+        all.reverse();
+    }
     let page: Vec<Value> = all
         .iter()
         .skip(offset as usize)
@@ -523,20 +558,13 @@ fn modify_lb_attributes(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
         "ModifyClassicDomain",
         "AssociateEndpoint",
     ])?;
-    for unsupported in [
-        "TargetRegionInfo",
-        "SwitchFlag",
-        "SnatPro",
-        "ModifyClassicDomain",
-        "AssociateEndpoint",
-    ] {
-        if p.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{unsupported} is not emulated"),
-            ));
-        }
-    }
+    p.refuse_unmodelled(&[
+        ("TargetRegionInfo", None),
+        ("SwitchFlag", None),
+        ("SnatPro", Some(json!(false))),
+        ("ModifyClassicDomain", Some(json!(false))),
+        ("AssociateEndpoint", None),
+    ])?;
     let id = p.req_str("LoadBalancerId")?;
     let name = p.str("LoadBalancerName")?;
     if let Some(n) = &name {

@@ -241,6 +241,32 @@ fn check_session_expire(p: &Obj) -> ApiResult<Option<i64>> {
     Ok(v)
 }
 
+/// Listener parameters accepted but not modelled.
+const UNMODELLED_LISTENER: &[&str] = &[
+    "SessionType",
+    "DeregisterTargetRst",
+    "MaxConn",
+    "MaxCps",
+    "IdleConnectTimeout",
+    "ProxyProtocol",
+    "SnatEnable",
+    "H2cSwitch",
+    "SslCloseSwitch",
+    "DataCompressMode",
+    "RescheduleTargetZeroWeight",
+    "RescheduleUnhealthy",
+    "RescheduleExpandTarget",
+    "RescheduleStartTime",
+    "RescheduleInterval",
+];
+
+fn unmodelled(p: &Obj) -> Map<String, Value> {
+    p.entries()
+        .filter(|(k, _)| UNMODELLED_LISTENER.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 pub(crate) fn create_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
     p.only(&[
         "LoadBalancerId",
@@ -273,14 +299,13 @@ pub(crate) fn create_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
         "RescheduleStartTime",
         "RescheduleInterval",
     ])?;
-    for unsupported in ["MultiCertInfo", "EndPort", "FullEndPorts", "TargetType"] {
-        if p.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{unsupported} is not emulated"),
-            ));
-        }
-    }
+    p.refuse_unmodelled(&[
+        ("MultiCertInfo", None),
+        ("EndPort", Some(json!(0))),
+        ("FullEndPorts", Some(json!(0))),
+        ("TargetType", Some(json!("NODE"))),
+    ])?;
+    let extra = unmodelled(&p);
     let lb_id = p.req_str("LoadBalancerId")?;
     let ports = p.ints("Ports", 50)?.ok_or_else(|| p.missing("Ports"))?;
     if ports.is_empty() {
@@ -387,6 +412,7 @@ pub(crate) fn create_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
             rules: Vec::new(),
             targets: Vec::new(),
             create_time: now.clone(),
+            extra_params: extra.clone(),
         };
         if let Some(lb) = s.lb_mut(&lb_id) {
             lb.listeners.push(listener);
@@ -450,12 +476,8 @@ pub(crate) fn modify_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
         "RescheduleStartTime",
         "RescheduleInterval",
     ])?;
-    if p.has("MultiCertInfo") || p.has("TargetType") {
-        return Err(ApiError::new(
-            "UnsupportedOperation",
-            "MultiCertInfo and TargetType are not emulated",
-        ));
-    }
+    p.refuse_unmodelled(&[("MultiCertInfo", None), ("TargetType", Some(json!("NODE")))])?;
+    let extra = unmodelled(&p);
     let lb_id = p.req_str("LoadBalancerId")?;
     let listener_id = p.req_str("ListenerId")?;
     let name = p.str("ListenerName")?;
@@ -523,6 +545,7 @@ pub(crate) fn modify_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
     if hc.is_some() {
         l.health_check = hc;
     }
+    l.extra_params.extend(extra);
     s.start_task(
         &ctx.request_id,
         std::slice::from_ref(&lb_id),
@@ -657,21 +680,14 @@ fn parse_rule_input(s: &mut SimState, path: &str, m: &Map<String, Value>) -> Api
         "MultiCertInfo",
         "CookieName",
     ])?;
-    for unsupported in [
-        "TargetType",
-        "TrpcCallee",
-        "TrpcFunc",
-        "Quic",
-        "MultiCertInfo",
-        "CookieName",
-    ] {
-        if r.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{path}.{unsupported} is not emulated"),
-            ));
-        }
-    }
+    r.refuse_unmodelled(&[
+        ("TargetType", Some(json!("NODE"))),
+        ("TrpcCallee", None),
+        ("TrpcFunc", None),
+        ("Quic", Some(json!(false))),
+        ("MultiCertInfo", None),
+        ("CookieName", None),
+    ])?;
     let url = r.req_str("Url")?;
     valid_url(&url).map_err(|why| r.invalid_value("Url", why))?;
     let domains = match (r.str("Domain")?, r.strs("Domains", 50)?) {
@@ -889,14 +905,12 @@ pub(crate) fn modify_rule(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outc
         "OAuth",
         "CookieName",
     ])?;
-    for unsupported in ["TrpcCallee", "TrpcFunc", "OAuth", "CookieName"] {
-        if p.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{unsupported} is not emulated"),
-            ));
-        }
-    }
+    p.refuse_unmodelled(&[
+        ("TrpcCallee", None),
+        ("TrpcFunc", None),
+        ("OAuth", None),
+        ("CookieName", None),
+    ])?;
     let lb_id = p.req_str("LoadBalancerId")?;
     let listener_id = p.req_str("ListenerId")?;
     let loc = p.req_str("LocationId")?;
@@ -1046,14 +1060,11 @@ pub(crate) fn modify_domain_attributes(s: &mut SimState, ctx: &Ctx, p: Obj) -> A
         "NewDomains",
         "MultiCertInfo",
     ])?;
-    for unsupported in ["Quic", "NewDomains", "MultiCertInfo"] {
-        if p.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{unsupported} is not emulated"),
-            ));
-        }
-    }
+    p.refuse_unmodelled(&[
+        ("Quic", Some(json!(false))),
+        ("NewDomains", None),
+        ("MultiCertInfo", None),
+    ])?;
     let lb_id = p.req_str("LoadBalancerId")?;
     let listener_id = p.req_str("ListenerId")?;
     let domain = p.req_str("Domain")?;

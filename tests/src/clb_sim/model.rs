@@ -61,6 +61,9 @@ pub struct Listener {
     /// Targets bound to a layer-4 listener directly.
     pub targets: Vec<Target>,
     pub create_time: String,
+    /// Parameters accepted but not modelled (connection limits, rescheduling, ...), kept
+    /// verbatim and shown in `/_sim/state`.
+    pub extra_params: Map<String, Value>,
 }
 
 impl Listener {
@@ -410,6 +413,7 @@ pub fn state_json(s: &SimState, now: Instant) -> Value {
                         }
                     }
                     lv["Targets"] = Value::Array(l.targets.iter().map(backend_json).collect());
+                    lv["ExtraParams"] = Value::Object(l.extra_params.clone());
                     lv
                 })
                 .collect();
