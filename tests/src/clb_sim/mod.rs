@@ -106,6 +106,10 @@ pub async fn spawn_on(cfg: SimConfig, listen: &str) -> std::io::Result<SimHandle
     let addr = listener.local_addr()?;
     let sim = Arc::new(Sim::new(cfg));
     let app = server::router(sim.clone());
+    // Without TCP_NODELAY a multi-segment response waits on the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "clb-sim server stopped");
