@@ -6,8 +6,18 @@
 //! writes with `FailedOperation.ResourceInOperating`. Tests use [`spawn`] and the
 //! [`SimHandle`] accessors; the `clb-sim` binary serves the same code.
 //!
-//! Call log convention: [`CallRecord::code`] is `"Ok"` for a success.
-
+//! Admin routes (plain HTTP, unsigned, not in the call log):
+//! - `GET /_sim/state`: every CLB as DescribeLoadBalancers shows it, plus `Listeners`
+//!   (as DescribeListeners, with `Targets` on rules and L4 listeners), `Busy`, `CreateParams`.
+//! - `GET /_sim/calls`: [`CallRecord`]s as JSON (`action`, `service`, `code`, `lb_ids`,
+//!   `request_id`, `at_unix_ms`).
+//! - `GET|POST /_sim/faults`: [`Faults`] as JSON, e.g.
+//!   `{"internal_error_rate":0.1,"drop_rate":0.05,"latency_rate":0.2,"latency_ms":300,
+//!   "actions":["CreateRule"],"scripted":[{"action":"CreateListener","code":"RequestLimitExceeded","count":2}],
+//!   "task_failures":[{"action":"CreateRule","count":1}]}`; `{}` clears them.
+//!
+//! Call log convention: [`CallRecord::code`] is `"Ok"` for a success, `"Dropped"` for a
+//! connection cut by an injected fault, else the error code answered.
 mod clb;
 pub mod client;
 mod detail;
