@@ -416,3 +416,47 @@ async fn an_injected_task_failure_answers_success_then_reports_status_1_and_undo
     );
     assert_eq!(sim.load_balancers().len(), 2);
 }
+
+#[tokio::test]
+async fn rate_limit_and_task_length_can_change_mid_test() {
+    let sim = spawn(SimConfig::default()).await.unwrap();
+    let c = SimClient::new(&sim);
+    let r = c
+        .clb("CreateLoadBalancer", json!({"LoadBalancerType": "OPEN"}))
+        .await;
+    let lb = r.response()["LoadBalancerIds"][0].clone();
+    sim.set_task_ms(60_000);
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Ports": [80], "Protocol": "HTTP"}),
+        )
+        .await;
+    assert_eq!(r.error_code(), None);
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Ports": [81], "Protocol": "HTTP"}),
+        )
+        .await;
+    assert_eq!(r.error_code(), Some("FailedOperation.ResourceInOperating"));
+    sim.set_rate_limit(1);
+    let codes: Vec<String> = futures::future::join_all(
+        (0..3).map(|_| c.clb("DescribeTaskStatus", json!({"TaskId": "x"}))),
+    )
+    .await
+    .iter()
+    .map(|r| r.error_code().unwrap_or("Ok").to_string())
+    .collect();
+    assert!(
+        codes
+            .iter()
+            .filter(|c| *c == "RequestLimitExceeded")
+            .count()
+            >= 1,
+        "{codes:?}"
+    );
+    sim.set_rate_limit(0);
+    let r = c.clb("DescribeLoadBalancers", json!({})).await;
+    assert_eq!(r.error_code(), None);
+}

@@ -172,6 +172,20 @@ impl SimHandle {
         lock(&self.sim.faults).faults.clone()
     }
 
+    /// Changes how long new tasks run (running ones keep their end).
+    pub fn set_task_ms(&self, ms: u64) {
+        self.sim
+            .task_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Changes the per-action, per-second rate limit (0 = off).
+    pub fn set_rate_limit(&self, per_sec: u32) {
+        self.sim
+            .rate_limit
+            .store(per_sec, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn set_limits(&self, limits: Limits) {
         lock(&self.sim.state).limits = limits;
     }

@@ -2,6 +2,7 @@
 //! the call log, the envelope; and the `/_sim/` admin routes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -53,6 +54,9 @@ pub(crate) struct Sim {
     pub faults: Mutex<Injector>,
     rate: Mutex<HashMap<String, (u64, u32)>>,
     started: Instant,
+    /// Runtime-adjustable copies of `cfg.task_ms` and `cfg.rate_limit`.
+    pub task_ms: AtomicU64,
+    pub rate_limit: AtomicU32,
 }
 
 /// Locks a mutex even if a holder panicked: the data is plain and stays usable.
@@ -69,13 +73,16 @@ impl Sim {
             faults: Mutex::new(Injector::new(faults, cfg.seed)),
             rate: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            task_ms: AtomicU64::new(cfg.task_ms),
+            rate_limit: AtomicU32::new(cfg.rate_limit),
             cfg,
         }
     }
 
     /// Fixed one-second windows per action.
     fn over_rate(&self, action: &str, now: Instant) -> bool {
-        if self.cfg.rate_limit == 0 {
+        let limit = self.rate_limit.load(Ordering::Relaxed);
+        if limit == 0 {
             return false;
         }
         let sec = now.duration_since(self.started).as_secs();
@@ -85,7 +92,7 @@ impl Sim {
             *e = (sec, 0);
         }
         e.1 += 1;
-        e.1 > self.cfg.rate_limit
+        e.1 > limit
     }
 }
 
@@ -354,7 +361,8 @@ async fn run(
             "RequestLimitExceeded",
             format!(
                 "{} is limited to {} requests per second",
-                authed.action, sim.cfg.rate_limit
+                authed.action,
+                sim.rate_limit.load(Ordering::Relaxed)
             ),
         )));
     }
@@ -387,7 +395,7 @@ async fn run(
     let ctx = Ctx {
         request_id: request_id.to_string(),
         now: Instant::now(),
-        task: Duration::from_millis(sim.cfg.task_ms),
+        task: Duration::from_millis(sim.task_ms.load(Ordering::Relaxed)),
         region: sim.cfg.region.clone(),
     };
     let p = Obj::new(&map, "");
