@@ -4,18 +4,17 @@
 # (see README.md): it invokes this same function with {"clslogs":…}.
 
 locals {
-  # CLB actions the function calls: reads, the async-task poll, and the writes of a plan.
+  # Exactly the actions function/src/cloud calls (clb.rs, tag.rs as of this commit): reads,
+  # the async-task poll, and the writes of a plan. Keep in step when the client grows.
   clb_actions = [
     "clb:DescribeLoadBalancers",
-    "clb:DescribeLoadBalancersDetail",
     "clb:DescribeListeners",
     "clb:DescribeTargets",
     "clb:DescribeTaskStatus",
-    "clb:DescribeQuota",
-    "clb:DescribeRewrite",
     "clb:CreateLoadBalancer",
     "clb:DeleteLoadBalancer",
     "clb:ModifyLoadBalancerAttributes",
+    "clb:SetLoadBalancerSecurityGroups",
     "clb:CreateListener",
     "clb:ModifyListener",
     "clb:DeleteListener",
@@ -24,22 +23,15 @@ locals {
     "clb:ModifyRule",
     "clb:DeleteRule",
     "clb:ModifyDomainAttributes",
-    "clb:AutoRewrite",
     "clb:BatchRegisterTargets",
     "clb:BatchDeregisterTargets",
     "clb:BatchModifyTargetWeight",
-    "clb:RegisterTargets",
-    "clb:DeregisterTargets",
-    "clb:ModifyTargetWeight",
   ]
-  # Tag actions: tagging at create time is part of CreateLoadBalancer; these add and remove
-  # the cluster/UID tags of reused (existLbId) CLBs and read tags back.
+  # Tag actions: tags are set at create time by CreateLoadBalancer(Tags); these add and remove
+  # the cluster/UID tags of reused (existLbId) CLBs.
   tag_actions = [
     "tag:TagResources",
     "tag:UnTagResources",
-    "tag:ModifyResourceTags",
-    "tag:GetResources",
-    "tag:DescribeResourcesByTags",
   ]
 }
 

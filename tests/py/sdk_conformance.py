@@ -8,8 +8,10 @@ import argparse
 import json
 import sys
 import time
+import urllib.request
 
 from tencentcloud.common import credential
+from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
@@ -52,6 +54,15 @@ def wait_task(c, request_id):
             raise AssertionError("task %s has status %s" % (request_id, r.Status))
         time.sleep(0.02)
     raise AssertionError("task %s never finished" % request_id)
+
+
+def set_faults(endpoint, faults):
+    """POST /_sim/faults: the emulator's admin route, plain HTTP."""
+    body = json.dumps(faults).encode()
+    r = urllib.request.Request("http://%s/_sim/faults" % endpoint, data=body, method="POST",
+                               headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(r, timeout=10) as resp:
+        check(resp.status == 200, "admin route accepted the faults")
 
 
 def main():
@@ -164,6 +175,17 @@ def main():
     api_t = trules[loc_api].Targets
     check(len(api_t) == 1 and api_t[0].PrivateIpAddresses == ["10.0.0.5"] and api_t[0].Weight == 50
           and api_t[0].Type == "ENI", "ENI target read back with the new weight")
+    dd = c.DescribeLoadBalancersDetail(req(clb.DescribeLoadBalancersDetailRequest, {
+        "Fields": ["ListenerId", "Protocol", "Port", "LocationId", "Domain", "Url", "TargetId", "TargetAddress",
+                   "TargetPort", "TargetWeight", "Tags"],
+        "TargetType": "NODE", "Limit": 100,
+        "Filters": [{"Name": "tag:tke-clusterId", "Values": ["cls-sdk"]}]}))
+    rows = sorted((x.Port, x.Url, x.TargetId, x.TargetAddress, x.TargetPort, x.TargetWeight)
+                  for x in dd.LoadBalancerDetailSet)
+    check(rows == [(80, "/", "ins-aaaa1111", None, 30080, 10), (80, "/api", None, "10.0.0.5", 8080, 50),
+                   (443, "/", "ins-bbbb2222", None, 30443, 10)], "DescribeLoadBalancersDetail rows: %s" % rows)
+    check(dd.TotalCount == 3 and all(x.LoadBalancerId == lb for x in dd.LoadBalancerDetailSet), "detail rows name the CLB")
+    check(all(x.VpcId is None for x in dd.LoadBalancerDetailSet), "fields not asked for come back null")
     r = c.DeregisterTargets(req(clb.DeregisterTargetsRequest, {
         "LoadBalancerId": lb, "ListenerId": http_l, "LocationId": loc_root,
         "Targets": [{"InstanceId": "ins-aaaa1111", "Port": 30080}]}))
@@ -190,6 +212,12 @@ def main():
     check(len(g.ResourceTagMappingList) == 1 and g.ResourceTagMappingList[0].Resource.endswith("clb/" + lb),
           "GetResources finds the CLB by tag")
 
+    rt = t.DescribeResourcesByTags(req(tag.DescribeResourcesByTagsRequest, {
+        "TagFilters": [{"TagKey": "tke-lb-ingress-uuid", "TagValue": ["uid-1"]}], "ResourcePrefix": "clb",
+        "ServiceType": "clb"}))
+    check(rt.TotalCount == 1 and rt.Rows[0].ResourceId == lb and rt.Rows[0].ServiceType == "clb",
+          "DescribeResourcesByTags finds the CLB")
+
     # Errors the SDK must see as such.
     expect_error(lambda: c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": "lb-missing0"})),
                  "InvalidParameter.LBIdNotFound", "DescribeListeners of a missing CLB")
@@ -199,6 +227,34 @@ def main():
     stranger = clb_client.ClbClient(credential.Credential("AKIDSTRANGER", a.secret_key), a.region, profile)
     expect_error(lambda: stranger.DescribeLoadBalancers(clb.DescribeLoadBalancersRequest()),
                  "AuthFailure.SecretIdNotFound", "an unknown SecretId")
+
+    common = CommonClient("clb", "2018-03-17", cred, a.region, profile)
+    expect_error(lambda: common.call_json("DescribeUnicorns", {}), "InvalidAction", "an unknown action")
+    expect_error(lambda: common.call_json("DescribeLoadBalancers", {"Colour": "blue"}), "UnknownParameter",
+                 "an unknown parameter")
+    expect_error(lambda: common.call_json("CreateListener", {"LoadBalancerId": lb, "Protocol": "HTTP"}),
+                 "MissingParameter", "a missing parameter")
+    old = CommonClient("clb", "2017-03-12", cred, a.region, profile)
+    expect_error(lambda: old.call_json("DescribeLoadBalancers", {}), "NoSuchVersion", "a wrong version")
+    raw = common.call_json("DescribeLoadBalancers", {"LoadBalancerIds": [lb]})
+    check(raw["Response"]["TotalCount"] == 1, "CommonClient reads the raw envelope")
+
+    # Injected faults, set through the admin route, reach the SDK as the real API's would.
+    set_faults(a.endpoint, {"scripted": [{"action": "DescribeLoadBalancers", "code": "RequestLimitExceeded", "count": 1}]})
+    expect_error(lambda: c.DescribeLoadBalancers(clb.DescribeLoadBalancersRequest()), "RequestLimitExceeded",
+                 "a throttled call")
+    set_faults(a.endpoint, {"internal_error_rate": 1.0, "actions": ["DescribeListeners"]})
+    expect_error(lambda: c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": lb})),
+                 "InternalError", "an injected InternalError")
+    set_faults(a.endpoint, {"drop_rate": 1.0, "actions": ["DescribeTargets"]})
+    try:
+        c.DescribeTargets(req(clb.DescribeTargetsRequest, {"LoadBalancerId": lb}))
+        raise AssertionError("a dropped connection: the call succeeded")
+    except TencentCloudSDKException as e:
+        check(e.get_code() == "ClientNetworkError", "a dropped connection is a ClientNetworkError (got %s)" % e.get_code())
+    set_faults(a.endpoint, {})
+    d = c.DescribeLoadBalancers(req(clb.DescribeLoadBalancersRequest, {"LoadBalancerIds": [lb]}))
+    check(d.TotalCount == 1, "calls succeed again once the faults are cleared")
 
     # Deletes.
     r = c.DeleteRule(req(clb.DeleteRuleRequest, {"LoadBalancerId": lb, "ListenerId": http_l, "LocationIds": [loc_api]}))

@@ -649,3 +649,323 @@ async fn tag_api_tags_and_untags_by_six_segment_name() {
         .await;
     assert_eq!(r.error_code(), Some("LimitExceeded.ResourceNumPerRequest"));
 }
+
+#[tokio::test]
+async fn detail_rows_flatten_listeners_rules_and_targets_and_page_by_row() {
+    let (sim, c) = sim_with(0).await;
+    let empty = create_lb(
+        &c,
+        json!({"LoadBalancerType": "OPEN", "Tags": [{"TagKey": "t", "TagValue": "1"}]}),
+    )
+    .await;
+    let lb = create_lb(
+        &c,
+        json!({"LoadBalancerType": "INTERNAL", "VpcId": "vpc-1", "SubnetId": "subnet-1",
+        "Tags": [{"TagKey": "t", "TagValue": "1"}]}),
+    )
+    .await;
+    sim.insert_load_balancer("OPEN", "untagged", &[]);
+    let bare = http_listener(&c, &lb, 8080).await;
+    let l = http_listener(&c, &lb, 80).await;
+    let r = ok(
+        &c,
+        "CreateRule",
+        json!({"LoadBalancerId": lb, "ListenerId": l, "Rules": [{"Domain": "a.com", "Url": "/"}]}),
+    )
+    .await;
+    let loc = r["LocationIds"][0].clone();
+    ok(
+        &c,
+        "RegisterTargets",
+        json!({"LoadBalancerId": lb, "ListenerId": l, "LocationId": loc,
+        "Targets": [{"EniIp": "10.0.0.1", "Port": 80}, {"EniIp": "10.0.0.2", "Port": 80}]}),
+    )
+    .await;
+    let fields = json!([
+        "ListenerId",
+        "Port",
+        "LocationId",
+        "TargetAddress",
+        "LoadBalancerType"
+    ]);
+    let r = c
+        .clb(
+            "DescribeLoadBalancersDetail",
+            json!({"Fields": fields, "Filters": [{"Name": "tag:t", "Values": ["1"]}]}),
+        )
+        .await;
+    assert_eq!(
+        r.error_code(),
+        Some("MissingParameter"),
+        "listener fields need TargetType"
+    );
+    let d = ok(
+        &c,
+        "DescribeLoadBalancersDetail",
+        json!({"Fields": fields, "TargetType": "NODE",
+        "Filters": [{"Name": "tag:t", "Values": ["1"]}]}),
+    )
+    .await;
+    let rows: Vec<(String, Value, Value, Value)> = d["LoadBalancerDetailSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["LoadBalancerId"].as_str().unwrap().to_string(),
+                r["ListenerId"].clone(),
+                r["LocationId"].clone(),
+                r["TargetAddress"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (empty.clone(), Value::Null, Value::Null, Value::Null),
+            (lb.clone(), json!(bare), Value::Null, Value::Null),
+            (lb.clone(), json!(l), loc.clone(), json!("10.0.0.1")),
+            (lb.clone(), json!(l), loc.clone(), json!("10.0.0.2")),
+        ]
+    );
+    assert_eq!(d["LoadBalancerDetailSet"][1]["LoadBalancerType"], "Private");
+    assert_eq!(
+        d["LoadBalancerDetailSet"][1]["VpcId"],
+        Value::Null,
+        "not asked for"
+    );
+    let d = ok(
+        &c,
+        "DescribeLoadBalancersDetail",
+        json!({"Limit": 3, "Offset": 3, "Filters": [{"Name": "tag-key", "Values": ["t"]}]}),
+    )
+    .await;
+    assert_eq!(d["TotalCount"], 4, "rows, not CLBs, are counted");
+    assert_eq!(d["LoadBalancerDetailSet"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn inline_certificates_mint_a_new_id_on_every_call() {
+    let (_sim, c) = sim_with(0).await;
+    let lb = create_lb(&c, json!({"LoadBalancerType": "OPEN"})).await;
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+    let cert = json!({"CertName": "tls-secret", "CertContent": pem, "CertKey": key});
+    ok(&c, "CreateListener", json!({"LoadBalancerId": lb, "Ports": [443, 8443], "Protocol": "HTTPS", "Certificate": cert})).await;
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Ports": [9443], "Protocol": "HTTPS",
+            "Certificate": {"CertContent": pem}}),
+        )
+        .await;
+    assert_eq!(
+        r.error_code(),
+        Some("MissingParameter"),
+        "content without key"
+    );
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Ports": [9443], "Protocol": "HTTPS",
+            "Certificate": {"CertContent": "nope", "CertKey": key}}),
+        )
+        .await;
+    assert_eq!(r.error_code(), Some("InvalidParameterValue"));
+    let d = ok(&c, "DescribeListeners", json!({"LoadBalancerId": lb})).await;
+    let ids: Vec<&str> = d["Listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["Certificate"]["CertId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "one call uploads one certificate");
+    let l = d["Listeners"][0]["ListenerId"].clone();
+    ok(
+        &c,
+        "ModifyListener",
+        json!({"LoadBalancerId": lb, "ListenerId": l, "Certificate": cert}),
+    )
+    .await;
+    let d = ok(
+        &c,
+        "DescribeListeners",
+        json!({"LoadBalancerId": lb, "ListenerIds": [l]}),
+    )
+    .await;
+    assert_ne!(
+        d["Listeners"][0]["Certificate"]["CertId"].as_str().unwrap(),
+        ids[0],
+        "a new upload is a new certificate"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_creates_with_one_client_token_make_one_clb() {
+    let (sim, c) = sim_with(0).await;
+    let c = std::sync::Arc::new(c);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.clb(
+                "CreateLoadBalancer",
+                json!({"LoadBalancerType": "OPEN", "ClientToken": "race"}),
+            )
+            .await
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.error_code(), None);
+        ids.insert(
+            r.response()["LoadBalancerIds"][0]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(sim.load_balancers().len(), 1);
+    assert_eq!(sim.call_count("CreateLoadBalancer"), 8);
+}
+
+#[tokio::test]
+async fn extensive_create_parameters_are_kept_and_echoed() {
+    let (sim, c) = sim_with(0).await;
+    let lb = create_lb(
+        &c,
+        json!({"LoadBalancerType": "OPEN", "Vip": "203.0.113.7",
+        "ZoneId": "ap-guangzhou-3", "SlaType": "clb.c2.medium", "VipIsp": "CTCC"}),
+    )
+    .await;
+    let d = ok(
+        &c,
+        "DescribeLoadBalancers",
+        json!({"LoadBalancerIds": [lb]}),
+    )
+    .await;
+    let m = &d["LoadBalancerSet"][0];
+    assert_eq!(m["LoadBalancerVips"], json!(["203.0.113.7"]));
+    assert_eq!(m["SlaType"], "clb.c2.medium");
+    assert_eq!(m["VipIsp"], "CTCC");
+    assert_eq!(m["MasterZone"]["Zone"], "ap-guangzhou-3");
+    assert_eq!(
+        sim.state()["LoadBalancers"][0]["CreateParams"]["ZoneId"],
+        "ap-guangzhou-3"
+    );
+    let r = c
+        .clb(
+            "CreateLoadBalancer",
+            json!({"LoadBalancerType": "OPEN", "Vip": "203.0.113.7"}),
+        )
+        .await;
+    assert_eq!(r.error_code(), Some("InvalidParameterValue.Duplicate"));
+    let r = c
+        .clb(
+            "CreateLoadBalancer",
+            json!({"LoadBalancerType": "INTERNAL", "VpcId": "vpc-1"}),
+        )
+        .await;
+    assert_eq!(
+        r.error_code(),
+        Some("MissingParameter"),
+        "INTERNAL needs SubnetId"
+    );
+    let r = c
+        .clb("CreateLoadBalancer", json!({"LoadBalancerType": "PRIVATE"}))
+        .await;
+    assert_eq!(r.error_code(), Some("InvalidParameterValue"));
+    let r = c.clb("CreateLoadBalancer", json!({})).await;
+    assert_eq!(r.error_code(), Some("MissingParameter"));
+}
+
+#[tokio::test]
+async fn unmodelled_parameters_pass_at_their_default_and_are_refused_otherwise() {
+    let (sim, c) = sim_with(0).await;
+    let lb = create_lb(&c, json!({"LoadBalancerType": "OPEN"})).await;
+    ok(
+        &c,
+        "CreateListener",
+        json!({"LoadBalancerId": lb, "Ports": [80], "Protocol": "HTTP",
+        "TargetType": "NODE", "MaxConn": 1000}),
+    )
+    .await;
+    assert_eq!(
+        sim.state()["LoadBalancers"][0]["Listeners"][0]["ExtraParams"]["MaxConn"],
+        1000,
+        "kept verbatim"
+    );
+    let r = c
+        .clb("CreateListener", json!({"LoadBalancerId": lb, "Ports": [81], "Protocol": "HTTP", "TargetType": "TARGETGROUP"}))
+        .await;
+    assert_eq!(r.error_code(), Some("UnsupportedOperation"));
+    let l = sim.load_balancer(&lb).unwrap().listeners[0].id.clone();
+    let r = c
+        .clb("CreateRule", json!({"LoadBalancerId": lb, "ListenerId": l, "Rules": [{"Domain": "a.com", "Url": "/", "Quic": true}]}))
+        .await;
+    assert_eq!(r.error_code(), Some("UnsupportedOperation"));
+    ok(&c, "CreateRule", json!({"LoadBalancerId": lb, "ListenerId": l, "Rules": [{"Domain": "a.com", "Url": "/", "Quic": false}]})).await;
+}
+
+#[tokio::test]
+async fn describe_orders_searches_and_filters_by_backends() {
+    let (sim, c) = sim_with(0).await;
+    let b = sim.insert_load_balancer("OPEN", "bravo", &[]);
+    let a = sim.insert_load_balancer("OPEN", "alpha", &[]);
+    let names = |d: &Value| -> Vec<String> {
+        d["LoadBalancerSet"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["LoadBalancerName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let d = ok(
+        &c,
+        "DescribeLoadBalancers",
+        json!({"OrderBy": "LoadBalancerName"}),
+    )
+    .await;
+    assert_eq!(names(&d), ["alpha", "bravo"]);
+    let d = ok(
+        &c,
+        "DescribeLoadBalancers",
+        json!({"OrderBy": "LoadBalancerName", "OrderType": 1}),
+    )
+    .await;
+    assert_eq!(names(&d), ["bravo", "alpha"]);
+    let d = ok(&c, "DescribeLoadBalancers", json!({"SearchKey": &a[3..]})).await;
+    assert_eq!(names(&d), ["alpha"]);
+    let l = http_listener(&c, &b, 80).await;
+    let r = ok(
+        &c,
+        "CreateRule",
+        json!({"LoadBalancerId": b, "ListenerId": l, "Rules": [{"Domain": "a.com", "Url": "/"}]}),
+    )
+    .await;
+    ok(
+        &c,
+        "RegisterTargets",
+        json!({"LoadBalancerId": b, "ListenerId": l, "LocationId": r["LocationIds"][0],
+        "Targets": [{"EniIp": "10.9.9.9", "Port": 80}]}),
+    )
+    .await;
+    let d = ok(&c, "DescribeLoadBalancers", json!({"WithRs": 1})).await;
+    assert_eq!(names(&d), ["bravo"]);
+    let d = ok(&c, "DescribeLoadBalancers", json!({"WithRs": 0})).await;
+    assert_eq!(names(&d), ["alpha"]);
+    let d = ok(
+        &c,
+        "DescribeLoadBalancers",
+        json!({"BackendPrivateIps": ["10.9.9.9"]}),
+    )
+    .await;
+    assert_eq!(names(&d), ["bravo"]);
+    let r = c
+        .clb("DescribeLoadBalancers", json!({"OrderBy": "Colour"}))
+        .await;
+    assert_eq!(r.error_code(), Some("InvalidParameterValue"));
+}

@@ -217,36 +217,11 @@ fn any_json() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
-const ACTIONS: &[&str] = &[
-    "CreateLoadBalancer",
-    "DescribeLoadBalancers",
-    "DeleteLoadBalancer",
-    "ModifyLoadBalancerAttributes",
-    "SetLoadBalancerSecurityGroups",
-    "CreateListener",
-    "DescribeListeners",
-    "ModifyListener",
-    "DeleteListener",
-    "DeleteLoadBalancerListeners",
-    "CreateRule",
-    "ModifyRule",
-    "DeleteRule",
-    "ModifyDomainAttributes",
-    "DescribeTargets",
-    "RegisterTargets",
-    "DeregisterTargets",
-    "BatchRegisterTargets",
-    "BatchDeregisterTargets",
-    "ModifyTargetWeight",
-    "BatchModifyTargetWeight",
-    "DescribeTaskStatus",
-];
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
     #[test]
     fn random_bodies_always_get_a_200_envelope(
-        action in prop::sample::select(ACTIONS),
+        action in prop::sample::select(clb_ingress_tests::clb_sim::CLB_ACTIONS),
         body in any_json(),
         raw in prop::collection::vec(any::<u8>(), 0..64),
         use_raw in any::<bool>(),
@@ -329,4 +304,134 @@ async fn the_binary_prints_its_address_and_serves_the_admin_state() {
         .unwrap();
     assert_eq!(state["LoadBalancers"], json!([]));
     child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_injected_task_failure_answers_success_then_reports_status_1_and_undoes_the_change() {
+    use clb_ingress_tests::clb_sim::TaskFailure;
+    let sim = spawn(SimConfig::default()).await.unwrap();
+    let c = SimClient::new(&sim);
+    let r = c
+        .clb("CreateLoadBalancer", json!({"LoadBalancerType": "OPEN"}))
+        .await;
+    let lb = r.response()["LoadBalancerIds"][0].clone();
+    sim.set_faults(Faults {
+        task_failures: vec![
+            TaskFailure {
+                action: "CreateListener".into(),
+                count: 1,
+            },
+            TaskFailure {
+                action: "CreateLoadBalancer".into(),
+                count: 1,
+            },
+        ],
+        ..Faults::default()
+    });
+    // A refused call does not use up the failure.
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Protocol": "HTTP"}),
+        )
+        .await;
+    assert_eq!(r.error_code(), Some("MissingParameter"));
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Ports": [80], "Protocol": "HTTP"}),
+        )
+        .await;
+    assert_eq!(r.error_code(), None, "accepted");
+    assert!(r.response()["ListenerIds"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("lbl-"));
+    let st = c
+        .clb(
+            "DescribeTaskStatus",
+            json!({"TaskId": r.response()["RequestId"]}),
+        )
+        .await;
+    assert_eq!(st.response()["Status"], 1);
+    assert!(
+        sim.load_balancers()[0].listeners.is_empty(),
+        "the change was undone"
+    );
+    // The next one succeeds.
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Ports": [80], "Protocol": "HTTP"}),
+        )
+        .await;
+    let st = c
+        .clb(
+            "DescribeTaskStatus",
+            json!({"TaskId": r.response()["RequestId"]}),
+        )
+        .await;
+    assert_eq!(st.response()["Status"], 0);
+    assert_eq!(sim.load_balancers()[0].listeners.len(), 1);
+    // A failed create leaves no CLB behind and frees its ClientToken.
+    let p = json!({"LoadBalancerType": "OPEN", "ClientToken": "t1"});
+    let failed = c.clb("CreateLoadBalancer", p.clone()).await;
+    let st = c
+        .clb(
+            "DescribeTaskStatus",
+            json!({"TaskId": failed.response()["RequestId"]}),
+        )
+        .await;
+    assert_eq!(st.response()["Status"], 1);
+    assert_eq!(sim.load_balancers().len(), 1);
+    let again = c.clb("CreateLoadBalancer", p).await;
+    assert_ne!(
+        again.response()["LoadBalancerIds"],
+        failed.response()["LoadBalancerIds"]
+    );
+    assert_eq!(sim.load_balancers().len(), 2);
+}
+
+#[tokio::test]
+async fn rate_limit_and_task_length_can_change_mid_test() {
+    let sim = spawn(SimConfig::default()).await.unwrap();
+    let c = SimClient::new(&sim);
+    let r = c
+        .clb("CreateLoadBalancer", json!({"LoadBalancerType": "OPEN"}))
+        .await;
+    let lb = r.response()["LoadBalancerIds"][0].clone();
+    sim.set_task_ms(60_000);
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Ports": [80], "Protocol": "HTTP"}),
+        )
+        .await;
+    assert_eq!(r.error_code(), None);
+    let r = c
+        .clb(
+            "CreateListener",
+            json!({"LoadBalancerId": lb, "Ports": [81], "Protocol": "HTTP"}),
+        )
+        .await;
+    assert_eq!(r.error_code(), Some("FailedOperation.ResourceInOperating"));
+    sim.set_rate_limit(1);
+    let codes: Vec<String> = futures::future::join_all(
+        (0..3).map(|_| c.clb("DescribeTaskStatus", json!({"TaskId": "x"}))),
+    )
+    .await
+    .iter()
+    .map(|r| r.error_code().unwrap_or("Ok").to_string())
+    .collect();
+    assert!(
+        codes
+            .iter()
+            .filter(|c| *c == "RequestLimitExceeded")
+            .count()
+            >= 1,
+        "{codes:?}"
+    );
+    sim.set_rate_limit(0);
+    let r = c.clb("DescribeLoadBalancers", json!({})).await;
+    assert_eq!(r.error_code(), None);
 }

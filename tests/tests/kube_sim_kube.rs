@@ -1074,3 +1074,153 @@ async fn discovery_documents_list_the_served_resources() {
         .collect();
     assert_eq!(res, vec!["ingresses", "ingresses/status", "ingressclasses"]);
 }
+
+#[tokio::test]
+async fn kube_runtime_recorder_creates_then_patches_an_event_series() {
+    use kube::runtime::events::{Event as RtEvent, EventType, Recorder, Reporter};
+    use kube::Resource;
+    let (sim, client) = sim().await;
+    let ing = Api::<Ingress>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &ingress("web", "a.example.com"))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "clb-ingress".into(),
+            instance: Some("clb-ingress-1".into()),
+        },
+    );
+    let ev = RtEvent {
+        type_: EventType::Warning,
+        reason: "ExistLbRefused".into(),
+        note: Some("lb-123 belongs to another cluster".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &ing.object_ref(&())).await.unwrap();
+    recorder.publish(&ev, &ing.object_ref(&())).await.unwrap();
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let list = events.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let e = &list.items[0];
+    assert_eq!(e.reason.as_deref(), Some("ExistLbRefused"));
+    assert_eq!(e.regarding.as_ref().unwrap().name.as_deref(), Some("web"));
+    assert_eq!(e.series.as_ref().map(|s| s.count), Some(2));
+    let writes: Vec<String> = sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/apis/events.k8s.io/"))
+        .map(|r| format!("{} {}", r.method, r.status))
+        .collect();
+    assert_eq!(writes, ["POST 201", "PATCH 200", "GET 200"]);
+}
+
+#[tokio::test]
+async fn kube_discovery_finds_every_served_kind() {
+    let (_sim, client) = sim().await;
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let mut kinds: Vec<String> = discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .map(|(ar, _)| format!("{}/{}", ar.api_version, ar.kind))
+        .collect();
+    kinds.sort();
+    for k in [
+        "v1/Service",
+        "v1/Node",
+        "networking.k8s.io/v1/Ingress",
+        "networking.k8s.io/v1/IngressClass",
+        "discovery.k8s.io/v1/EndpointSlice",
+        "coordination.k8s.io/v1/Lease",
+        "events.k8s.io/v1/Event",
+        "cloud.tencent.com/v1alpha1/TkeServiceConfig",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} not in {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_fields_are_dropped_with_a_warning_or_refused_under_strict_validation() {
+    let (sim, client) = sim().await;
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Service"));
+    let api: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
+    let body = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "labelz": {"a": "b"}},
+        "spec": {"ports": [{"port": 80}]},
+        "spex": {"typo": true}
+    });
+    let created = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(body.clone()).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(created.data.get("spex").is_none(), "pruned");
+    let url = format!(
+        "{}/api/v1/namespaces/default/services?fieldValidation=Strict",
+        sim.url()
+    );
+    let mut again = body;
+    again["metadata"]["name"] = json!("web2");
+    let resp = reqwest_client()
+        .post(url)
+        .bearer_auth(sim.admin_token())
+        .json(&again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let status: Value = resp.json().await.unwrap();
+    assert_eq!(status["reason"], "BadRequest");
+    let msg = status["message"].as_str().unwrap();
+    assert!(
+        msg.contains("unknown field \"spex\"") && msg.contains("unknown field \"metadata.labelz\""),
+        "{msg}"
+    );
+    assert!(api.get_opt("web2").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn leaving_node_port_type_releases_carried_node_ports_and_explicit_ones_are_refused() {
+    let (_sim, client) = sim().await;
+    let api: Api<Service> = Api::namespaced(client, "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &svc).await.unwrap();
+    let np = created.spec.unwrap().ports.unwrap()[0].node_port.unwrap();
+    let to_cluster_ip = json!({"spec": {"type": "ClusterIP"}});
+    let got = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(&to_cluster_ip),
+        )
+        .await
+        .unwrap();
+    let spec = got.spec.unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(
+        spec.ports.unwrap()[0].node_port,
+        None,
+        "node port {np} released"
+    );
+    let explicit = json!({"spec": {"ports": [{"port": 80, "nodePort": 30080}]}});
+    let e = api_err(
+        api.patch("web", &PatchParams::default(), &Patch::Strategic(&explicit))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.reason, "Invalid");
+    assert!(
+        e.message
+            .contains("may not be used when `type` is 'ClusterIP'"),
+        "{}",
+        e.message
+    );
+}

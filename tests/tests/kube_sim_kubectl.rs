@@ -301,6 +301,17 @@ async fn kubectl_reports_invalid_objects_and_applies_custom_resources_with_merge
     let out = k.run(&["apply", "-f", &bad]).await;
     assert!(!out.ok);
     assert!(out.stderr.contains("is invalid"), "{}", out.stderr);
+    let typo = k.write(
+        "typo.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspex:\n  ports:\n  - port: 80\n",
+    );
+    let out = k.run(&["apply", "-f", &typo]).await;
+    assert!(!out.ok, "kubectl asks for strict field validation");
+    assert!(
+        out.stderr.contains("unknown field \"spex\""),
+        "{}",
+        out.stderr
+    );
     let cr = "apiVersion: cloud.tencent.com/v1alpha1\nkind: TkeServiceConfig\nmetadata:\n  name: cfg\nspec:\n  loadBalancer:\n    l7Listeners:\n    - protocol: HTTP\n      port: 80\n";
     let file = k.write("cr.yaml", cr);
     k.ok(&["apply", "-f", &file]).await;
@@ -324,4 +335,86 @@ async fn kubectl_reports_invalid_objects_and_applies_custom_resources_with_merge
     assert_eq!(got["spec"]["loadBalancer"]["l7Listeners"][0]["port"], 8080);
     let table = k.ok(&["get", "tkeserviceconfigs"]).await;
     assert!(table.starts_with("NAME"), "{table}");
+}
+
+#[tokio::test]
+async fn kube_sim_binary_prints_its_address_and_serves_kubectl() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = std::env::temp_dir().join(format!("kube-sim-bin-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = dir.join("kubeconfig");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-sim"))
+        .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
+        .arg(&kc)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap();
+    let url = line.strip_prefix("kube-sim listening on ").unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{line}"
+    );
+    let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "/usr/bin/kubectl".into());
+    let out = tokio::process::Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .args(["get", "namespaces", "-o", "name"])
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let names = String::from_utf8_lossy(&out.stdout);
+    assert!(names.contains("namespace/default"), "{names}");
+    assert!(names.contains("namespace/kube-system"), "{names}");
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn kubectl_create_namespace_and_secrets_send_protobuf_that_is_decoded() {
+    let (sim, k) = sim().await;
+    k.ok(&["create", "namespace", "shop"]).await;
+    k.ok(&[
+        "-n",
+        "shop",
+        "create",
+        "secret",
+        "generic",
+        "cert",
+        "--from-literal=qcloud_cert_id=abc123",
+    ])
+    .await;
+    let creates: Vec<_> = sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert!(creates.iter().all(|r| r
+        .content_type
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("application/vnd.kubernetes.protobuf")));
+    let ns = sim.get_object("v1", "Namespace", None, "shop").unwrap();
+    assert_eq!(ns["status"]["phase"], "Active");
+    assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
+    let secret = sim
+        .get_object("v1", "Secret", Some("shop"), "cert")
+        .unwrap();
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["data"]["qcloud_cert_id"], "YWJjMTIz");
+    let out = k
+        .run(&["create", "service", "clusterip", "web", "--tcp=80:8080"])
+        .await;
+    assert!(!out.ok, "protobuf of other kinds is refused");
+    assert!(out.stderr.contains("unknown format"), "{}", out.stderr);
 }

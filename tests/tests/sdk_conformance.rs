@@ -64,6 +64,19 @@ async fn official_python_sdk_runs_a_full_lifecycle_against_clb_sim() {
             .count(),
         1
     );
+    for code in [
+        "RequestLimitExceeded",
+        "InternalError",
+        "Dropped",
+        "NoSuchVersion",
+        "InvalidAction",
+    ] {
+        assert_eq!(
+            calls.iter().filter(|c| c.code == code).count(),
+            1,
+            "{code}: {calls:?}"
+        );
+    }
     assert!(
         sim.load_balancers().is_empty(),
         "the script deletes what it made"

@@ -117,6 +117,9 @@ impl ClusterClient {
         if ingress_name.is_empty() {
             return Err(incomplete("metadata.name"));
         }
+        if namespace.is_empty() {
+            return Err(incomplete("metadata.namespace"));
+        }
         let Some(uid) = ingress.metadata.uid.clone() else {
             return Err(incomplete("metadata.uid"));
         };

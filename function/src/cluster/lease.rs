@@ -182,6 +182,14 @@ impl ClusterClient {
         duration_seconds: i32,
         now: Timestamp,
     ) -> Result<Acquire, ClusterError> {
+        if namespace.is_empty() || ingress_name.is_empty() {
+            return Err(ClusterError::Incomplete {
+                kind: "Ingress",
+                namespace: namespace.to_owned(),
+                name: ingress_name.to_owned(),
+                missing: "namespace and name for its lease",
+            });
+        }
         let name = lease_name(ingress_name);
         let target = format!("{namespace}/{name}");
         let api = self.leases(namespace);

@@ -60,6 +60,9 @@ impl ClusterClient {
         if name.is_empty() {
             return Err(incomplete("metadata.name"));
         }
+        if namespace.is_empty() {
+            return Err(incomplete("metadata.namespace"));
+        }
         // Ingress allows unconditional updates: without the read version a stale writer would
         // silently win, so refuse rather than send one.
         if ingress.metadata.resource_version.is_none() {
@@ -110,12 +113,17 @@ impl ClusterClient {
             return Ok(WriteOutcome::Unchanged);
         }
         let (namespace, name) = ids(ingress);
-        if name.is_empty() {
+        if name.is_empty() || namespace.is_empty() {
+            let missing = if name.is_empty() {
+                "metadata.name"
+            } else {
+                "metadata.namespace"
+            };
             return Err(ClusterError::Incomplete {
                 kind: "Ingress",
                 namespace,
                 name,
-                missing: "metadata.name",
+                missing,
             });
         }
         // Unconditional on purpose: the annotation is informational, only we write it, and a

@@ -4,57 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, Service, ServicePort};
+use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::IngressServiceBackend;
 
 use super::lb::{Backend, TargetKey, DEFAULT_WEIGHT};
 use super::problem::{codes, Problem};
+use super::refs::node_backend_instance;
 use super::view::ClusterView;
-
-/// Node label TKE puts the CVM instance id under.
-pub const NODE_INSTANCE_ID_LABEL: &str = "cloud.tencent.com/node-instance-id";
-/// The well-known label that keeps a node out of external load balancers.
-pub const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
-
-/// The CVM instance id of a node: the last segment of `spec.providerID`
-/// (`qcloud:///<zone>/ins-xxxx`) when it is an `ins-` id, else the TKE label.
-pub fn node_instance_id(node: &Node) -> Option<String> {
-    let from_provider = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.provider_id.as_deref())
-        .and_then(|p| p.strip_prefix("qcloud://"))
-        .and_then(|p| p.rsplit('/').next())
-        .filter(|id| id.starts_with("ins-") && id.len() > 4);
-    from_provider.map(str::to_string).or_else(|| {
-        node.metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(NODE_INSTANCE_ID_LABEL))
-            .filter(|id| id.starts_with("ins-"))
-            .cloned()
-    })
-}
-
-/// Whether a node takes traffic in NodePort mode.
-/// ASSUMPTION (tencent-cloud.md §1.6/§7: which nodes TKE registers is unverified): every node
-/// whose Ready condition is True and that does not carry
-/// `node.kubernetes.io/exclude-from-external-load-balancers`, as Kubernetes' own service
-/// controller does.
-pub fn node_takes_traffic(node: &Node) -> bool {
-    let excluded = node
-        .metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.contains_key(EXCLUDE_FROM_LB_LABEL));
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    ready && !excluded
-}
 
 /// The Service port an Ingress backend names, by number or by name.
 fn service_port<'a>(svc: &'a Service, backend: &IngressServiceBackend) -> Option<&'a ServicePort> {
@@ -125,8 +82,7 @@ pub fn service_targets(
     Ok(view
         .nodes
         .iter()
-        .filter(|n| node_takes_traffic(n))
-        .filter_map(node_instance_id)
+        .filter_map(node_backend_instance)
         .map(|id| {
             (
                 TargetKey {

@@ -40,7 +40,8 @@ pub fn is_clb_action(action: &str) -> bool {
     CLB_ACTIONS.contains(&action)
 }
 
-const CLB_ACTIONS: &[&str] = &[
+/// Every CLB action this emulator serves.
+pub const CLB_ACTIONS: &[&str] = &[
     "CreateLoadBalancer",
     "DescribeLoadBalancers",
     "DeleteLoadBalancer",
@@ -63,6 +64,7 @@ const CLB_ACTIONS: &[&str] = &[
     "ModifyTargetWeight",
     "BatchModifyTargetWeight",
     "DescribeTaskStatus",
+    "DescribeLoadBalancersDetail",
 ];
 
 pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> ApiResult<Outcome> {
@@ -73,6 +75,7 @@ pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> Api
         "ModifyLoadBalancerAttributes" => modify_lb_attributes(s, ctx, p),
         "SetLoadBalancerSecurityGroups" => set_security_groups(s, ctx, p),
         "DescribeTaskStatus" => describe_task_status(s, ctx, p),
+        "DescribeLoadBalancersDetail" => super::detail::describe_detail(s, ctx, p),
         "CreateListener" => listeners::create_listener(s, ctx, p),
         "DescribeListeners" => listeners::describe_listeners(s, p),
         "ModifyListener" => listeners::modify_listener(s, ctx, p),
@@ -227,6 +230,35 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
             bw = b;
         }
     }
+    let vip_wanted = p.str("Vip")?;
+    if let Some(v) = &vip_wanted {
+        if v.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(p.invalid_value("Vip", "is not an IPv4 address"));
+        }
+        if number != 1 {
+            return Err(ApiError::new("InvalidParameter", "Vip needs Number 1"));
+        }
+    }
+    let modelled = [
+        "LoadBalancerType",
+        "Forward",
+        "LoadBalancerName",
+        "VpcId",
+        "SubnetId",
+        "ProjectId",
+        "AddressIPVersion",
+        "Number",
+        "InternetAccessible",
+        "Tags",
+        "Vip",
+        "ClientToken",
+        "LoadBalancerPassToTarget",
+    ];
+    let create_params: Map<String, Value> = p
+        .entries()
+        .filter(|(k, _)| !modelled.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let token = p.str("ClientToken")?;
     if let Some(t) = &token {
         if t.is_empty() || t.len() > MAX_CLIENT_TOKEN || !t.is_ascii() {
@@ -239,6 +271,14 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
             return Ok(Outcome::new(
                 json!({"LoadBalancerIds": rec.lb_ids, "DealName": rec.deal_name}),
                 rec.lb_ids.clone(),
+            ));
+        }
+    }
+    if let Some(v) = &vip_wanted {
+        if s.load_balancers.iter().any(|l| l.vip == *v) {
+            return Err(ApiError::new(
+                "InvalidParameterValue.Duplicate",
+                format!("Vip {v} is in use"),
             ));
         }
     }
@@ -262,7 +302,9 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
     for i in 0..number {
         let id = s.new_id("lb");
         let n = s.next_seq();
-        let vip = if lb_type == "INTERNAL" {
+        let vip = if let Some(v) = &vip_wanted {
+            v.clone()
+        } else if lb_type == "INTERNAL" {
             format!(
                 "10.{}.{}.{}",
                 (n >> 16) & 0xff,
@@ -299,6 +341,7 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
             internet_charge_type: charge.clone(),
             bandwidth_out: bw,
             listeners: Vec::new(),
+            create_params: create_params.clone(),
             creating_until: Some(ctx.now + ctx.task),
             busy_until: None,
         });
@@ -319,6 +362,12 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
         json!({"LoadBalancerIds": ids, "DealName": deal_name}),
         ids,
     ))
+}
+
+fn has_targets(lb: &LoadBalancer) -> bool {
+    lb.listeners
+        .iter()
+        .any(|l| !l.targets.is_empty() || l.rules.iter().any(|r| !r.targets.is_empty()))
 }
 
 fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
@@ -344,22 +393,11 @@ fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Out
         "Filters",
         "AdditionalFields",
     ])?;
-    for unsupported in [
-        "BackendPublicIps",
-        "OrderBy",
-        "SearchKey",
-        "MasterZone",
-        "AdditionalFields",
-        "WithRs",
-    ] {
-        if p.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{unsupported} is not emulated"),
-            ));
-        }
-    }
-    let ids = p.strs("LoadBalancerIds", MAX_LB_IDS)?;
+    p.refuse_unmodelled(&[("MasterZone", None)])?;
+    // An empty list filters nothing, like an absent one.
+    let ids = p
+        .strs("LoadBalancerIds", MAX_LB_IDS)?
+        .filter(|v| !v.is_empty());
     let lb_type = p.str("LoadBalancerType")?;
     let forward = p.int("Forward")?;
     let name = p.str("LoadBalancerName")?;
@@ -374,7 +412,28 @@ fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Out
         return Err(p.invalid_value("Offset", "must not be negative"));
     }
     let limit = p.int_in("Limit", 0, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
-    let _ = p.str("OrderType")?;
+    let order_by = p.str("OrderBy")?;
+    if let Some(o) = &order_by {
+        if ![
+            "LoadBalancerName",
+            "CreateTime",
+            "Domain",
+            "LoadBalancerType",
+        ]
+        .contains(&o.as_str())
+        {
+            return Err(p.invalid_value(
+                "OrderBy",
+                "must be LoadBalancerName, CreateTime, Domain or LoadBalancerType",
+            ));
+        }
+    }
+    let descending = p.int_in("OrderType", 0, 1)?.unwrap_or(0) == 1;
+    let search = p.str("SearchKey")?;
+    let with_rs = p.int_in("WithRs", -1, 1)?.unwrap_or(-1);
+    // No backend has a public IP here, so asking for any matches nothing.
+    let public_ips = p.strs("BackendPublicIps", 100)?.filter(|v| !v.is_empty());
+    let _ = p.strs("AdditionalFields", 100)?;
     let mut filters: Vec<(String, Vec<String>)> = Vec::new();
     for (path, m) in p.objs("Filters", 10)?.unwrap_or_default() {
         let f = Obj::new(m, &path);
@@ -401,6 +460,13 @@ fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Out
             && project.is_none_or(|pr| pr == -1 || pr == lb.project_id)
             && vpc.as_ref().is_none_or(|v| *v == lb.vpc_id)
             && sg.as_ref().is_none_or(|g| lb.security_groups.contains(g))
+            && public_ips.is_none()
+            && search.as_ref().is_none_or(|k| {
+                [&lb.id, &lb.name, &lb.domain, &lb.vip]
+                    .iter()
+                    .any(|f| f.contains(k.as_str()))
+            })
+            && (with_rs == -1 || (with_rs == 1) == has_targets(lb))
             && private_ips.as_ref().is_none_or(|ips| {
                 lb.listeners.iter().any(|l| {
                     l.targets
@@ -418,7 +484,22 @@ fn describe_load_balancers(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Out
                 }
             })
     };
-    let all: Vec<&LoadBalancer> = s.load_balancers.iter().filter(|lb| matches(lb)).collect();
+    let mut all: Vec<&LoadBalancer> = s.load_balancers.iter().filter(|lb| matches(lb)).collect();
+    // Without OrderBy the creation order stands (a stable order makes paging sound).
+    if let Some(o) = &order_by {
+        all.sort_by(|a, b| {
+            let key = |lb: &LoadBalancer| match o.as_str() {
+                "LoadBalancerName" => lb.name.clone(),
+                "Domain" => lb.domain.clone(),
+                "LoadBalancerType" => lb.lb_type.clone(),
+                _ => lb.create_time.clone(),
+            };
+            key(a).cmp(&key(b))
+        });
+    }
+    if descending {
+        all.reverse();
+    }
     let page: Vec<Value> = all
         .iter()
         .skip(offset as usize)
@@ -478,20 +559,13 @@ fn modify_lb_attributes(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
         "ModifyClassicDomain",
         "AssociateEndpoint",
     ])?;
-    for unsupported in [
-        "TargetRegionInfo",
-        "SwitchFlag",
-        "SnatPro",
-        "ModifyClassicDomain",
-        "AssociateEndpoint",
-    ] {
-        if p.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{unsupported} is not emulated"),
-            ));
-        }
-    }
+    p.refuse_unmodelled(&[
+        ("TargetRegionInfo", None),
+        ("SwitchFlag", None),
+        ("SnatPro", Some(json!(false))),
+        ("ModifyClassicDomain", Some(json!(false))),
+        ("AssociateEndpoint", None),
+    ])?;
     let id = p.req_str("LoadBalancerId")?;
     let name = p.str("LoadBalancerName")?;
     if let Some(n) = &name {
@@ -581,9 +655,13 @@ fn describe_task_status(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
         .tasks
         .get(&task_id)
         .ok_or_else(|| ApiError::new(UNKNOWN_TASK_CODE, format!("TaskId {task_id} not found")))?;
-    let status = if task.done_at > ctx.now { 2 } else { 0 };
+    let (status, message) = match (task.done_at > ctx.now, task.failed) {
+        (true, _) => (2, ""),
+        (false, true) => (1, "the task failed (injected fault); nothing was changed"),
+        (false, false) => (0, ""),
+    };
     Ok(Outcome::new(
-        json!({"Status": status, "LoadBalancerIds": task.lb_ids, "Message": ""}),
+        json!({"Status": status, "LoadBalancerIds": task.lb_ids, "Message": message}),
         task.lb_ids.clone(),
     ))
 }

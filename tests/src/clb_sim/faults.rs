@@ -21,6 +21,17 @@ pub struct Faults {
     /// Failures served in order before any random fault, each to the next `count` calls of
     /// `action` (empty: any action).
     pub scripted: Vec<ScriptedFault>,
+    /// The next `count` accepted async calls of `action` (empty: any) answer success, but
+    /// their task ends failed (DescribeTaskStatus Status 1) and their change is undone.
+    pub task_failures: Vec<TaskFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFailure {
+    #[serde(default)]
+    pub action: String,
+    pub count: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +92,27 @@ impl Injector {
             faults,
             rng: StdRng::seed_from_u64(seed ^ 0x5eed_fa17),
         }
+    }
+
+    /// Whether the next accepted async call of `action` should have its task fail.
+    pub fn task_should_fail(&self, action: &str) -> bool {
+        self.faults
+            .task_failures
+            .iter()
+            .any(|t| t.count > 0 && (t.action.is_empty() || t.action == action))
+    }
+
+    /// Uses up one task failure for `action`.
+    pub fn consume_task_failure(&mut self, action: &str) {
+        if let Some(t) = self
+            .faults
+            .task_failures
+            .iter_mut()
+            .find(|t| t.count > 0 && (t.action.is_empty() || t.action == action))
+        {
+            t.count -= 1;
+        }
+        self.faults.task_failures.retain(|t| t.count > 0);
     }
 
     /// Decides the fault (if any) and the added latency for a call of `action`.

@@ -32,7 +32,9 @@ pub(crate) fn listener_mut<'a>(lb: &'a mut LoadBalancer, id: &str) -> ApiResult<
         .ok_or_else(|| listener_not_found(id))
 }
 
-fn parse_cert(m: &Map<String, Value>, path: &str) -> ApiResult<Certificate> {
+/// A certificate by id, or uploaded inline (CertContent + CertKey), which — like the real
+/// API — mints a new certificate id on every call (tencent-cloud-more §3.2).
+fn parse_cert(s: &mut SimState, m: &Map<String, Value>, path: &str) -> ApiResult<Certificate> {
     let c = Obj::new(m, path);
     c.only(&[
         "SSLMode",
@@ -45,32 +47,53 @@ fn parse_cert(m: &Map<String, Value>, path: &str) -> ApiResult<Certificate> {
         "CertCaName",
         "CertCaContent",
     ])?;
-    for upload in [
-        "CertName",
-        "CertKey",
-        "CertContent",
-        "CertCaName",
-        "CertCaContent",
-    ] {
-        if c.has(upload) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!(
-                    "{path}.{upload}: uploading certificate content is not emulated; pass CertId"
-                ),
-            ));
-        }
-    }
     let mode = c.str("SSLMode")?.unwrap_or_else(|| "UNIDIRECTIONAL".into());
     if mode != "UNIDIRECTIONAL" && mode != "MUTUAL" {
         return Err(c.invalid_value("SSLMode", "must be UNIDIRECTIONAL or MUTUAL"));
     }
-    let cert_id = c.req_str("CertId")?;
-    let ca = c.str("CertCaId")?;
+    let _ = c.str("SSLVerifyClient")?;
+    let _ = c.str("CertName")?;
+    let _ = c.str("CertCaName")?;
+    let cert_id = match (c.str("CertId")?, c.str("CertContent")?, c.str("CertKey")?) {
+        (Some(id), None, None) => id,
+        (None, Some(pem), Some(key)) => {
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(c.invalid_value("CertContent", "is not a PEM certificate"));
+            }
+            if !key.contains("PRIVATE KEY-----") {
+                return Err(c.invalid_value("CertKey", "is not a PEM private key"));
+            }
+            s.new_id("cert")
+        }
+        (None, Some(_), None) => return Err(c.missing("CertKey")),
+        (None, None, Some(_)) => return Err(c.missing("CertContent")),
+        (None, None, None) => return Err(c.missing("CertId")),
+        (Some(_), _, _) => {
+            return Err(ApiError::new(
+                "InvalidParameter",
+                format!("{path}: pass CertId or CertContent+CertKey, not both"),
+            ))
+        }
+    };
+    let ca = match (c.str("CertCaId")?, c.str("CertCaContent")?) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                "InvalidParameter",
+                format!("{path}: pass CertCaId or CertCaContent, not both"),
+            ))
+        }
+        (Some(id), None) => Some(id),
+        (None, Some(pem)) => {
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(c.invalid_value("CertCaContent", "is not a PEM certificate"));
+            }
+            Some(s.new_id("cert"))
+        }
+        (None, None) => None,
+    };
     if mode == "MUTUAL" && ca.is_none() {
         return Err(c.missing("CertCaId"));
     }
-    let _ = c.str("SSLVerifyClient")?;
     Ok(Certificate {
         ssl_mode: mode,
         cert_id,
@@ -218,6 +241,32 @@ fn check_session_expire(p: &Obj) -> ApiResult<Option<i64>> {
     Ok(v)
 }
 
+/// Listener parameters accepted but not modelled.
+const UNMODELLED_LISTENER: &[&str] = &[
+    "SessionType",
+    "DeregisterTargetRst",
+    "MaxConn",
+    "MaxCps",
+    "IdleConnectTimeout",
+    "ProxyProtocol",
+    "SnatEnable",
+    "H2cSwitch",
+    "SslCloseSwitch",
+    "DataCompressMode",
+    "RescheduleTargetZeroWeight",
+    "RescheduleUnhealthy",
+    "RescheduleExpandTarget",
+    "RescheduleStartTime",
+    "RescheduleInterval",
+];
+
+fn unmodelled(p: &Obj) -> Map<String, Value> {
+    p.entries()
+        .filter(|(k, _)| UNMODELLED_LISTENER.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 pub(crate) fn create_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
     p.only(&[
         "LoadBalancerId",
@@ -250,14 +299,13 @@ pub(crate) fn create_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
         "RescheduleStartTime",
         "RescheduleInterval",
     ])?;
-    for unsupported in ["MultiCertInfo", "EndPort", "FullEndPorts", "TargetType"] {
-        if p.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{unsupported} is not emulated"),
-            ));
-        }
-    }
+    p.refuse_unmodelled(&[
+        ("MultiCertInfo", None),
+        ("EndPort", Some(json!(0))),
+        ("FullEndPorts", Some(json!(0))),
+        ("TargetType", Some(json!("NODE"))),
+    ])?;
+    let extra = unmodelled(&p);
     let lb_id = p.req_str("LoadBalancerId")?;
     let ports = p.ints("Ports", 50)?.ok_or_else(|| p.missing("Ports"))?;
     if ports.is_empty() {
@@ -285,7 +333,7 @@ pub(crate) fn create_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
         return Err(p.invalid_value("SniSwitch", "only HTTPS listeners have SNI"));
     }
     let cert = match p.obj("Certificate")? {
-        Some(m) => Some(parse_cert(m, "Certificate")?),
+        Some(m) => Some(parse_cert(s, m, "Certificate")?),
         None => None,
     };
     if cert.is_some() && !matches!(protocol.as_str(), "HTTPS" | "TCP_SSL" | "QUIC") {
@@ -364,6 +412,7 @@ pub(crate) fn create_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
             rules: Vec::new(),
             targets: Vec::new(),
             create_time: now.clone(),
+            extra_params: extra.clone(),
         };
         if let Some(lb) = s.lb_mut(&lb_id) {
             lb.listeners.push(listener);
@@ -427,12 +476,8 @@ pub(crate) fn modify_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
         "RescheduleStartTime",
         "RescheduleInterval",
     ])?;
-    if p.has("MultiCertInfo") || p.has("TargetType") {
-        return Err(ApiError::new(
-            "UnsupportedOperation",
-            "MultiCertInfo and TargetType are not emulated",
-        ));
-    }
+    p.refuse_unmodelled(&[("MultiCertInfo", None), ("TargetType", Some(json!("NODE")))])?;
+    let extra = unmodelled(&p);
     let lb_id = p.req_str("LoadBalancerId")?;
     let listener_id = p.req_str("ListenerId")?;
     let name = p.str("ListenerName")?;
@@ -441,7 +486,7 @@ pub(crate) fn modify_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
     let sni = p.int_in("SniSwitch", 0, 1)?;
     let keepalive = p.int_in("KeepaliveEnable", 0, 1)?;
     let cert = match p.obj("Certificate")? {
-        Some(m) => Some(parse_cert(m, "Certificate")?),
+        Some(m) => Some(parse_cert(s, m, "Certificate")?),
         None => None,
     };
     let hc_in = p.obj("HealthCheck")?;
@@ -500,6 +545,7 @@ pub(crate) fn modify_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
     if hc.is_some() {
         l.health_check = hc;
     }
+    l.extra_params.extend(extra);
     s.start_task(
         &ctx.request_id,
         std::slice::from_ref(&lb_id),
@@ -614,7 +660,7 @@ struct NewRule {
     cert: Option<Certificate>,
 }
 
-fn parse_rule_input(path: &str, m: &Map<String, Value>) -> ApiResult<NewRule> {
+fn parse_rule_input(s: &mut SimState, path: &str, m: &Map<String, Value>) -> ApiResult<NewRule> {
     let r = Obj::new(m, path);
     r.only(&[
         "Url",
@@ -634,21 +680,14 @@ fn parse_rule_input(path: &str, m: &Map<String, Value>) -> ApiResult<NewRule> {
         "MultiCertInfo",
         "CookieName",
     ])?;
-    for unsupported in [
-        "TargetType",
-        "TrpcCallee",
-        "TrpcFunc",
-        "Quic",
-        "MultiCertInfo",
-        "CookieName",
-    ] {
-        if r.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{path}.{unsupported} is not emulated"),
-            ));
-        }
-    }
+    r.refuse_unmodelled(&[
+        ("TargetType", Some(json!("NODE"))),
+        ("TrpcCallee", None),
+        ("TrpcFunc", None),
+        ("Quic", Some(json!(false))),
+        ("MultiCertInfo", None),
+        ("CookieName", None),
+    ])?;
     let url = r.req_str("Url")?;
     valid_url(&url).map_err(|why| r.invalid_value("Url", why))?;
     let domains = match (r.str("Domain")?, r.strs("Domains", 50)?) {
@@ -670,7 +709,7 @@ fn parse_rule_input(path: &str, m: &Map<String, Value>) -> ApiResult<NewRule> {
         return Err(r.invalid_value("ForwardType", "must be HTTP, HTTPS, GRPC, GRPCS or TRPC"));
     }
     let cert = match r.obj("Certificate")? {
-        Some(c) => Some(parse_cert(c, &format!("{path}.Certificate"))?),
+        Some(c) => Some(parse_cert(s, c, &format!("{path}.Certificate"))?),
         None => None,
     };
     Ok(NewRule {
@@ -723,7 +762,7 @@ pub(crate) fn create_rule(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outc
     }
     let rules = inputs
         .iter()
-        .map(|(path, m)| parse_rule_input(path, m))
+        .map(|(path, m)| parse_rule_input(s, path, m))
         .collect::<ApiResult<Vec<_>>>()?;
     let defaults: Vec<&str> = rules
         .iter()
@@ -866,14 +905,12 @@ pub(crate) fn modify_rule(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outc
         "OAuth",
         "CookieName",
     ])?;
-    for unsupported in ["TrpcCallee", "TrpcFunc", "OAuth", "CookieName"] {
-        if p.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{unsupported} is not emulated"),
-            ));
-        }
-    }
+    p.refuse_unmodelled(&[
+        ("TrpcCallee", None),
+        ("TrpcFunc", None),
+        ("OAuth", None),
+        ("CookieName", None),
+    ])?;
     let lb_id = p.req_str("LoadBalancerId")?;
     let listener_id = p.req_str("ListenerId")?;
     let loc = p.req_str("LocationId")?;
@@ -1023,14 +1060,11 @@ pub(crate) fn modify_domain_attributes(s: &mut SimState, ctx: &Ctx, p: Obj) -> A
         "NewDomains",
         "MultiCertInfo",
     ])?;
-    for unsupported in ["Quic", "NewDomains", "MultiCertInfo"] {
-        if p.has(unsupported) {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("{unsupported} is not emulated"),
-            ));
-        }
-    }
+    p.refuse_unmodelled(&[
+        ("Quic", Some(json!(false))),
+        ("NewDomains", None),
+        ("MultiCertInfo", None),
+    ])?;
     let lb_id = p.req_str("LoadBalancerId")?;
     let listener_id = p.req_str("ListenerId")?;
     let domain = p.req_str("Domain")?;
@@ -1039,7 +1073,7 @@ pub(crate) fn modify_domain_attributes(s: &mut SimState, ctx: &Ctx, p: Obj) -> A
         valid_domain(nd).map_err(|why| p.invalid_value("NewDomain", why))?;
     }
     let cert = match p.obj("Certificate")? {
-        Some(m) => Some(parse_cert(m, "Certificate")?),
+        Some(m) => Some(parse_cert(s, m, "Certificate")?),
         None => None,
     };
     let http2 = p.bool("Http2")?;

@@ -6,10 +6,21 @@
 //! writes with `FailedOperation.ResourceInOperating`. Tests use [`spawn`] and the
 //! [`SimHandle`] accessors; the `clb-sim` binary serves the same code.
 //!
-//! Call log convention: [`CallRecord::code`] is `"Ok"` for a success.
-
+//! Admin routes (plain HTTP, unsigned, not in the call log):
+//! - `GET /_sim/state`: every CLB as DescribeLoadBalancers shows it, plus `Listeners`
+//!   (as DescribeListeners, with `Targets` on rules and L4 listeners), `Busy`, `CreateParams`.
+//! - `GET /_sim/calls`: [`CallRecord`]s as JSON (`action`, `service`, `code`, `lb_ids`,
+//!   `request_id`, `at_unix_ms`).
+//! - `GET|POST /_sim/faults`: [`Faults`] as JSON, e.g.
+//!   `{"internal_error_rate":0.1,"drop_rate":0.05,"latency_rate":0.2,"latency_ms":300,
+//!   "actions":["CreateRule"],"scripted":[{"action":"CreateListener","code":"RequestLimitExceeded","count":2}],
+//!   "task_failures":[{"action":"CreateRule","count":1}]}`; `{}` clears them.
+//!
+//! Call log convention: [`CallRecord::code`] is `"Ok"` for a success, `"Dropped"` for a
+//! connection cut by an injected fault, else the error code answered.
 mod clb;
 pub mod client;
+mod detail;
 mod faults;
 pub mod limits;
 mod listeners;
@@ -24,7 +35,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use faults::{Faults, ScriptedFault};
+pub use clb::CLB_ACTIONS;
+pub use faults::{Faults, ScriptedFault, TaskFailure};
 pub use model::{Certificate, Limits, Listener, LoadBalancer, Rule, SimState, Target};
 pub use params::ApiError;
 pub use server::CallRecord;
@@ -105,6 +117,10 @@ pub async fn spawn_on(cfg: SimConfig, listen: &str) -> std::io::Result<SimHandle
     let addr = listener.local_addr()?;
     let sim = Arc::new(Sim::new(cfg));
     let app = server::router(sim.clone());
+    // Without TCP_NODELAY a multi-segment response waits on the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "clb-sim server stopped");
@@ -157,6 +173,20 @@ impl SimHandle {
         lock(&self.sim.faults).faults.clone()
     }
 
+    /// Changes how long new tasks run (running ones keep their end).
+    pub fn set_task_ms(&self, ms: u64) {
+        self.sim
+            .task_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Changes the per-action, per-second rate limit (0 = off).
+    pub fn set_rate_limit(&self, per_sec: u32) {
+        self.sim
+            .rate_limit
+            .store(per_sec, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn set_limits(&self, limits: Limits) {
         lock(&self.sim.state).limits = limits;
     }
@@ -204,6 +234,7 @@ impl SimHandle {
                 internet_charge_type: "TRAFFIC_POSTPAID_BY_HOUR".into(),
                 bandwidth_out: 10,
                 listeners: Vec::new(),
+                create_params: serde_json::Map::new(),
                 creating_until: None,
                 busy_until: None,
             });

@@ -28,6 +28,9 @@ pub struct LoadBalancer {
     pub internet_charge_type: String,
     pub bandwidth_out: i64,
     pub listeners: Vec<Listener>,
+    /// CreateLoadBalancer parameters accepted but not modelled (zones, ISP, SLA, ...), kept
+    /// verbatim so tests can see what reached the API; a few are echoed in describes.
+    pub create_params: Map<String, Value>,
     /// Until then the CLB reads as Status 0 (creating).
     pub creating_until: Option<Instant>,
     /// Until then a task runs on this CLB and other writes are refused.
@@ -58,6 +61,9 @@ pub struct Listener {
     /// Targets bound to a layer-4 listener directly.
     pub targets: Vec<Target>,
     pub create_time: String,
+    /// Parameters accepted but not modelled (connection limits, rescheduling, ...), kept
+    /// verbatim and shown in `/_sim/state`.
+    pub extra_params: Map<String, Value>,
 }
 
 impl Listener {
@@ -121,6 +127,8 @@ impl Target {
 pub(crate) struct Task {
     pub done_at: Instant,
     pub lb_ids: Vec<String>,
+    /// Set when an injected fault made the task fail; its change was undone.
+    pub failed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +240,7 @@ impl SimState {
             Task {
                 done_at,
                 lb_ids: lb_ids.to_vec(),
+                failed: false,
             },
         );
     }
@@ -305,7 +314,14 @@ pub fn lb_json(lb: &LoadBalancer, now: Instant) -> Value {
             "InternetMaxBandwidthOut": lb.bandwidth_out,
         },
         "LoadBalancerPassToTarget": lb.pass_to_target,
-        "SlaType": "shared",
+        "SlaType": lb.create_params.get("SlaType").cloned().unwrap_or(json!("shared")),
+        "VipIsp": lb.create_params.get("VipIsp").cloned().unwrap_or(json!("BGP")),
+        "MasterZone": lb
+            .create_params
+            .get("MasterZoneId")
+            .or_else(|| lb.create_params.get("ZoneId"))
+            .map(|z| json!({"Zone": z}))
+            .unwrap_or(Value::Null),
         "AttributeFlags": flags,
         "TargetCount": targets,
     })
@@ -397,11 +413,13 @@ pub fn state_json(s: &SimState, now: Instant) -> Value {
                         }
                     }
                     lv["Targets"] = Value::Array(l.targets.iter().map(backend_json).collect());
+                    lv["ExtraParams"] = Value::Object(l.extra_params.clone());
                     lv
                 })
                 .collect();
             v["Listeners"] = Value::Array(listeners);
             v["Busy"] = json!(lb.busy_until.is_some_and(|t| t > now));
+            v["CreateParams"] = Value::Object(lb.create_params.clone());
             v
         })
         .collect();

@@ -59,8 +59,26 @@ impl<'a> Obj<'a> {
         Ok(())
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.map.get(name).is_some_and(|v| !v.is_null())
+    /// Every field as sent, non-null ones only.
+    pub fn entries(&self) -> impl Iterator<Item = (&'a String, &'a Value)> {
+        self.map.iter().filter(|(_, v)| !v.is_null())
+    }
+
+    /// Fields the emulator does not model: absent, or equal to the value that means
+    /// "the default behaviour", they pass; anything else is `UnsupportedOperation` rather
+    /// than being silently ignored.
+    pub fn refuse_unmodelled(&self, fields: &[(&str, Option<Value>)]) -> ApiResult<()> {
+        for (name, default) in fields {
+            if let Some(v) = self.get(name) {
+                if default.as_ref() != Some(v) {
+                    return Err(ApiError::new(
+                        "UnsupportedOperation",
+                        format!("`{}` = {v} is not emulated", join(self.path, name)),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn get(&self, name: &str) -> Option<&'a Value> {

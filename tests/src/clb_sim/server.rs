@@ -2,6 +2,7 @@
 //! the call log, the envelope; and the `/_sim/` admin routes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -53,6 +54,9 @@ pub(crate) struct Sim {
     pub faults: Mutex<Injector>,
     rate: Mutex<HashMap<String, (u64, u32)>>,
     started: Instant,
+    /// Runtime-adjustable copies of `cfg.task_ms` and `cfg.rate_limit`.
+    pub task_ms: AtomicU64,
+    pub rate_limit: AtomicU32,
 }
 
 /// Locks a mutex even if a holder panicked: the data is plain and stays usable.
@@ -69,13 +73,16 @@ impl Sim {
             faults: Mutex::new(Injector::new(faults, cfg.seed)),
             rate: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            task_ms: AtomicU64::new(cfg.task_ms),
+            rate_limit: AtomicU32::new(cfg.rate_limit),
             cfg,
         }
     }
 
     /// Fixed one-second windows per action.
     fn over_rate(&self, action: &str, now: Instant) -> bool {
-        if self.cfg.rate_limit == 0 {
+        let limit = self.rate_limit.load(Ordering::Relaxed);
+        if limit == 0 {
             return false;
         }
         let sec = now.duration_since(self.started).as_secs();
@@ -85,7 +92,7 @@ impl Sim {
             *e = (sec, 0);
         }
         e.1 += 1;
-        e.1 > self.cfg.rate_limit
+        e.1 > limit
     }
 }
 
@@ -354,7 +361,8 @@ async fn run(
             "RequestLimitExceeded",
             format!(
                 "{} is limited to {} requests per second",
-                authed.action, sim.cfg.rate_limit
+                authed.action,
+                sim.rate_limit.load(Ordering::Relaxed)
             ),
         )));
     }
@@ -387,16 +395,38 @@ async fn run(
     let ctx = Ctx {
         request_id: request_id.to_string(),
         now: Instant::now(),
-        task: Duration::from_millis(sim.cfg.task_ms),
+        task: Duration::from_millis(sim.task_ms.load(Ordering::Relaxed)),
         region: sim.cfg.region.clone(),
     };
     let p = Obj::new(&map, "");
+    let fail_task = lock(&sim.faults).task_should_fail(&authed.action);
     let mut state = lock(&sim.state);
+    // A task that is to fail undoes its change: keep what to restore.
+    let before = fail_task.then(|| (state.load_balancers.clone(), state.client_tokens.clone()));
     let outcome: Result<Outcome, ApiError> = if authed.service == "clb" {
         clb::dispatch(&mut state, &ctx, &authed.action, p)
     } else {
         tag::dispatch(&mut state, &ctx, &authed.action, p)
     };
+    if let (Some((lbs, tokens)), Ok(_)) = (before, &outcome) {
+        let task = state
+            .tasks
+            .get(request_id)
+            .map(|t| (t.done_at, t.lb_ids.clone()));
+        if let Some((done_at, ids)) = task {
+            state.load_balancers = lbs;
+            state.client_tokens = tokens;
+            for id in &ids {
+                if let Some(lb) = state.lb_mut(id) {
+                    lb.busy_until = Some(done_at);
+                }
+            }
+            if let Some(t) = state.tasks.get_mut(request_id) {
+                t.failed = true;
+            }
+            lock(&sim.faults).consume_task_failure(&authed.action);
+        }
+    }
     drop(state);
     Ok(match outcome {
         Ok(o) => {

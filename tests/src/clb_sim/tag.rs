@@ -9,7 +9,13 @@ use super::model::{tags_json, SimState};
 use super::params::{ApiError, ApiResult, Obj};
 
 pub fn is_tag_action(action: &str) -> bool {
-    ["TagResources", "UnTagResources", "GetResources"].contains(&action)
+    [
+        "TagResources",
+        "UnTagResources",
+        "GetResources",
+        "DescribeResourcesByTags",
+    ]
+    .contains(&action)
 }
 
 /// Tag key/value rules of the Tag API (reserved prefixes, lengths).
@@ -78,6 +84,7 @@ pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> Api
         "TagResources" => tag_resources(s, ctx, p),
         "UnTagResources" => untag_resources(s, ctx, p),
         "GetResources" => get_resources(s, ctx, p),
+        "DescribeResourcesByTags" => describe_resources_by_tags(s, ctx, p),
         other => Err(ApiError::new(
             "InvalidAction",
             format!("The action `{other}` does not exist"),
@@ -246,6 +253,69 @@ fn get_resources(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
     };
     Ok(Outcome::new(
         json!({"PaginationToken": next, "ResourceTagMappingList": page}),
+        Vec::new(),
+    ))
+}
+
+fn describe_resources_by_tags(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
+    p.only(&[
+        "TagFilters",
+        "CreateUin",
+        "Offset",
+        "Limit",
+        "ResourcePrefix",
+        "ResourceId",
+        "ResourceRegion",
+        "ServiceType",
+    ])?;
+    let mut filters: Vec<(String, Vec<String>)> = Vec::new();
+    for (path, m) in p.objs("TagFilters", 6)?.unwrap_or_default() {
+        let f = Obj::new(m, &path);
+        f.only(&["TagKey", "TagValue"])?;
+        filters.push((
+            f.req_str("TagKey")?,
+            f.strs("TagValue", 10)?.unwrap_or_default(),
+        ));
+    }
+    let _ = p.int("CreateUin")?;
+    let limit = p.int_in("Limit", 1, 1000)?.unwrap_or(15) as usize;
+    let offset = p.int("Offset")?.unwrap_or(0);
+    if offset < 0 {
+        return Err(p.invalid_value("Offset", "must not be negative"));
+    }
+    let prefix = p.str("ResourcePrefix")?;
+    let service = p.str("ServiceType")?;
+    let region = p.str("ResourceRegion")?;
+    let resource_id = p.str("ResourceId")?;
+    // Only CLBs live here: another service, prefix or region has no resources.
+    let ours = service.as_deref().is_none_or(|x| x == "clb")
+        && prefix.as_deref().is_none_or(|x| x == "clb")
+        && region.as_deref().is_none_or(|x| x == ctx.region);
+    let rows: Vec<Value> = s
+        .load_balancers
+        .iter()
+        .filter(|_| ours)
+        .filter(|lb| resource_id.as_ref().is_none_or(|r| *r == lb.id))
+        .filter(|lb| {
+            filters.iter().all(|(k, vals)| {
+                lb.tags
+                    .iter()
+                    .any(|(tk, tv)| tk == k && (vals.is_empty() || vals.contains(tv)))
+            })
+        })
+        .map(|lb| {
+            json!({"ResourceRegion": ctx.region, "ServiceType": "clb", "ResourcePrefix": "clb",
+                   "ResourceId": lb.id, "Tags": tags_json(&lb.tags)})
+        })
+        .collect();
+    let page: Vec<Value> = rows
+        .iter()
+        .skip(offset as usize)
+        .take(limit)
+        .cloned()
+        .collect();
+    Ok(Outcome::new(
+        json!({"TotalCount": rows.len(), "Offset": offset, "Limit": limit, "Rows": page}),
         Vec::new(),
     ))
 }

@@ -6,6 +6,31 @@
 //! the four patch types, label/field selectors, `Status` error bodies, discovery, Tables
 //! for `kubectl get`, and an audit webhook backend in batch mode.
 //!
+//! ```no_run
+//! # async fn demo() {
+//! use clb_ingress_tests::kube_sim::{spawn, KubeSimConfig};
+//! let sim = spawn(KubeSimConfig {
+//!     audit_webhook: Some("http://127.0.0.1:9000/v1/audit".into()),
+//!     audit_token: Some("t".into()),
+//!     ..KubeSimConfig::default()
+//! })
+//! .await
+//! .unwrap();
+//! let client = sim.client().await; // kube::Client as `kubernetes-admin`
+//! let reconciler = sim.client_as("system:serviceaccount:clb-system:clb-reconciler").await;
+//! std::fs::write("/tmp/kc", sim.kubeconfig_yaml()).unwrap(); // for kubectl / KUBECONFIG
+//! sim.fail_next("GET", "/apis/networking.k8s.io/v1/namespaces/default/ingresses/web", 1, 500);
+//! let log = sim.request_log(); // method, path, query, status, user agent, content type, user
+//! # }
+//! ```
+//!
+//! Authentication: a bearer token from `kubeconfig_yaml()`/`add_token()` names the user;
+//! an unknown token is 401; a request without credentials is `kubernetes-admin`, because
+//! kubectl (client-go) never sends a token over plain HTTP. kube-rs does send it.
+//!
+//! Note for callers: kube 5's default client retries 429/503/504 itself (honouring
+//! `Retry-After`), so an injected 429 is only seen in `request_log()`, not by the caller.
+//!
 //! Not modelled: watches, field ownership of server-side apply (it is create-or-merge),
 //! admission, garbage collection, namespace termination (a namespace delete removes its
 //! contents at once), OpenAPI schemas (see `openapi`).
@@ -14,6 +39,7 @@ pub mod audit;
 pub mod discovery;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selector;
 mod server;

@@ -150,14 +150,18 @@ pub static TYPES: &[ResourceType] = &[
             false,
         )
     },
-    rt(
-        "discovery.k8s.io",
-        "endpointslices",
-        "endpointslice",
-        "EndpointSlice",
-        &[],
-        true,
-    ),
+    ResourceType {
+        // endpointslice strategy: generation 1 on create, bumped when the slice changes.
+        generation: true,
+        ..rt(
+            "discovery.k8s.io",
+            "endpointslices",
+            "endpointslice",
+            "EndpointSlice",
+            &[],
+            true,
+        )
+    },
     ResourceType {
         create_on_update: true,
         name_rule: NameRule::PathSegment,

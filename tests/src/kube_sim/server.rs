@@ -13,11 +13,13 @@ use super::audit::{self, AuditBackend, AuditRecord, UserInfo};
 use super::discovery;
 use super::openapi;
 use super::patch::{self, PatchKind};
+use super::protobuf;
 use super::resources::{self, ResourceType};
 use super::selector::{labels_of, FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{self, Preconditions, Store};
 use super::table;
+use super::validate;
 
 /// Largest request body accepted (the apiserver's limit is 3 MiB for most requests).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -106,9 +108,14 @@ fn user_for(shared: &Shared, headers: &HeaderMap) -> Result<UserInfo, ApiError> 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(auth) = auth else {
+        // kubectl (client-go) never sends a bearer token over plain HTTP, so a request
+        // without credentials is the admin, as on the apiserver's old insecure port.
         return Ok(UserInfo {
-            username: "system:anonymous".into(),
-            groups: vec!["system:unauthenticated".into()],
+            username: super::ADMIN_USER.into(),
+            groups: vec![
+                "kubeadm:cluster-admins".into(),
+                "system:authenticated".into(),
+            ],
         });
     };
     let token = auth
@@ -186,8 +193,11 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return protobuf::decode(body);
+    }
     if ct.contains("protobuf") || ct.contains("cbor") {
-        return Err(ApiError::unsupported_media_type(ct));
+        return Err(ApiError::unsupported_body(ct));
     }
     if ct.contains("yaml") {
         return patch::parse_apply_body(body);
@@ -324,7 +334,7 @@ fn resource_request(
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: &[u8],
-) -> (Result<Reply, ApiError>, Option<AuditCtx>) {
+) -> (Result<Reply, ApiError>, Option<AuditCtx>, Vec<String>) {
     let t = tg.t;
     let ns = tg.ns.clone();
     let name = tg.name.clone();
@@ -358,6 +368,38 @@ fn resource_request(
             None => parse_body(headers, body).map(Some),
         }
     };
+    // Server-side field validation (`fieldValidation`, default Warn): unknown fields are
+    // refused under Strict, else dropped with a warning. JSON patches are not checked.
+    let mut warnings = Vec::new();
+    let parsed = parsed.and_then(|body| {
+        let Some(mut body) = body else {
+            return Ok(None);
+        };
+        let checked = !matches!(patch_kind, Some(Ok(PatchKind::Json)))
+            && matches!(method.as_str(), "POST" | "PUT" | "PATCH");
+        if checked {
+            let unknown = validate::unknown_fields(t, &body);
+            if !unknown.is_empty() {
+                let mode = q.get("fieldValidation").map_or("Warn", String::as_str);
+                let msgs: Vec<String> = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect();
+                match mode {
+                    "Strict" => {
+                        return Err(ApiError::bad_request(format!(
+                            "strict decoding error: {}",
+                            msgs.join(", ")
+                        )))
+                    }
+                    "Ignore" => {}
+                    _ => warnings = msgs,
+                }
+                validate::prune_unknown_fields(&mut body, &unknown);
+            }
+        }
+        Ok(Some(body))
+    });
     let ctx = verb.map(|verb| AuditCtx {
         verb,
         resource: t,
@@ -454,7 +496,7 @@ fn resource_request(
             (m, _) => Err(ApiError::method_not_allowed(m, t.plural)),
         }
     })();
-    (result, ctx)
+    (result, ctx, warnings)
 }
 
 fn discovery_request(
@@ -531,6 +573,7 @@ pub async fn handle(
     let body = axum::body::to_bytes(body, MAX_BODY).await;
 
     let mut audit_ctx = None;
+    let mut warnings: Vec<String> = Vec::new();
     let mut username = String::new();
     let reply: Result<Reply, ApiError> = (|| {
         let body = body.map_err(|_| {
@@ -551,8 +594,9 @@ pub async fn handle(
         };
         let target = target?;
         let q = query_map(&query);
-        let (r, ctx) = resource_request(&shared, &method, target, &q, &headers, &body);
+        let (r, ctx, w) = resource_request(&shared, &method, target, &q, &headers, &body);
         audit_ctx = ctx.map(|c| (c, user));
+        warnings = w;
         r
     })();
 
@@ -576,6 +620,11 @@ pub async fn handle(
     let mut resp = resp;
     if let Ok(v) = audit_id.parse() {
         resp.headers_mut().insert("audit-id", v);
+    }
+    for w in &warnings {
+        if let Ok(v) = format!("299 - {w:?}").parse() {
+            resp.headers_mut().append(header::WARNING, v);
+        }
     }
     if let Ok(mut log) = shared.log.lock() {
         log.push(RequestRecord {
@@ -604,9 +653,16 @@ pub async fn handle(
             .and_then(|v| v.split(',').next())
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|| remote.ip().to_string());
+        // The apiserver logs the decoded DeleteOptions, TypeMeta included, body or not.
         let request_object = match (ctx.verb, ctx.request_object) {
-            ("delete" | "deletecollection", None) => {
-                Some(json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"}))
+            ("delete" | "deletecollection", body) => {
+                let mut opts = match body {
+                    Some(Value::Object(m)) => Value::Object(m),
+                    _ => json!({}),
+                };
+                opts["kind"] = json!("DeleteOptions");
+                opts["apiVersion"] = json!("meta.k8s.io/v1");
+                Some(opts)
             }
             (_, r) => r,
         };

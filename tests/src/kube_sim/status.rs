@@ -150,6 +150,15 @@ impl ApiError {
         )
     }
 
+    /// 415 for a POST/PUT body kube-sim cannot decode.
+    pub fn unsupported_body(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (Namespace and Secret only) (got {content_type:?})"),
+        )
+    }
+
     pub fn method_not_allowed(method: &str, what: &str) -> Self {
         Self::new(
             405,

@@ -440,6 +440,7 @@ impl Store {
         };
         let deleting = old.pointer("/metadata/deletionTimestamp").is_some();
         if !status_only {
+            carry_allocations(t, &old, &mut next);
             let mut errs = validate::check(t, &to_view(t, &next), Some(&to_view(t, &old)));
             if deleting {
                 let before = finalizers(&old);
@@ -453,7 +454,6 @@ impl Store {
             if !errs.is_empty() {
                 return Err(ApiError::invalid(t.kind, t.group, name, errs));
             }
-            carry_allocations(t, &old, &mut next);
             validate::apply_defaults(t, &mut next, &mut self.alloc);
         }
         // Fields only the server sets.
@@ -731,6 +731,32 @@ fn carry_allocations(t: &ResourceType, old: &Value, new: &mut Value) {
     let same_type = old.pointer("/spec/type") == new.pointer("/spec/type")
         || new.pointer("/spec/type").is_none();
     if !same_type {
+        // Upstream dropTypeDependentFields: leaving NodePort/LoadBalancer releases the node
+        // ports the client merely carried over from the old object.
+        let old_had_ports = matches!(
+            old.pointer("/spec/type").and_then(Value::as_str),
+            Some("NodePort" | "LoadBalancer")
+        );
+        let new_has_ports = matches!(
+            new.pointer("/spec/type").and_then(Value::as_str),
+            Some("NodePort" | "LoadBalancer")
+        );
+        if old_had_ports && !new_has_ports {
+            let old_ports = old.pointer("/spec/ports").cloned().unwrap_or(Value::Null);
+            if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+                for p in ports.iter_mut() {
+                    let carried = old_ports.as_array().is_some_and(|o| {
+                        o.iter().any(|op| {
+                            op.get("port") == p.get("port")
+                                && op.get("nodePort") == p.get("nodePort")
+                        })
+                    });
+                    if let (true, Some(m)) = (carried, p.as_object_mut()) {
+                        m.remove("nodePort");
+                    }
+                }
+            }
+        }
         return;
     }
     let old_ports: Vec<Value> = old
@@ -740,7 +766,7 @@ fn carry_allocations(t: &ResourceType, old: &Value, new: &mut Value) {
         .unwrap_or_default();
     if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for p in ports {
-            if p.get("nodePort").is_some_and(|n| n.as_i64() != Some(0)) {
+            if !p.is_object() || p.get("nodePort").is_some_and(|n| n.as_i64() != Some(0)) {
                 continue;
             }
             if let Some(np) = old_ports

@@ -244,6 +244,24 @@ fn check_service(obj: &Value, errs: &mut Vec<FieldError>) {
         {
             errs.push(FieldError::required(format!("spec.ports[{i}].name")));
         }
+        let node_port = p
+            .get("nodePort")
+            .and_then(Value::as_i64)
+            .filter(|n| *n != 0);
+        if let Some(n) = node_port {
+            if ty == "ClusterIP" || ty == "ExternalName" {
+                errs.push(FieldError::forbidden(
+                    format!("spec.ports[{i}].nodePort"),
+                    format!("may not be used when `type` is '{ty}'"),
+                ));
+            } else if !(30000..=32767).contains(&n) {
+                errs.push(FieldError::invalid(
+                    format!("spec.ports[{i}].nodePort"),
+                    &n.to_string(),
+                    "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                ));
+            }
+        }
         if let Some(proto) = p.get("protocol").and_then(Value::as_str) {
             if !["TCP", "UDP", "SCTP"].contains(&proto) {
                 errs.push(FieldError::not_supported(
@@ -446,7 +464,7 @@ pub fn apply_defaults(t: &ResourceType, obj: &mut Value, alloc: &mut Allocator) 
             }
         }
         ("", "secrets") => {
-            if obj.get("type").is_none() {
+            if obj.get("type").is_none_or(|t| t.as_str() == Some("")) {
                 obj["type"] = json!("Opaque");
             }
             if let Some(Value::Object(sd)) = obj.get("stringData").cloned() {
@@ -468,8 +486,12 @@ pub fn apply_defaults(t: &ResourceType, obj: &mut Value, alloc: &mut Allocator) 
             if obj.pointer("/status/phase").is_none() {
                 obj["status"] = json!({ "phase": "Active" });
             }
-            if obj.pointer("/spec/finalizers").is_none() {
-                obj["spec"] = json!({ "finalizers": ["kubernetes"] });
+            // Upstream PrepareForCreate insists on the `kubernetes` finalizer.
+            let fins = obj.pointer("/spec/finalizers").and_then(Value::as_array);
+            if fins.is_none_or(|f| !f.iter().any(|x| x == "kubernetes")) {
+                let mut fins = fins.cloned().unwrap_or_default();
+                fins.push(json!("kubernetes"));
+                obj["spec"]["finalizers"] = Value::Array(fins);
             }
         }
         _ => {}
@@ -493,6 +515,115 @@ impl Allocator {
         let p = 30000 + self.next_port % 2768;
         self.next_port += 1;
         p
+    }
+}
+
+/// Top-level fields of each built-in type (the Go structs' JSON names). Only the top level
+/// and `metadata` are checked: kube-sim carries no schemas below them.
+fn known_fields(t: &ResourceType) -> Option<&'static [&'static str]> {
+    Some(match (t.group, t.plural) {
+        (_, _) if !t.builtin => return None,
+        ("", "endpoints") => &["subsets"],
+        ("", "secrets") => &["data", "stringData", "type", "immutable"],
+        ("", "events") => &[
+            "involvedObject",
+            "reason",
+            "message",
+            "source",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "type",
+            "eventTime",
+            "series",
+            "action",
+            "related",
+            "reportingComponent",
+            "reportingInstance",
+        ],
+        ("events.k8s.io", "events") => &[
+            "eventTime",
+            "series",
+            "reportingController",
+            "reportingInstance",
+            "action",
+            "reason",
+            "regarding",
+            "related",
+            "note",
+            "type",
+            "deprecatedSource",
+            "deprecatedFirstTimestamp",
+            "deprecatedLastTimestamp",
+            "deprecatedCount",
+        ],
+        ("discovery.k8s.io", "endpointslices") => &["addressType", "endpoints", "ports"],
+        ("networking.k8s.io", "ingressclasses") | ("coordination.k8s.io", "leases") => &["spec"],
+        _ => &["spec", "status"],
+    })
+}
+
+const META_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// Fields of a request body (an object, or a merge/strategic/apply patch) the type does not
+/// have, as `fieldValidation` reports them (`spec.foo` style paths). Patch directives
+/// (`$patch`, `$setElementOrder/...`) are not fields.
+pub fn unknown_fields(t: &ResourceType, body: &Value) -> Vec<String> {
+    let Some(known) = known_fields(t) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(m) = body.as_object() {
+        for k in m.keys() {
+            let ok = k.starts_with('$')
+                || ["apiVersion", "kind", "metadata"].contains(&k.as_str())
+                || known.contains(&k.as_str());
+            if !ok {
+                out.push(k.clone());
+            }
+        }
+    }
+    if let Some(m) = body.get("metadata").and_then(Value::as_object) {
+        for k in m.keys() {
+            if !k.starts_with('$') && !META_FIELDS.contains(&k.as_str()) {
+                out.push(format!("metadata.{k}"));
+            }
+        }
+    }
+    out
+}
+
+/// Drops what `unknown_fields` reports, as the apiserver does when it does not reject them.
+pub fn prune_unknown_fields(body: &mut Value, unknown: &[String]) {
+    for path in unknown {
+        match path.strip_prefix("metadata.") {
+            Some(k) => {
+                if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove(k);
+                }
+            }
+            None => {
+                if let Some(m) = body.as_object_mut() {
+                    m.remove(path);
+                }
+            }
+        }
     }
 }
 
