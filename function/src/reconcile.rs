@@ -951,3 +951,79 @@ impl Engine for Reconciler {
         Box::pin(self.sweep_now(deadline))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::clb::TagInfo;
+
+    fn lb(id: &str, tags: &[(&str, &str)]) -> LoadBalancer {
+        LoadBalancer {
+            load_balancer_id: id.into(),
+            tags: tags.iter().map(|(k, v)| TagInfo::new(*k, *v)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn status_is_the_vip_as_ip_else_the_domain_as_hostname() {
+        let with_vip = LbAddress {
+            id: "lb-1".into(),
+            vips: vec!["1.2.3.4".into()],
+            domain: Some("lb-1.clb.example".into()),
+        };
+        assert_eq!(status_entries(&with_vip)[0].ip.as_deref(), Some("1.2.3.4"));
+        assert_eq!(status_entries(&with_vip)[0].hostname, None);
+        let domain_only = LbAddress {
+            vips: vec![],
+            ..with_vip
+        };
+        assert_eq!(
+            status_entries(&domain_only)[0].hostname.as_deref(),
+            Some("lb-1.clb.example")
+        );
+        let neither = LbAddress {
+            domain: None,
+            ..domain_only
+        };
+        assert!(status_entries(&neither).is_empty());
+    }
+
+    #[test]
+    fn orphans_are_clbs_naming_a_uid_no_ingress_has() {
+        let uids: BTreeSet<String> = ["alive".to_string()].into();
+        let lbs = vec![
+            lb("lb-alive", &[(TAG_INGRESS_UID, "alive")]),
+            lb("lb-gone", &[(TAG_INGRESS_UID, "gone")]),
+            lb("lb-no-uid", &[("tke-clusterId", "c")]),
+            lb("lb-empty-uid", &[(TAG_INGRESS_UID, "")]),
+        ];
+        let ids: Vec<String> = orphans_of(lbs.into_iter(), &uids)
+            .into_iter()
+            .map(|l| l.load_balancer_id)
+            .collect();
+        assert_eq!(ids, vec!["lb-gone".to_string()]);
+    }
+
+    #[test]
+    fn listing_pages_match_the_describe_page_size() {
+        assert_eq!(pages(0), 1);
+        assert_eq!(pages(100), 1);
+        assert_eq!(pages(101), 2);
+    }
+
+    #[test]
+    fn error_codes_come_from_the_api_where_there_is_one() {
+        let api = CloudError::Api {
+            action: "CreateRule".into(),
+            code: "LimitExceeded".into(),
+            message: "m".into(),
+            request_id: "r".into(),
+        };
+        assert_eq!(ReconcileError::Cloud(api).code(), "LimitExceeded");
+        assert_eq!(
+            ReconcileError::Cloud(CloudError::Config("x".into())).code(),
+            "CloudError"
+        );
+    }
+}

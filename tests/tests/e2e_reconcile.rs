@@ -652,3 +652,68 @@ async fn a_sweep_out_of_time_reports_what_it_did_not_reach_and_releases_nothing(
     assert!(env.clb.load_balancer(&orphan).is_some());
     assert!(writes(&env.clb.calls()).is_empty());
 }
+
+#[tokio::test]
+async fn a_clb_left_creating_by_a_killed_run_is_waited_for_and_finished() {
+    let env = env_with(clb_ingress_tests::clb_sim::SimConfig {
+        task_ms: 150,
+        ..Default::default()
+    })
+    .await;
+    env.node("node-1", "ins-kkk1");
+    env.service("web", 80, 30080);
+    let uid = env.ingress(
+        "web",
+        json!({}),
+        rules(&[("a.example.com", "/", "web", 80)]),
+    );
+    // What a run killed right after sending CreateLoadBalancer leaves behind.
+    let spec = match clb_ingress::model::desire(
+        &env.cluster.view(NS, "web").await.unwrap().unwrap(),
+        CLUSTER,
+    ) {
+        clb_ingress::model::Decision::Manage(d) => match d.load_balancer {
+            clb_ingress::model::LbSource::Create(spec) => spec,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let sent = SimClient::new(&env.clb)
+        .clb("CreateLoadBalancer", spec.create_request())
+        .await;
+    assert_eq!(sent.error_code(), None);
+    let lb_id = sent.response()["LoadBalancerIds"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.clb.clear_calls();
+
+    let outcome = env.reconcile("web").await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    let calls = env.clb.calls();
+    assert_eq!(count(&calls, "CreateLoadBalancer"), 0);
+    // Found creating, waited on (read again until ready), then planned afresh.
+    let before_listener: Vec<&str> = calls
+        .iter()
+        .map(|c| c.action.as_str())
+        .take_while(|a| *a != "CreateListener")
+        .collect();
+    assert!(
+        before_listener
+            .iter()
+            .filter(|a| **a == "DescribeLoadBalancers")
+            .count()
+            >= 3,
+        "{before_listener:?}"
+    );
+    let lb = env.lb_of(&uid).unwrap();
+    assert_eq!(lb.id, lb_id);
+    assert_eq!(
+        listener_rules(&lb, "HTTP", 80),
+        vec![(
+            "a.example.com".to_string(),
+            "/".to_string(),
+            vec!["ins-kkk1:30080@10".to_string()]
+        )]
+    );
+}
