@@ -553,23 +553,17 @@ fn clb_ingress_binary() -> std::path::PathBuf {
     dir.join("clb-ingress")
 }
 
-#[tokio::test]
-#[ignore = "needs the clb-ingress binary: cargo build -p clb-ingress, then cargo test -- --ignored"]
-async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress() {
-    let env = env().await;
-    web_ingress(&env, "web");
-    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+/// Runs the real binary against the simulators; returns (success, stdout, stderr).
+async fn run_binary(env: &Env, args: &[&str]) -> (bool, String, String) {
     let bin = clb_ingress_binary();
     assert!(
         bin.exists(),
         "{} is missing: cargo build -p clb-ingress",
         bin.display()
     );
-    env.clb.clear_calls();
-    env.kube.clear_request_log();
     let c = env.clb.config().clone();
     let output = tokio::process::Command::new(&bin)
-        .args(["plan", &format!("{NS}/web")])
+        .args(args)
         .env_clear()
         .env("CLUSTER_ID", CLUSTER)
         .env("KUBECONFIG_DATA", env.kube.kubeconfig_yaml())
@@ -582,13 +576,51 @@ async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress()
         .output()
         .await
         .expect("clb-ingress runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        !stdout.contains(&c.secret_key) && !stderr.contains(&c.secret_key),
+        "the secret key leaked"
+    );
+    (output.status.success(), stdout, stderr)
+}
+
+#[tokio::test]
+#[ignore = "needs the clb-ingress binary: cargo build -p clb-ingress, then cargo test -- --ignored"]
+async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress() {
+    let env = env().await;
+    web_ingress(&env, "web");
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+    env.clb.clear_calls();
+    env.kube.clear_request_log();
+    let (ok, stdout, stderr) = run_binary(&env, &["plan", &format!("{NS}/web")]).await;
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("nothing would change"), "{stdout}");
-    assert!(!stderr.contains(&c.secret_key) && !stdout.contains(&c.secret_key));
     assert!(writes(&env.clb.calls()).is_empty());
     assert_eq!(env.kube_writes(), Vec::<String>::new());
+
+    let (ok, stdout, stderr) =
+        run_binary(&env, &["plan", &format!("{NS}/web"), "--output", "json"]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let dry: serde_json::Value = serde_json::from_str(&stdout).expect("JSON plan");
+    assert_eq!(dry["decision"], "manage");
+    assert_eq!(dry["plans"][0]["actions"], json!([]));
+}
+
+#[tokio::test]
+#[ignore = "needs the clb-ingress binary: cargo build -p clb-ingress, then cargo test -- --ignored"]
+async fn the_reconcile_command_releases_the_clb_of_a_deleted_ingress() {
+    let env = env().await;
+    let uid = web_ingress(&env, "web");
+    let (ok, stdout, stderr) = run_binary(&env, &["reconcile", &format!("{NS}/web")]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let lb = env.lb_of(&uid).expect("created by the binary");
+    env.delete_ingress("web");
+    let (ok, stdout, stderr) = run_binary(&env, &["reconcile", &format!("{NS}/web")]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let outcome: serde_json::Value = serde_json::from_str(&stdout).expect("JSON outcome");
+    assert_eq!(outcome["status"], "released", "{stdout}");
+    assert!(env.clb.load_balancer(&lb.id).is_none());
 }
 
 #[tokio::test]
