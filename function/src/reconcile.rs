@@ -42,6 +42,11 @@ pub const ENV_CLB_VPC_ID: &str = "CLB_VPC_ID";
 /// overlapped by another before its Lease expires.
 pub const DEFAULT_LEASE_SECONDS: i32 = 960;
 
+/// Time kept before a run's deadline to give the Lease back.
+pub const RELEASE_MARGIN: Duration = Duration::from_secs(2);
+/// Added to the time left when sizing a Lease: the clock-skew allowance of other runs.
+const LEASE_SLACK: Duration = Duration::from_secs(10);
+
 /// Event reasons of our own (problems use their codes).
 pub mod reasons {
     /// Something on the CLB was created or changed.
@@ -453,7 +458,19 @@ impl Reconciler {
 
     /// Converges one Ingress now (see the module doc for the order of things).
     pub async fn reconcile_one(&self, key: &IngressKey) -> IngressOutcome {
-        match self.reconcile_inner(key).await {
+        self.reconcile_until(key, None).await
+    }
+
+    /// [`Self::reconcile_one`] within `deadline`: the work under the Lease stops
+    /// [`RELEASE_MARGIN`] before it so the Lease is still given back (a run cut off by the
+    /// platform instead holds it until it expires), and the Lease is taken only for the time
+    /// left, so a run killed anyway blocks the next one briefly.
+    pub async fn reconcile_until(
+        &self,
+        key: &IngressKey,
+        deadline: Option<Instant>,
+    ) -> IngressOutcome {
+        match self.reconcile_inner(key, deadline).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::warn!(ingress = %key, error = %e, "reconcile failed");
@@ -462,7 +479,23 @@ impl Reconciler {
         }
     }
 
-    async fn reconcile_inner(&self, key: &IngressKey) -> Result<IngressOutcome, ReconcileError> {
+    /// Lease duration for a run that must end by `deadline`.
+    fn lease_seconds(&self, deadline: Option<Instant>) -> i32 {
+        let Some(deadline) = deadline else {
+            return self.opts.lease_seconds;
+        };
+        let left = deadline.saturating_duration_since(Instant::now()) + LEASE_SLACK;
+        i32::try_from(left.as_secs().saturating_add(1))
+            .unwrap_or(i32::MAX)
+            .min(self.opts.lease_seconds)
+            .max(1)
+    }
+
+    async fn reconcile_inner(
+        &self,
+        key: &IngressKey,
+        deadline: Option<Instant>,
+    ) -> Result<IngressOutcome, ReconcileError> {
         let first = self.prepare(key).await?;
         let reads = prepared_reads(&first);
         match &first {
@@ -495,7 +528,7 @@ impl Reconciler {
                     &key.namespace,
                     &key.name,
                     &holder,
-                    self.opts.lease_seconds,
+                    self.lease_seconds(deadline),
                     Timestamp::now(),
                 )
                 .await?
@@ -508,7 +541,20 @@ impl Reconciler {
                     return Ok(o);
                 }
             };
-            let result = self.locked_run(key).await;
+            let result = match deadline {
+                Some(d) => {
+                    let stop = d.checked_sub(RELEASE_MARGIN).unwrap_or(d);
+                    tokio::time::timeout_at(stop, self.locked_run(key))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Ok(IngressOutcome::failed(
+                                "DeadlineExceeded",
+                                "cut off before the deadline; the next run resumes",
+                            ))
+                        })
+                }
+                None => self.locked_run(key).await,
+            };
             let dirty = self.release(guard).await;
             outcome = match result {
                 Ok(o) => o,
@@ -845,7 +891,7 @@ impl Reconciler {
                 if Instant::now() + min_start > deadline {
                     return None;
                 }
-                tokio::time::timeout_at(deadline, self.reconcile_one(&key))
+                tokio::time::timeout_at(deadline, self.reconcile_until(&key, Some(deadline)))
                     .await
                     .ok()
             })
@@ -943,8 +989,8 @@ impl IngressLookup for Reconciler {
 }
 
 impl Engine for Reconciler {
-    fn reconcile(&self, key: IngressKey, _deadline: Instant) -> BoxFuture<'_, IngressOutcome> {
-        Box::pin(async move { self.reconcile_one(&key).await })
+    fn reconcile(&self, key: IngressKey, deadline: Instant) -> BoxFuture<'_, IngressOutcome> {
+        Box::pin(async move { self.reconcile_until(&key, Some(deadline)).await })
     }
 
     fn sweep(&self, deadline: Instant) -> BoxFuture<'_, SweepOutcome> {

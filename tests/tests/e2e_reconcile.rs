@@ -749,3 +749,33 @@ async fn a_clb_left_creating_by_a_killed_run_is_waited_for_and_finished() {
         )]
     );
 }
+
+#[tokio::test]
+async fn a_run_out_of_time_gives_its_lease_back_so_the_next_run_is_not_blocked() {
+    let env = env().await;
+    web_ingress(&env, "web");
+    let key = IngressKey::new(NS, "web");
+    // Less time left than the release margin: the locked work is cut at once.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+    let outcome = env.engine().reconcile_until(&key, Some(deadline)).await;
+    assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:?}");
+    assert_eq!(outcome.code.as_deref(), Some("DeadlineExceeded"));
+    let lease = env
+        .kube
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(NS),
+            "clb-ingress-web",
+        )
+        .expect("the lease was taken");
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{lease}"
+    );
+    assert!(lease["spec"]["leaseDurationSeconds"].as_i64().unwrap() <= 12);
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+}
