@@ -87,7 +87,7 @@ pub enum ReconcileError {
     #[error(transparent)]
     Cloud(#[from] CloudError),
     #[error(transparent)]
-    Apply(#[from] ApplyError),
+    Apply(#[from] Box<ApplyError>),
 }
 
 impl ReconcileError {
@@ -96,12 +96,16 @@ impl ReconcileError {
         match self {
             ReconcileError::Cluster(ClusterError::Conflict { .. }) => "Conflict".into(),
             ReconcileError::Cluster(_) => "KubernetesError".into(),
-            ReconcileError::Cloud(e) | ReconcileError::Apply(ApplyError { error: e, .. }) => e
-                .code()
-                .map(str::to_string)
-                .unwrap_or_else(|| "CloudError".into()),
+            ReconcileError::Cloud(e) => cloud_code(e),
+            ReconcileError::Apply(a) => cloud_code(&a.error),
         }
     }
+}
+
+fn cloud_code(e: &CloudError) -> String {
+    e.code()
+        .map(str::to_string)
+        .unwrap_or_else(|| "CloudError".into())
 }
 
 /// The engine: cluster and cloud clients and the cluster's id.
@@ -622,7 +626,7 @@ impl Reconciler {
                 let note = e.to_string();
                 self.event(ingress, EventType::Warning, reasons::SYNC_FAILED, &note)
                     .await;
-                let err = ReconcileError::Apply(e);
+                let err = ReconcileError::Apply(Box::new(e));
                 let mut outcome = IngressOutcome::failed(&err.code(), note);
                 outcome.actions = counts;
                 return Ok(outcome);
