@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use clb_ingress::handler::{Engine, IngressKey, WebhookToken};
+use clb_ingress::reconcile;
 use clb_ingress::runtime::{scf, web};
 use tokio::time::Instant;
 
@@ -76,7 +77,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Runtime => {
             let config = scf::RuntimeConfig::from_env()?;
-            let engine = build_engine()?;
+            let engine = build_engine().await?;
             let opts = scf::LoopOptions {
                 default_budget: budget,
                 concurrency: cli.concurrency,
@@ -89,7 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let Some(token) = webhook_token_from_env() else {
                 bail!("WEBHOOK_TOKEN must be set (and non-empty) to serve HTTP triggers");
             };
-            let engine = build_engine()?;
+            let engine = build_engine().await?;
             let opts = web::ServeOptions {
                 budget,
                 ack_within: Duration::from_secs(ack_secs),
@@ -102,29 +103,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             web::serve(listener, engine, opts, shutdown_signal()).await?;
         }
         Command::Reconcile { ingress } => {
-            let engine = build_engine()?;
+            let engine = build_engine().await?;
             let outcome = engine.reconcile(ingress, Instant::now() + budget).await;
             println!("{}", serde_json::to_string_pretty(&outcome)?);
         }
         Command::Sweep => {
-            let engine = build_engine()?;
+            let engine = build_engine().await?;
             let outcome = engine.sweep(Instant::now() + budget).await;
             println!("{}", serde_json::to_string_pretty(&outcome)?);
         }
         Command::Plan { ingress, output } => {
-            let _ = (ingress, output);
-            build_engine()?;
-            bail!("plan needs the engine's plan entry point, which is not wired yet");
+            let engine = reconcile::engine_from_env().await?;
+            let dry = engine.dry_run(&ingress).await?;
+            match output {
+                Output::Text => print!("{dry}"),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&dry)?),
+            }
         }
     }
     Ok(())
 }
 
-/// THE ONE TEMPORARY SEAM: the engine is written separately and will be built here by
-/// `clb_ingress::reconcile::engine_from_env()`. Until that exists, every command that needs
-/// it fails with this error instead of running against anything fake.
-fn build_engine() -> anyhow::Result<Arc<dyn Engine>> {
-    bail!("engine not yet wired: clb_ingress::reconcile::engine_from_env() does not exist yet")
+/// The reconcile engine from the environment (DESIGN §4).
+async fn build_engine() -> anyhow::Result<Arc<dyn Engine>> {
+    let engine = reconcile::engine_from_env()
+        .await
+        .context("configuring the engine")?;
+    Ok(Arc::new(engine))
 }
 
 fn webhook_token_from_env() -> Option<WebhookToken> {

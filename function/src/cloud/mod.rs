@@ -4,10 +4,12 @@
 //! counts what it sends ([`CallStats`]); `clb` and `tag` add typed requests and one method
 //! per action on top. Async CLB writes wait for their task before returning.
 
+pub mod apply;
 pub mod clb;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod observe;
 pub mod ratelimit;
 pub mod retry;
 pub mod sign;

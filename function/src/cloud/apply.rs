@@ -1,0 +1,538 @@
+//! Executes a [`Plan`] through the typed client, in order, resolving the natural keys of
+//! things an earlier action of the same plan created.
+//!
+//! No re-reads: CreateLoadBalancer hands back the CLB (with its VIP, which resolves
+//! `Domain::Default`), CreateListener returns `ListenerIds` in the order of `Ports`, and
+//! CreateRule returns `LocationIds` in the order of `Rules`. Async writes wait on their task
+//! and transient errors are retried inside the client. The first failing action stops the
+//! plan: the next run reads the cloud again and finishes the job (DESIGN §2).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::clb::{
+    BatchModifyTargetWeightRequest, BatchTarget as ApiBatchTarget, BatchTargetsRequest,
+    CertificateInput, CreateListenerRequest, CreateLoadBalancerResponse, CreateRuleRequest,
+    DeleteLoadBalancerRequest, DeleteRuleRequest, ModifyDomainAttributesRequest,
+    ModifyListenerRequest, RsWeightRule, RuleInput, TagInfo, Target,
+};
+use super::client::{CloudClient, CLB_SERVICE, CLB_VERSION};
+use super::error::CloudError;
+use super::observe::cloud_lb;
+use super::tag::{clb_resource_name, TagResourcesRequest, UnTagResourcesRequest};
+use crate::model::lb::{Backend, Certificate, Domain, LbType, ListenerKey};
+use crate::model::LbSpec;
+use crate::plan::{default_domain, Action, BatchTarget, CloudView, ListenerRef, Plan, RuleRef};
+
+/// What apply may add to a plan, and a test hook.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyOptions {
+    /// VPC for CLBs whose spec names none. The pure core cannot know the cluster's VPC (it
+    /// is not in the Ingress, and reading it from the subnet needs the VPC API, which this
+    /// function does not call): INTERNAL CLBs need one, so it comes from configuration
+    /// (`CLB_VPC_ID`) unless the Ingress's `cross-vpc-id` annotation names one.
+    pub vpc_id: Option<String>,
+    /// Tests only: stop (successfully) after this many actions, as a run killed mid-plan.
+    pub stop_after: Option<usize>,
+}
+
+/// The CLB as it is after the plan: what the Ingress status is written from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LbAddress {
+    pub id: String,
+    pub vips: Vec<String>,
+    pub domain: Option<String>,
+}
+
+/// What an apply did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Actions completed.
+    pub actions: usize,
+    /// Write requests sent (not counting the client's retries and task polls).
+    pub writes: u32,
+    /// The CLB created by the plan, if it created one.
+    pub created: Option<LbAddress>,
+    /// True when `stop_after` cut the plan short.
+    pub stopped: bool,
+}
+
+/// An apply that failed at action `index` (0-based) after `applied.actions` succeeded.
+#[derive(Debug, thiserror::Error)]
+#[error("action {} of {total} ({action}) failed: {error}", index + 1)]
+pub struct ApplyError {
+    pub index: usize,
+    pub total: usize,
+    /// The failing action, as the plan prints it (first line).
+    pub action: String,
+    pub applied: Applied,
+    #[source]
+    pub error: CloudError,
+}
+
+/// Ids known so far: from the observed CLB, then from what the plan creates.
+struct Resolver {
+    lb_id: Option<String>,
+    default_domain: Option<String>,
+    listeners: BTreeMap<ListenerKey, String>,
+    rules: BTreeMap<(ListenerKey, String, String), String>,
+}
+
+impl Resolver {
+    fn new(plan: &Plan, cloud: &CloudView) -> Self {
+        let mut r = Resolver {
+            lb_id: plan.load_balancer_id.clone(),
+            default_domain: None,
+            listeners: BTreeMap::new(),
+            rules: BTreeMap::new(),
+        };
+        if let Some(lb) = &cloud.load_balancer {
+            r.default_domain = default_domain(lb).map(str::to_string);
+            if r.lb_id.is_none() {
+                r.lb_id = Some(lb.id.clone());
+            }
+            for l in lb
+                .listeners
+                .iter()
+                .filter(|l| crate::model::ownership::is_our_listener(&l.name))
+            {
+                r.listeners.insert(l.key(), l.id.clone());
+                for rule in &l.rules {
+                    r.rules.insert(
+                        (l.key(), rule.domain.clone(), rule.url.clone()),
+                        rule.location_id.clone(),
+                    );
+                }
+            }
+        }
+        r
+    }
+
+    fn lb(&self) -> Result<&str, CloudError> {
+        self.lb_id
+            .as_deref()
+            .ok_or_else(|| unresolved("the plan has no CLB to work on"))
+    }
+
+    fn listener(&self, r: &ListenerRef) -> Result<String, CloudError> {
+        match &r.id {
+            Some(id) => Ok(id.clone()),
+            None => self
+                .listeners
+                .get(&r.key)
+                .cloned()
+                .ok_or_else(|| unresolved(&format!("listener {} was not created", r.key))),
+        }
+    }
+
+    fn domain(&self, d: &Domain) -> Result<String, CloudError> {
+        match d {
+            Domain::Name(n) => Ok(n.clone()),
+            Domain::Default => self
+                .default_domain
+                .clone()
+                .ok_or_else(|| unresolved("the CLB has no VIP or domain for host-less rules")),
+        }
+    }
+
+    fn rule(&self, r: &RuleRef) -> Result<(String, String), CloudError> {
+        let listener = self.listener(&r.listener)?;
+        if let Some(loc) = &r.location_id {
+            return Ok((listener, loc.clone()));
+        }
+        let domain = self.domain(&r.key.domain)?;
+        let loc = self
+            .rules
+            .get(&(r.listener.key, domain, r.key.url.clone()))
+            .cloned()
+            .ok_or_else(|| unresolved(&format!("rule {} was not created", r.key)))?;
+        Ok((listener, loc))
+    }
+}
+
+fn unresolved(message: &str) -> CloudError {
+    CloudError::Unexpected {
+        action: "apply".into(),
+        message: message.to_string(),
+    }
+}
+
+fn cert_input(c: &Certificate) -> CertificateInput {
+    CertificateInput {
+        ssl_mode: Some(c.ssl_mode.as_api().to_string()),
+        cert_id: Some(c.cert_id.clone()),
+        cert_ca_id: c.ca_cert_id.clone(),
+        ..Default::default()
+    }
+}
+
+/// Executes `plan` (computed against `cloud`) in order.
+pub async fn apply(
+    client: &CloudClient,
+    plan: &Plan,
+    cloud: &CloudView,
+    opts: &ApplyOptions,
+) -> Result<Applied, ApplyError> {
+    let mut res = Resolver::new(plan, cloud);
+    let mut applied = Applied::default();
+    let total = plan.actions.len();
+    for (index, action) in plan.actions.iter().enumerate() {
+        if opts.stop_after.is_some_and(|k| index >= k) {
+            applied.stopped = true;
+            break;
+        }
+        match run_action(client, action, &mut res, opts, &mut applied).await {
+            Ok(()) => applied.actions += 1,
+            Err(error) => {
+                let shown = action.to_string();
+                return Err(ApplyError {
+                    index,
+                    total,
+                    action: shown.lines().next().unwrap_or_default().to_string(),
+                    applied,
+                    error,
+                });
+            }
+        }
+    }
+    Ok(applied)
+}
+
+async fn run_action(
+    client: &CloudClient,
+    action: &Action,
+    res: &mut Resolver,
+    opts: &ApplyOptions,
+    applied: &mut Applied,
+) -> Result<(), CloudError> {
+    let region = client.config().region.clone();
+    match action {
+        Action::CreateLoadBalancer { spec } => {
+            let (lb, writes) = create_load_balancer(client, spec, opts).await?;
+            applied.writes += writes;
+            res.lb_id = Some(lb.id.clone());
+            res.default_domain = default_domain(&lb).map(str::to_string);
+            applied.created = Some(LbAddress {
+                id: lb.id.clone(),
+                vips: lb.vips.clone(),
+                domain: lb.domain.clone(),
+            });
+        }
+        Action::TagResources { tags } => {
+            applied.writes += 1;
+            client
+                .tag_resources(&TagResourcesRequest {
+                    resource_list: vec![clb_resource_name(&region, res.lb()?)],
+                    tags: tags.iter().map(|(k, v)| TagInfo::new(k, v)).collect(),
+                })
+                .await?;
+        }
+        Action::UnTagResources { keys } => {
+            applied.writes += 1;
+            client
+                .untag_resources(&UnTagResourcesRequest {
+                    resource_list: vec![clb_resource_name(&region, res.lb()?)],
+                    tag_keys: keys.clone(),
+                })
+                .await?;
+        }
+        Action::DeleteListeners { listeners } => {
+            let ids = listeners
+                .iter()
+                .map(|l| res.listener(l))
+                .collect::<Result<Vec<_>, _>>()?;
+            applied.writes += 1;
+            match client.delete_load_balancer_listeners(res.lb()?, &ids).await {
+                // Already gone (a killed run deleted it): the goal is reached.
+                Err(e) if e.is_not_found() => {}
+                other => {
+                    other?;
+                }
+            }
+            res.listeners.retain(|_, id| !ids.contains(id));
+        }
+        Action::CreateListeners {
+            protocol,
+            ports,
+            names,
+            certificate,
+            sni,
+        } => {
+            applied.writes += 1;
+            let lb_id = res.lb()?.to_string();
+            let https = *protocol == crate::model::lb::Protocol::Https;
+            let created = client
+                .create_listener(&CreateListenerRequest {
+                    load_balancer_id: lb_id,
+                    ports: ports.iter().map(|p| i64::from(*p)).collect(),
+                    protocol: protocol.as_api().to_string(),
+                    listener_names: names.clone(),
+                    certificate: certificate.as_ref().map(cert_input),
+                    sni_switch: https.then_some(i64::from(*sni)),
+                    ..Default::default()
+                })
+                .await?;
+            if created.listener_ids.len() != ports.len() {
+                return Err(CloudError::Unexpected {
+                    action: "CreateListener".into(),
+                    message: format!(
+                        "{} ListenerIds for {} Ports (RequestId {})",
+                        created.listener_ids.len(),
+                        ports.len(),
+                        created.request_id
+                    ),
+                });
+            }
+            for (port, id) in ports.iter().zip(created.listener_ids) {
+                res.listeners.insert(
+                    ListenerKey {
+                        protocol: *protocol,
+                        port: *port,
+                    },
+                    id,
+                );
+            }
+        }
+        Action::ModifyListener {
+            listener,
+            certificate,
+            sni_on,
+        } => {
+            applied.writes += 1;
+            client
+                .modify_listener(&ModifyListenerRequest {
+                    load_balancer_id: res.lb()?.to_string(),
+                    listener_id: res.listener(listener)?,
+                    certificate: certificate.as_ref().map(cert_input),
+                    sni_switch: sni_on.then_some(1),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Action::CreateRules { listener, rules } => {
+            let listener_id = res.listener(listener)?;
+            let mut inputs = Vec::with_capacity(rules.len());
+            let mut keys = Vec::with_capacity(rules.len());
+            for r in rules {
+                let domain = res.domain(&r.key.domain)?;
+                inputs.push(RuleInput {
+                    url: r.key.url.clone(),
+                    domain: Some(domain.clone()),
+                    certificate: r.certificate.as_ref().map(cert_input),
+                    ..Default::default()
+                });
+                keys.push((domain, r.key.url.clone()));
+            }
+            applied.writes += 1;
+            let created = client
+                .create_rule(&CreateRuleRequest {
+                    load_balancer_id: res.lb()?.to_string(),
+                    listener_id,
+                    rules: inputs,
+                })
+                .await?;
+            if created.location_ids.len() != keys.len() {
+                return Err(CloudError::Unexpected {
+                    action: "CreateRule".into(),
+                    message: format!(
+                        "{} LocationIds for {} Rules (RequestId {})",
+                        created.location_ids.len(),
+                        keys.len(),
+                        created.request_id
+                    ),
+                });
+            }
+            for ((domain, url), loc) in keys.into_iter().zip(created.location_ids) {
+                res.rules.insert((listener.key, domain, url), loc);
+            }
+        }
+        Action::ModifyDomainAttributes {
+            listener,
+            domain,
+            certificate,
+        } => {
+            applied.writes += 1;
+            client
+                .modify_domain_attributes(&ModifyDomainAttributesRequest {
+                    load_balancer_id: res.lb()?.to_string(),
+                    listener_id: res.listener(listener)?,
+                    domain: res.domain(domain)?,
+                    certificate: Some(cert_input(certificate)),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Action::RegisterTargets { targets } => {
+            let req = batch_request(res, targets)?;
+            applied.writes += 1;
+            client.batch_register_targets(&req).await?;
+        }
+        Action::DeregisterTargets { targets } => {
+            let req = batch_request(res, targets)?;
+            applied.writes += 1;
+            client.batch_deregister_targets(&req).await?;
+        }
+        Action::ModifyTargetWeight { targets } => {
+            // The plan groups weight changes per rule; one RsWeightRule per rule.
+            let mut per_rule: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
+            for t in targets {
+                let (listener_id, loc) = res.rule(&t.rule)?;
+                let (instance_id, eni_ip) = backend_fields(&t.target.backend);
+                per_rule
+                    .entry((listener_id, loc))
+                    .or_default()
+                    .push(Target {
+                        port: Some(i64::from(t.target.port)),
+                        instance_id,
+                        eni_ip,
+                        weight: Some(i64::from(t.weight)),
+                    });
+            }
+            let modify_list = per_rule
+                .into_iter()
+                .map(|((listener_id, loc), targets)| RsWeightRule {
+                    listener_id,
+                    targets,
+                    location_id: Some(loc),
+                    ..Default::default()
+                })
+                .collect();
+            applied.writes += 1;
+            client
+                .batch_modify_target_weight(&BatchModifyTargetWeightRequest {
+                    load_balancer_id: res.lb()?.to_string(),
+                    modify_list,
+                })
+                .await?;
+        }
+        Action::DeleteRules {
+            listener,
+            location_ids,
+            ..
+        } => {
+            applied.writes += 1;
+            let listener_id = res.listener(listener)?;
+            match client
+                .delete_rule(&DeleteRuleRequest {
+                    load_balancer_id: res.lb()?.to_string(),
+                    listener_id,
+                    location_ids: location_ids.clone(),
+                    ..Default::default()
+                })
+                .await
+            {
+                Err(e) if e.is_not_found() => {}
+                other => {
+                    other?;
+                }
+            }
+            res.rules.retain(|_, loc| !location_ids.contains(loc));
+        }
+        Action::DeleteLoadBalancer { lb_id } => {
+            applied.writes += 1;
+            match client
+                .delete_load_balancer(&DeleteLoadBalancerRequest {
+                    load_balancer_ids: vec![lb_id.clone()],
+                    force_delete: None,
+                })
+                .await
+            {
+                Err(e) if e.is_not_found() => {}
+                other => {
+                    other?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn backend_fields(b: &Backend) -> (Option<String>, Option<String>) {
+    match b {
+        Backend::Instance(id) => (Some(id.clone()), None),
+        Backend::EniIp(ip) => (None, Some(ip.clone())),
+    }
+}
+
+fn batch_request(
+    res: &Resolver,
+    targets: &[BatchTarget],
+) -> Result<BatchTargetsRequest, CloudError> {
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        let (listener_id, loc) = res.rule(&t.rule)?;
+        let (instance_id, eni_ip) = backend_fields(&t.target.backend);
+        out.push(ApiBatchTarget {
+            listener_id,
+            port: Some(i64::from(t.target.port)),
+            instance_id,
+            eni_ip,
+            weight: Some(i64::from(t.weight)),
+            location_id: Some(loc),
+            tag: None,
+        });
+    }
+    Ok(BatchTargetsRequest {
+        load_balancer_id: res.lb()?.to_string(),
+        targets: out,
+    })
+}
+
+/// CreateLoadBalancer from the spec's own request body (extensiveParameters may carry any
+/// API field, so it is sent as JSON, not through the typed request), then the same waits as
+/// [`CloudClient::create_load_balancer`]: the task, then the CLB until it is ready.
+async fn create_load_balancer(
+    client: &CloudClient,
+    spec: &LbSpec,
+    opts: &ApplyOptions,
+) -> Result<(crate::plan::CloudLb, u32), CloudError> {
+    const ACTION: &str = "CreateLoadBalancer";
+    let mut req = spec.create_request();
+    if let Value::Object(map) = &mut req {
+        if !map.contains_key("VpcId") {
+            if let Some(vpc) = &opts.vpc_id {
+                map.insert("VpcId".into(), vpc.clone().into());
+            }
+        }
+        if spec.lb_type == LbType::Internal && !map.contains_key("VpcId") {
+            return Err(CloudError::Config(format!(
+                "{ACTION}: an INTERNAL CLB needs a VPC; set CLB_VPC_ID or the \
+                 ingress.cloud.tencent.com/cross-vpc-id annotation"
+            )));
+        }
+    }
+    let response = client.call(CLB_SERVICE, CLB_VERSION, ACTION, &req).await?;
+    let created: CreateLoadBalancerResponse =
+        serde_json::from_value(response).map_err(|e| CloudError::Decode {
+            action: ACTION.into(),
+            message: e.to_string(),
+        })?;
+    let mut ids = created.load_balancer_ids.clone();
+    match client.wait_task(&created.request_id).await {
+        Ok(task) => {
+            if ids.is_empty() {
+                ids = task.load_balancer_ids;
+            }
+        }
+        // As in the client: an unknown task id with the CLB id in hand is not a failure.
+        Err(e)
+            if !ids.is_empty() && e.code().is_some_and(|c| c.starts_with("InvalidParameter")) => {}
+        Err(e) => return Err(e),
+    }
+    let Some(id) = ids.first().cloned() else {
+        return Err(CloudError::Unexpected {
+            action: ACTION.into(),
+            message: format!("no LoadBalancerIds (RequestId {})", created.request_id),
+        });
+    };
+    let ready = client.wait_load_balancers_ready(std::slice::from_ref(&id)).await?;
+    let lb = ready
+        .iter()
+        .find(|lb| lb.load_balancer_id == id)
+        .ok_or_else(|| CloudError::Unexpected {
+            action: ACTION.into(),
+            message: format!("created CLB {id} is not readable"),
+        })?;
+    Ok((cloud_lb(lb)?, 1))
+}

@@ -1,0 +1,245 @@
+//! The cloud side of one Ingress as the pure planner sees it ([`CloudView`]), read with the
+//! steady-state budget of DESIGN §2: one DescribeLoadBalancers, one DescribeListeners (with
+//! rules), one DescribeTargets (targets per rule). A failed read is an error, never an
+//! empty view: an empty view would plan a second CLB or the deletion of every listener.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::clb::{
+    Backend as ApiBackend, CertificateOutput, DescribeListenersRequest,
+    DescribeLoadBalancersRequest, DescribeTargetsRequest, Filter, Listener, LoadBalancer,
+};
+use super::client::CloudClient;
+use super::error::CloudError;
+use crate::model::lb::{Backend, Certificate, LbType, Protocol, SslMode, TargetKey};
+use crate::model::ownership::{TAG_CLUSTER_ID, TAG_INGRESS_UID};
+use crate::plan::{CloudLb, CloudListener, CloudRule, CloudTarget, CloudView};
+
+/// How the CLB of an Ingress is found (DESIGN §1: nothing else is trusted as ownership).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// The CLB tagged `tke-lb-ingress-uuid=<uid>` and `tke-clusterId=<cluster>`.
+    ByUid { cluster_id: &'a str, uid: &'a str },
+    /// `kubernetes.io/ingress.existLbId`: the CLB with this id, whatever its tags (the
+    /// planner's adoption checks judge them).
+    ById(&'a str),
+}
+
+/// What one observation cost, for the run's report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub calls: u32,
+}
+
+/// The CloudView of one Ingress: the CLB found by `lookup` with its listeners, rules and
+/// targets. Reads listeners and targets only when there is a CLB (and targets only when
+/// it has listeners).
+pub async fn observe(
+    client: &CloudClient,
+    lookup: Lookup<'_>,
+) -> Result<(CloudView, Reads), CloudError> {
+    let mut reads = Reads::default();
+    let req = match lookup {
+        Lookup::ByUid { uid, .. } => DescribeLoadBalancersRequest {
+            filters: vec![Filter::new(format!("tag:{TAG_INGRESS_UID}"), [uid])],
+            limit: Some(super::clb::DESCRIBE_PAGE_LIMIT),
+            ..Default::default()
+        },
+        Lookup::ById(id) => DescribeLoadBalancersRequest {
+            load_balancer_ids: vec![id.to_string()],
+            ..Default::default()
+        },
+    };
+    reads.calls += 1;
+    let found = client.describe_load_balancers(&req).await?;
+    let lb = match lookup {
+        // Another cluster's Ingress could share a UID only by accident, but its CLB is
+        // never ours to touch: only a CLB carrying our cluster tag counts.
+        Lookup::ByUid { cluster_id, uid } => found.load_balancer_set.into_iter().find(|lb| {
+            lb.tag(TAG_CLUSTER_ID) == Some(cluster_id) && lb.tag(TAG_INGRESS_UID) == Some(uid)
+        }),
+        Lookup::ById(id) => found
+            .load_balancer_set
+            .into_iter()
+            .find(|lb| lb.load_balancer_id == id),
+    };
+    let Some(lb) = lb else {
+        return Ok((CloudView::default(), reads));
+    };
+    let mut cloud = cloud_lb(&lb)?;
+    reads.calls += read_listeners(client, &mut cloud).await?;
+    Ok((
+        CloudView {
+            load_balancer: Some(cloud),
+        },
+        reads,
+    ))
+}
+
+/// A CLB as DescribeLoadBalancers shows it, without listeners yet.
+pub fn cloud_lb(lb: &LoadBalancer) -> Result<CloudLb, CloudError> {
+    let lb_type = match lb.load_balancer_type.as_str() {
+        "OPEN" => LbType::Open,
+        "INTERNAL" => LbType::Internal,
+        other => {
+            return Err(unexpected(
+                "DescribeLoadBalancers",
+                format!("CLB {} has LoadBalancerType {other:?}", lb.load_balancer_id),
+            ))
+        }
+    };
+    let domain = [&lb.load_balancer_domain, &lb.domain]
+        .into_iter()
+        .find(|d| !d.is_empty())
+        .cloned();
+    Ok(CloudLb {
+        id: lb.load_balancer_id.clone(),
+        name: lb.load_balancer_name.clone(),
+        lb_type,
+        vips: lb
+            .load_balancer_vips
+            .iter()
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .collect(),
+        domain,
+        status: lb.status.unwrap_or(0).max(0) as u64,
+        tags: lb
+            .tags
+            .iter()
+            .map(|t| (t.tag_key.clone(), t.tag_value.clone()))
+            .collect(),
+        listeners: Vec::new(),
+    })
+}
+
+/// Fills `lb.listeners` (rules and targets included) with one DescribeListeners and, when
+/// there are listeners, one DescribeTargets. Returns the number of calls made.
+pub async fn read_listeners(client: &CloudClient, lb: &mut CloudLb) -> Result<u32, CloudError> {
+    let listeners = client
+        .describe_listeners(&DescribeListenersRequest {
+            load_balancer_id: lb.id.clone(),
+            ..Default::default()
+        })
+        .await?
+        .listeners;
+    if listeners.is_empty() {
+        lb.listeners = Vec::new();
+        return Ok(1);
+    }
+    let targets = client
+        .describe_targets(&DescribeTargetsRequest {
+            load_balancer_id: lb.id.clone(),
+            ..Default::default()
+        })
+        .await?;
+    // (listener id, location id) → targets.
+    let mut bound: HashMap<(String, String), Vec<CloudTarget>> = HashMap::new();
+    for l in targets.listeners {
+        for r in l.rules {
+            let entry = bound
+                .entry((l.listener_id.clone(), r.location_id.clone()))
+                .or_default();
+            entry.extend(r.targets.iter().filter_map(cloud_target));
+        }
+    }
+    lb.listeners = listeners
+        .iter()
+        .filter_map(|l| cloud_listener(l, &mut bound))
+        .collect();
+    Ok(2)
+}
+
+/// A listener of a protocol this reconciler does not know (or a port out of range) is left
+/// out: it can never be ours (we only create HTTP/HTTPS), and leaving it out only hides it
+/// from the planner's port-conflict check, which the API itself enforces on create.
+fn cloud_listener(
+    l: &Listener,
+    bound: &mut HashMap<(String, String), Vec<CloudTarget>>,
+) -> Option<CloudListener> {
+    let protocol = Protocol::from_api(&l.protocol)?;
+    let port = u16::try_from(l.port).ok()?;
+    let rules = l
+        .rules
+        .iter()
+        .map(|r| CloudRule {
+            location_id: r.location_id.clone(),
+            domain: r.domain.clone(),
+            url: r.url.clone(),
+            certificate: r.certificate.as_ref().and_then(certificate),
+            default_server: r.default_server.unwrap_or(false),
+            targets: bound
+                .remove(&(l.listener_id.clone(), r.location_id.clone()))
+                .unwrap_or_default(),
+        })
+        .collect();
+    Some(CloudListener {
+        id: l.listener_id.clone(),
+        protocol,
+        port,
+        name: l.listener_name.clone(),
+        certificate: l.certificate.as_ref().and_then(certificate),
+        sni: l.sni_switch == Some(1),
+        rules,
+    })
+}
+
+fn certificate(c: &CertificateOutput) -> Option<Certificate> {
+    if c.cert_id.is_empty() {
+        return None;
+    }
+    let ssl_mode = if c.ssl_mode.eq_ignore_ascii_case("MUTUAL") {
+        SslMode::Mutual
+    } else {
+        SslMode::Unidirectional
+    };
+    Some(Certificate {
+        ssl_mode,
+        cert_id: c.cert_id.clone(),
+        ca_cert_id: Some(c.cert_ca_id.clone()).filter(|id| !id.is_empty()),
+    })
+}
+
+/// A bound target by its natural key: a CVM instance, or an ENI IP (`Type` ENI, or no
+/// instance id). A backend showing neither cannot be matched and is left out.
+fn cloud_target(b: &ApiBackend) -> Option<CloudTarget> {
+    let port = u16::try_from(b.port).ok()?;
+    let backend = if !b.instance_id.is_empty() && b.kind != "ENI" {
+        Backend::Instance(b.instance_id.clone())
+    } else {
+        Backend::EniIp(b.private_ip_addresses.first()?.clone())
+    };
+    Some(CloudTarget {
+        key: TargetKey { backend, port },
+        weight: b
+            .weight
+            .unwrap_or(i64::from(crate::model::lb::DEFAULT_WEIGHT))
+            .clamp(0, 100) as u16,
+    })
+}
+
+/// Every CLB tagged with our cluster (paged; all-or-nothing), keyed by id.
+pub async fn cluster_load_balancers(
+    client: &CloudClient,
+    cluster_id: &str,
+) -> Result<BTreeMap<String, LoadBalancer>, CloudError> {
+    let all = client
+        .describe_all_load_balancers(&DescribeLoadBalancersRequest {
+            filters: vec![Filter::new(format!("tag:{TAG_CLUSTER_ID}"), [cluster_id])],
+            ..Default::default()
+        })
+        .await?;
+    Ok(all
+        .into_iter()
+        // The filter is the API's; the check is ours (never act on what the filter let by).
+        .filter(|lb| lb.tag(TAG_CLUSTER_ID) == Some(cluster_id))
+        .map(|lb| (lb.load_balancer_id.clone(), lb))
+        .collect())
+}
+
+fn unexpected(action: &str, message: String) -> CloudError {
+    CloudError::Unexpected {
+        action: action.into(),
+        message,
+    }
+}
