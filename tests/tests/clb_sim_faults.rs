@@ -217,36 +217,11 @@ fn any_json() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
-const ACTIONS: &[&str] = &[
-    "CreateLoadBalancer",
-    "DescribeLoadBalancers",
-    "DeleteLoadBalancer",
-    "ModifyLoadBalancerAttributes",
-    "SetLoadBalancerSecurityGroups",
-    "CreateListener",
-    "DescribeListeners",
-    "ModifyListener",
-    "DeleteListener",
-    "DeleteLoadBalancerListeners",
-    "CreateRule",
-    "ModifyRule",
-    "DeleteRule",
-    "ModifyDomainAttributes",
-    "DescribeTargets",
-    "RegisterTargets",
-    "DeregisterTargets",
-    "BatchRegisterTargets",
-    "BatchDeregisterTargets",
-    "ModifyTargetWeight",
-    "BatchModifyTargetWeight",
-    "DescribeTaskStatus",
-];
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
     #[test]
     fn random_bodies_always_get_a_200_envelope(
-        action in prop::sample::select(ACTIONS),
+        action in prop::sample::select(clb_ingress_tests::clb_sim::CLB_ACTIONS),
         body in any_json(),
         raw in prop::collection::vec(any::<u8>(), 0..64),
         use_raw in any::<bool>(),

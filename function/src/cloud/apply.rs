@@ -434,7 +434,10 @@ async fn run_action(
             match client
                 .delete_load_balancer(&DeleteLoadBalancerRequest {
                     load_balancer_ids: vec![lb_id.clone()],
-                    force_delete: None,
+                    // The plan only deletes a CLB whose ownership a fresh read proved; without
+                    // ForceDelete the API refuses any CLB with 20 or more bound targets
+                    // (FailedOperation.TargetNumCheckRisk) and the release would never finish.
+                    force_delete: Some(true),
                 })
                 .await
             {

@@ -40,7 +40,8 @@ pub fn is_clb_action(action: &str) -> bool {
     CLB_ACTIONS.contains(&action)
 }
 
-const CLB_ACTIONS: &[&str] = &[
+/// Every CLB action this emulator serves.
+pub const CLB_ACTIONS: &[&str] = &[
     "CreateLoadBalancer",
     "DescribeLoadBalancers",
     "DeleteLoadBalancer",

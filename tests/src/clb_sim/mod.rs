@@ -35,6 +35,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use clb::CLB_ACTIONS;
 pub use faults::{Faults, ScriptedFault, TaskFailure};
 pub use model::{Certificate, Limits, Listener, LoadBalancer, Rule, SimState, Target};
 pub use params::ApiError;
