@@ -262,10 +262,18 @@ impl fmt::Display for DryRun {
     }
 }
 
-/// CLBs of our cluster whose Ingress UID matches no existing Ingress, with the fresh reads
-/// that prove it. `None` inside: the list could not be completed (then nothing is released).
+/// CLBs of our cluster whose Ingress UID matches no existing Ingress, by complete fresh
+/// lists (a failed list never gets here, so it never leads to a release).
 struct Orphans {
     lbs: Vec<LoadBalancer>,
+    /// DescribeLoadBalancers pages read to find them.
+    reads: u32,
+}
+
+/// Pages `describe_all_load_balancers` reads for `n` CLBs (it stops at TotalCount).
+fn pages(n: usize) -> u32 {
+    n.div_ceil(crate::cloud::clb::DESCRIBE_PAGE_LIMIT as usize)
+        .max(1) as u32
 }
 
 impl Reconciler {
@@ -403,7 +411,22 @@ impl Reconciler {
             },
             LbSource::Adopt { lb_id } => Lookup::ById(lb_id),
         };
-        let (cloud, reads) = observe(&self.cloud, lookup).await?;
+        let (mut cloud, reads) = observe(&self.cloud, lookup).await?;
+        let mut reads = reads.calls;
+        // A CLB still being created (a run stopped right after CreateLoadBalancer) takes no
+        // writes yet; wait for it here rather than leave the rest to a later trigger.
+        if let Some(lb) = cloud
+            .load_balancer
+            .as_ref()
+            .filter(|lb| lb.status == plan::LB_STATUS_CREATING)
+        {
+            self.cloud
+                .wait_load_balancers_ready(std::slice::from_ref(&lb.id))
+                .await?;
+            let (again, more) = observe(&self.cloud, lookup).await?;
+            cloud = again;
+            reads += more.calls + 1;
+        }
         match plan::plan(&desired, &cloud) {
             Ok(plan) => {
                 let mut problems = desired.problems;
@@ -414,7 +437,7 @@ impl Reconciler {
                     plan,
                     problems,
                     release: false,
-                    reads: reads.calls,
+                    reads,
                 })))
             }
             Err(refusal) => {
@@ -443,6 +466,10 @@ impl Reconciler {
         let first = self.prepare(key).await?;
         let reads = prepared_reads(&first);
         match &first {
+            // No Lease for an Ingress that is gone (its namespace may be gone too): releasing
+            // orphans rests on positive proof by UID, and two runs releasing the same CLB
+            // only find it already gone.
+            Prepared::Gone => return self.release_orphans_outcome().await,
             Prepared::Ignored { view } if annotation(&view.ingress).is_none() => {
                 return Ok(IngressOutcome::new(OutcomeStatus::Ignored));
             }
@@ -678,6 +705,7 @@ impl Reconciler {
     /// Ingress created between the two lists is in the second and its CLB is safe.
     async fn find_orphans(&self) -> Result<Orphans, ReconcileError> {
         let lbs = cluster_load_balancers(&self.cloud, &self.cluster_id).await?;
+        let reads = pages(lbs.len());
         let ingresses = self.cluster.list_ingresses().await?;
         let uids: BTreeSet<String> = ingresses
             .iter()
@@ -685,6 +713,7 @@ impl Reconciler {
             .collect();
         Ok(Orphans {
             lbs: orphans_of(lbs.into_values(), &uids),
+            reads,
         })
     }
 
@@ -702,7 +731,7 @@ impl Reconciler {
             ownership::release_action(IngressFact::Gone, &tags, &self.cluster_id, &uid),
             Ok(ownership::Release::DeleteLoadBalancer)
         ) {
-            reads += read_listeners(&self.cloud, &mut cloud_lb).await?;
+            reads += read_listeners(&self.cloud, &mut cloud_lb, false).await?;
         }
         let cloud = CloudView {
             load_balancer: Some(cloud_lb),
@@ -718,7 +747,10 @@ impl Reconciler {
         deadline: Option<Instant>,
     ) -> (u32, ActionCounts, Option<String>) {
         let mut released = 0;
-        let mut counts = ActionCounts::default();
+        let mut counts = ActionCounts {
+            cloud_reads: orphans.reads,
+            ..ActionCounts::default()
+        };
         let mut error = None;
         for lb in &orphans.lbs {
             if deadline.is_some_and(|d| Instant::now() + self.opts.min_start > d) {
@@ -830,6 +862,7 @@ impl Reconciler {
             }
         }
         let orphans = Orphans {
+            reads: pages(lbs.len()),
             lbs: orphans_of(lbs.into_values(), &uids),
         };
         let (released, counts, error) = self.release_orphans(&orphans, Some(deadline)).await;

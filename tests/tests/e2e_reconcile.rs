@@ -140,11 +140,22 @@ async fn deleted_ingress_releases_the_clb_it_created() {
     env.reconcile("web").await;
     let lb = env.lb_of(&uid).unwrap();
     env.delete_ingress("web");
+    env.clb.clear_calls();
+    env.kube.clear_request_log();
 
     let outcome = env.reconcile("web").await;
     assert_eq!(outcome.status, OutcomeStatus::Released, "{outcome:?}");
     assert!(env.clb.load_balancer(&lb.id).is_none());
-    assert_eq!(count(&env.clb.calls(), "DeleteLoadBalancer"), 1);
+    // One list of our cluster's CLBs, then the delete; no Lease for a gone Ingress.
+    let calls = env.clb.calls();
+    assert_eq!(count(&calls, "DescribeLoadBalancers"), 1);
+    assert_eq!(count(&calls, "DeleteLoadBalancer"), 1);
+    assert_eq!(writes(&calls).len(), 1);
+    assert_eq!(env.kube_writes(), Vec::<String>::new());
+    // Nothing left: the next run is quiet.
+    env.clb.clear_calls();
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Ignored);
+    assert!(writes(&env.clb.calls()).is_empty());
 }
 
 #[tokio::test]
@@ -174,4 +185,470 @@ async fn plan_of_an_unchanged_ingress_says_nothing_would_change_and_writes_nothi
     assert!(dry.to_string().contains("CreateLoadBalancer"), "{dry}");
     assert_eq!(writes(&env.clb.calls()).len(), 0);
     assert_eq!(env.kube_writes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn tls_default_certificate_goes_on_the_listener_and_host_certificates_switch_on_sni() {
+    let env = env().await;
+    env.node("node-1", "ins-ccc1");
+    env.service("web", 80, 30080);
+    env.cert_secret("tls-default", "cert-default");
+    env.cert_secret("tls-b", "cert-b");
+    let mut spec = rules(&[("a.example.com", "/", "web", 80)]);
+    spec["tls"] = json!([{"secretName": "tls-default"}]);
+    let uid = env.ingress("tls", json!({}), spec);
+    assert_eq!(env.reconcile("tls").await.status, OutcomeStatus::Converged);
+    let lb = env.lb_of(&uid).unwrap();
+    assert_eq!(lb.listeners.len(), 1, "HTTPS only, no HTTP:80");
+    let l = &lb.listeners[0];
+    assert_eq!((l.protocol.as_str(), l.port, l.sni), ("HTTPS", 443, false));
+    assert_eq!(
+        l.certificate.as_ref().map(|c| c.cert_id.as_str()),
+        Some("cert-default")
+    );
+
+    // A host with its own certificate: SNI on, per-domain certificates on the rules.
+    env.edit_ingress("tls", |i| {
+        i["spec"]["tls"] = json!([{"secretName": "tls-default"},
+                                  {"hosts": ["b.example.com"], "secretName": "tls-b"}]);
+        i["spec"]["rules"]
+            .as_array_mut()
+            .unwrap()
+            .push(rules(&[("b.example.com", "/", "web", 80)])["rules"][0].clone());
+    });
+    let outcome = env.reconcile("tls").await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    let lb = env.lb_of(&uid).unwrap();
+    let l = &lb.listeners[0];
+    assert!(l.sni, "SNI switched on");
+    let mut certs: Vec<(String, Option<String>)> = l
+        .rules
+        .iter()
+        .map(|r| {
+            (
+                r.domain().to_string(),
+                r.certificate.as_ref().map(|c| c.cert_id.clone()),
+            )
+        })
+        .collect();
+    certs.sort();
+    assert_eq!(
+        certs,
+        vec![
+            ("a.example.com".into(), Some("cert-default".into())),
+            ("b.example.com".into(), Some("cert-b".into())),
+        ]
+    );
+    env.clb.clear_calls();
+    env.reconcile("tls").await;
+    assert!(writes(&env.clb.calls()).is_empty(), "{:?}", env.clb.calls());
+}
+
+#[tokio::test]
+async fn nodeport_mode_binds_node_instances_and_direct_mode_binds_pod_ips() {
+    let env = env().await;
+    env.node("node-1", "ins-ddd1");
+    env.node("node-2", "ins-ddd2");
+    env.service("web", 80, 30080);
+    env.direct_service("pods", 80, 8080, &["10.0.0.5", "10.0.0.6"]);
+    let np = env.ingress(
+        "np",
+        json!({}),
+        rules(&[("np.example.com", "/", "web", 80)]),
+    );
+    let direct = env.ingress(
+        "direct",
+        json!({"ingress.cloud.tencent.com/direct-access": "true"}),
+        rules(&[("d.example.com", "/", "pods", 80)]),
+    );
+    assert_eq!(env.reconcile("np").await.status, OutcomeStatus::Converged);
+    assert_eq!(
+        env.reconcile("direct").await.status,
+        OutcomeStatus::Converged
+    );
+    assert_eq!(
+        listener_rules(&env.lb_of(&np).unwrap(), "HTTP", 80)[0].2,
+        vec!["ins-ddd1:30080@10", "ins-ddd2:30080@10"]
+    );
+    assert_eq!(
+        listener_rules(&env.lb_of(&direct).unwrap(), "HTTP", 80)[0].2,
+        vec!["10.0.0.5:8080@10", "10.0.0.6:8080@10"]
+    );
+
+    // A node leaves and a pod moves: only the difference is written.
+    env.kube.delete_object("v1", "Node", None, "node-2");
+    env.direct_service("pods", 80, 8080, &["10.0.0.5", "10.0.0.7"]);
+    env.clb.clear_calls();
+    env.reconcile("np").await;
+    env.reconcile("direct").await;
+    let calls = env.clb.calls();
+    assert_eq!(count(&calls, "BatchRegisterTargets"), 1);
+    assert_eq!(count(&calls, "BatchDeregisterTargets"), 2);
+    assert_eq!(writes(&calls).len(), 3, "{calls:?}");
+    assert_eq!(
+        listener_rules(&env.lb_of(&np).unwrap(), "HTTP", 80)[0].2,
+        vec!["ins-ddd1:30080@10"]
+    );
+    assert_eq!(
+        listener_rules(&env.lb_of(&direct).unwrap(), "HTTP", 80)[0].2,
+        vec!["10.0.0.5:8080@10", "10.0.0.7:8080@10"]
+    );
+}
+
+#[tokio::test]
+async fn a_broken_backend_is_a_warning_while_the_good_rules_converge() {
+    let env = env().await;
+    env.node("node-1", "ins-eee1");
+    env.service("web", 80, 30080);
+    let uid = env.ingress(
+        "mixed",
+        json!({}),
+        rules(&[
+            ("good.example.com", "/", "web", 80),
+            ("bad.example.com", "/", "missing", 80),
+            ("port.example.com", "/", "web", 81),
+        ]),
+    );
+    let outcome = env.reconcile("mixed").await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    let lb = env.lb_of(&uid).unwrap();
+    assert_eq!(
+        listener_rules(&lb, "HTTP", 80),
+        vec![(
+            "good.example.com".to_string(),
+            "/".to_string(),
+            vec!["ins-eee1:30080@10".to_string()]
+        )]
+    );
+    let mut warnings = env.warnings("mixed");
+    warnings.sort();
+    assert_eq!(warnings, vec!["E4041", "E4042"]);
+    assert_eq!(env.ingress_ip("mixed"), Some(lb.vip.clone()));
+}
+
+#[tokio::test]
+async fn a_new_ingress_costs_one_create_per_lb_protocol_listener_and_500_targets() {
+    let env = env().await;
+    env.clb.set_limits(clb_ingress_tests::clb_sim::Limits {
+        targets_per_rule: 1000,
+        ..Default::default()
+    });
+    const NODES: usize = 260;
+    for n in 0..NODES {
+        env.node(&format!("node-{n}"), &format!("ins-{n:05}"));
+    }
+    env.service("web", 80, 30080);
+    env.cert_secret("tls-default", "cert-default");
+    let mix = |host: &str| {
+        json!([{"host": host, "path": "/", "backend": {"serviceName": "web", "servicePort": "80"}}])
+            .to_string()
+    };
+    let mut spec = rules(&[
+        ("a.example.com", "/", "web", 80),
+        ("b.example.com", "/", "web", 80),
+    ]);
+    spec["tls"] = json!([{"secretName": "tls-default"}]);
+    let uid = env.ingress(
+        "big",
+        json!({
+            "kubernetes.io/ingress.rule-mix": "true",
+            "kubernetes.io/ingress.http-rules": mix("a.example.com"),
+            "kubernetes.io/ingress.https-rules": mix("b.example.com"),
+        }),
+        spec,
+    );
+    let outcome = env.reconcile("big").await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    let lb = env.lb_of(&uid).unwrap();
+    // L = 2 listeners (2 protocols), R = 2 rules (1 per listener), T = 2 × 260 targets.
+    assert_eq!(listener_rules(&lb, "HTTP", 80)[0].2.len(), NODES);
+    assert_eq!(listener_rules(&lb, "HTTPS", 443)[0].2.len(), NODES);
+    let calls = env.clb.calls();
+    assert_eq!(count(&calls, "CreateLoadBalancer"), 1);
+    assert_eq!(count(&calls, "CreateListener"), 2);
+    assert_eq!(count(&calls, "CreateRule"), 2);
+    assert_eq!(
+        count(&calls, "BatchRegisterTargets"),
+        (2 * NODES).div_ceil(500)
+    );
+    let other_writes: Vec<&str> = writes(&calls)
+        .iter()
+        .map(|c| c.action.as_str())
+        .filter(|a| {
+            ![
+                "CreateLoadBalancer",
+                "CreateListener",
+                "CreateRule",
+                "BatchRegisterTargets",
+            ]
+            .contains(a)
+        })
+        .collect();
+    assert!(other_writes.is_empty(), "{other_writes:?}");
+    assert_eq!(outcome.actions.cloud_writes, 7);
+
+    env.clb.clear_calls();
+    env.reconcile("big").await;
+    assert_eq!(env.clb.calls().len(), 3);
+}
+
+/// How many actions the plan of `name` has now (a dry run).
+async fn plan_len(env: &Env, name: &str) -> usize {
+    let dry = env
+        .engine()
+        .dry_run(&IngressKey::new(NS, name))
+        .await
+        .unwrap();
+    dry.plans.iter().map(|p| p.actions.len()).sum()
+}
+
+/// Reconciles `name` with the apply stopped after `k` of its `n` planned actions, then
+/// lets the next run finish, and checks that the run after that has nothing to write.
+async fn stop_then_finish(env: &Env, name: &str, k: usize, n: usize) {
+    let key = IngressKey::new(NS, name);
+    let stopped = env
+        .engine_with(clb_ingress::cloud::apply::ApplyOptions {
+            stop_after: Some(k),
+            ..Default::default()
+        })
+        .reconcile_one(&key)
+        .await;
+    if k < n {
+        assert_eq!(stopped.status, OutcomeStatus::Failed, "k={k}: {stopped:?}");
+        assert_eq!(stopped.code.as_deref(), Some("Interrupted"));
+        assert_eq!(stopped.actions.applied as usize, k);
+    }
+    let outcome = env.reconcile(name).await;
+    assert_eq!(
+        outcome.status,
+        OutcomeStatus::Converged,
+        "k={k}: {outcome:?}"
+    );
+    // Converged means converged: the run after makes no write.
+    env.clb.clear_calls();
+    let again = env.reconcile(name).await;
+    assert_eq!(again.actions.cloud_writes, 0, "k={k}");
+    assert!(
+        writes(&env.clb.calls()).is_empty(),
+        "k={k}: {:?}",
+        env.clb.calls()
+    );
+}
+
+#[tokio::test]
+async fn a_create_stopped_after_any_number_of_actions_is_finished_by_the_next_run() {
+    let env = env().await;
+    env.node("node-1", "ins-fff1");
+    env.service("web", 80, 30080);
+    env.service("api", 8080, 30081);
+    let spec = rules(&[("", "/", "web", 80), ("a.example.com", "/api", "api", 8080)]);
+    env.ingress("probe", json!({}), spec.clone());
+    // Create LB, listener, rules, register.
+    let n = plan_len(&env, "probe").await;
+    assert_eq!(n, 4);
+    for k in 0..=n {
+        let name = format!("web-{k}");
+        let uid = env.ingress(&name, json!({}), spec.clone());
+        stop_then_finish(&env, &name, k, n).await;
+        let lb = env.lb_of(&uid).expect("one CLB despite the interruption");
+        assert_eq!(
+            listener_rules(&lb, "HTTP", 80)
+                .iter()
+                .map(|r| r.2.len())
+                .sum::<usize>(),
+            2,
+            "k={k}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_change_stopped_after_any_number_of_actions_is_finished_by_the_next_run() {
+    let env = env().await;
+    env.node("node-1", "ins-ggg1");
+    env.service("web", 80, 30080);
+    env.service("api", 8080, 30081);
+    let before = rules(&[
+        ("old.example.com", "/", "web", 80),
+        ("keep.example.com", "/", "web", 80),
+    ]);
+    let after = rules(&[
+        ("new.example.com", "/", "api", 8080),
+        ("keep.example.com", "/", "api", 8080),
+    ]);
+    let mut n = 0;
+    for k in 0.. {
+        let name = format!("chg-{k}");
+        let uid = env.ingress(&name, json!({}), before.clone());
+        assert_eq!(env.reconcile(&name).await.status, OutcomeStatus::Converged);
+        env.edit_ingress(&name, |i| i["spec"] = after.clone());
+        if k == 0 {
+            // Create rule, register, deregister, delete rule.
+            n = plan_len(&env, &name).await;
+            assert_eq!(n, 4);
+        }
+        stop_then_finish(&env, &name, k, n).await;
+        let lb = env.lb_of(&uid).unwrap();
+        assert_eq!(
+            listener_rules(&lb, "HTTP", 80),
+            vec![
+                (
+                    "keep.example.com".to_string(),
+                    "/".to_string(),
+                    vec!["ins-ggg1:30081@10".to_string()]
+                ),
+                (
+                    "new.example.com".to_string(),
+                    "/".to_string(),
+                    vec!["ins-ggg1:30081@10".to_string()]
+                ),
+            ],
+            "k={k}"
+        );
+        if k == n {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_busy_lease_skips_the_run_and_marks_it_dirty() {
+    let env = env().await;
+    web_ingress(&env, "web");
+    let held = env
+        .cluster
+        .acquire_lease(NS, "web", "someone-else", 60, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert!(matches!(
+        held,
+        clb_ingress::cluster::Acquire::Acquired { .. }
+    ));
+    let outcome = env.reconcile("web").await;
+    assert_eq!(outcome.status, OutcomeStatus::SkippedBusy, "{outcome:?}");
+    assert!(env.clb.load_balancers().is_empty());
+    let lease = env
+        .kube
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(NS),
+            "clb-ingress-web",
+        )
+        .unwrap();
+    assert_eq!(
+        lease["metadata"]["annotations"][clb_ingress::cluster::DIRTY_ANNOTATION],
+        "true"
+    );
+}
+
+/// The real `clb-ingress` binary next to this test's build directory.
+fn clb_ingress_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/e2e_reconcile-<hash> → target/<profile>/clb-ingress
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    dir.join("clb-ingress")
+}
+
+#[tokio::test]
+#[ignore = "needs the clb-ingress binary: cargo build -p clb-ingress, then cargo test -- --ignored"]
+async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress() {
+    let env = env().await;
+    web_ingress(&env, "web");
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+    let bin = clb_ingress_binary();
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build -p clb-ingress",
+        bin.display()
+    );
+    env.clb.clear_calls();
+    env.kube.clear_request_log();
+    let c = env.clb.config().clone();
+    let output = tokio::process::Command::new(&bin)
+        .args(["plan", &format!("{NS}/web")])
+        .env_clear()
+        .env("CLUSTER_ID", CLUSTER)
+        .env("KUBECONFIG_DATA", env.kube.kubeconfig_yaml())
+        .env("TENCENTCLOUD_SECRETID", &c.secret_id)
+        .env("TENCENTCLOUD_SECRETKEY", &c.secret_key)
+        .env("TENCENTCLOUD_REGION", &c.region)
+        .env("CLB_ENDPOINT", env.clb.url())
+        .env("TAG_ENDPOINT", env.clb.url())
+        .env("LOG_FORMAT", "text")
+        .output()
+        .await
+        .expect("clb-ingress runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("nothing would change"), "{stdout}");
+    assert!(!stderr.contains(&c.secret_key) && !stdout.contains(&c.secret_key));
+    assert!(writes(&env.clb.calls()).is_empty());
+    assert_eq!(env.kube_writes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_internal_clb_takes_the_configured_vpc_and_is_refused_cleanly_without_one() {
+    let env = env().await;
+    env.node("node-1", "ins-iii1");
+    env.service("web", 80, 30080);
+    let annotations = json!({"kubernetes.io/ingress.subnetId": "subnet-abc123"});
+    let uid = env.ingress(
+        "private",
+        annotations.clone(),
+        rules(&[("", "/", "web", 80)]),
+    );
+
+    // No VPC configured: a clear failure, a Warning Event, and no CLB written.
+    let outcome = env.reconcile("private").await;
+    assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:?}");
+    assert!(outcome.message.unwrap_or_default().contains("CLB_VPC_ID"));
+    assert!(env
+        .warnings("private")
+        .contains(&"SyncLoadBalancerFailed".to_string()));
+    assert!(writes(&env.clb.calls()).is_empty());
+
+    let engine = env.engine_with(clb_ingress::cloud::apply::ApplyOptions {
+        vpc_id: Some("vpc-cluster1".into()),
+        ..Default::default()
+    });
+    let outcome = engine.reconcile_one(&IngressKey::new(NS, "private")).await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    let lb = env.lb_of(&uid).unwrap();
+    assert_eq!(
+        (
+            lb.lb_type.as_str(),
+            lb.vpc_id.as_str(),
+            lb.subnet_id.as_str()
+        ),
+        ("INTERNAL", "vpc-cluster1", "subnet-abc123")
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_out_of_time_reports_what_it_did_not_reach_and_releases_nothing() {
+    let env = env().await;
+    env.node("node-1", "ins-jjj1");
+    env.service("web", 80, 30080);
+    env.ingress("a", json!({}), rules(&[("a.example.com", "/", "web", 80)]));
+    env.ingress("b", json!({}), rules(&[("b.example.com", "/", "web", 80)]));
+    let orphan = env.clb.insert_load_balancer(
+        "OPEN",
+        "orphan",
+        &[
+            (TAG_CREATED_BY, "yes"),
+            (TAG_CLUSTER, CLUSTER),
+            (TAG_UID, "uid-gone"),
+        ],
+    );
+    let out = env.engine().sweep_now(tokio::time::Instant::now()).await;
+    assert_eq!(out.not_reached, 2, "{out:?}");
+    assert_eq!(out.orphans_released, 0);
+    assert!(out.error.is_some());
+    assert!(env.clb.load_balancer(&orphan).is_some());
+    assert!(writes(&env.clb.calls()).is_empty());
 }

@@ -529,7 +529,9 @@ async fn create_load_balancer(
             message: format!("no LoadBalancerIds (RequestId {})", created.request_id),
         });
     };
-    let ready = client.wait_load_balancers_ready(std::slice::from_ref(&id)).await?;
+    let ready = client
+        .wait_load_balancers_ready(std::slice::from_ref(&id))
+        .await?;
     let lb = ready
         .iter()
         .find(|lb| lb.load_balancer_id == id)

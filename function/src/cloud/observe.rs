@@ -67,7 +67,7 @@ pub async fn observe(
         return Ok((CloudView::default(), reads));
     };
     let mut cloud = cloud_lb(&lb)?;
-    reads.calls += read_listeners(client, &mut cloud).await?;
+    reads.calls += read_listeners(client, &mut cloud, true).await?;
     Ok((
         CloudView {
             load_balancer: Some(cloud),
@@ -113,9 +113,14 @@ pub fn cloud_lb(lb: &LoadBalancer) -> Result<CloudLb, CloudError> {
     })
 }
 
-/// Fills `lb.listeners` (rules and targets included) with one DescribeListeners and, when
-/// there are listeners, one DescribeTargets. Returns the number of calls made.
-pub async fn read_listeners(client: &CloudClient, lb: &mut CloudLb) -> Result<u32, CloudError> {
+/// Fills `lb.listeners` (with their rules) by one DescribeListeners and, when `targets` is
+/// asked for and there are listeners, their targets by one DescribeTargets. Returns the
+/// number of calls made. (Releasing needs only the listener names, not the targets.)
+pub async fn read_listeners(
+    client: &CloudClient,
+    lb: &mut CloudLb,
+    targets: bool,
+) -> Result<u32, CloudError> {
     let listeners = client
         .describe_listeners(&DescribeListenersRequest {
             load_balancer_id: lb.id.clone(),
@@ -123,8 +128,12 @@ pub async fn read_listeners(client: &CloudClient, lb: &mut CloudLb) -> Result<u3
         })
         .await?
         .listeners;
-    if listeners.is_empty() {
-        lb.listeners = Vec::new();
+    if listeners.is_empty() || !targets {
+        let mut none = HashMap::new();
+        lb.listeners = listeners
+            .iter()
+            .filter_map(|l| cloud_listener(l, &mut none))
+            .collect();
         return Ok(1);
     }
     let targets = client
