@@ -1,0 +1,475 @@
+//! The whole product in one process, for the end-to-end tests: clb-sim, kube-sim with its
+//! audit webhook pointed at the function's web server (`runtime::web`, the routes of
+//! `clb-ingress serve`), and a real `Reconciler` driving both. The user side is the real
+//! `kubectl` against kube-sim.
+//!
+//! Two probes sit around the function without changing it: [`CountingEngine`] records every
+//! reconcile and sweep the web server asks of the engine, and a middleware in front of the
+//! routes keeps each `/v1/audit` report and can play "webhook down" (answer 503).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use clb_ingress::cloud::config::{CloudConfig, Credentials};
+use clb_ingress::cloud::CloudClient;
+use clb_ingress::cluster::ClusterClient;
+use clb_ingress::handler::{
+    Engine, IngressKey, IngressLookup, IngressOutcome, IngressSummary, LookupError, SweepOutcome,
+    WebhookToken,
+};
+use clb_ingress::reconcile::{Reconciler, ReconcilerOptions};
+use clb_ingress::runtime::web::{router, ServeOptions};
+use clb_ingress_tests::clb_sim::{self, CallRecord, SimConfig, SimHandle};
+use clb_ingress_tests::kube_sim::{self, KubeSimConfig, KubeSimHandle};
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+pub const CLUSTER_ID: &str = "cls-e2e00001";
+pub const OTHER_CLUSTER_ID: &str = "cls-other001";
+pub const TAG_CREATED_BY: &str = "tke-createdBy-flag";
+pub const TAG_CLUSTER: &str = "tke-clusterId";
+pub const TAG_INGRESS_UID: &str = "tke-lb-ingress-uuid";
+/// The function's own kube identity (infra/kubernetes/rbac.yaml).
+pub const FUNCTION_USER: &str = "system:serviceaccount:kube-system:clb-ingress";
+const WEBHOOK_TOKEN: &str = "e2e-webhook-token-0123456789";
+
+/// Upper bound of polls for one condition; each poll waits [`POLL_PAUSE`].
+pub const POLL_TRIES: u32 = 1500;
+pub const POLL_PAUSE: Duration = Duration::from_millis(20);
+
+/// The repository's `samples/` directory.
+pub fn samples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("samples")
+}
+
+/// Polls `probe` until it yields a value, at most [`POLL_TRIES`] times; panics with `what`
+/// and the last observation otherwise.
+pub async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let mut last = String::new();
+    for _ in 0..POLL_TRIES {
+        match probe() {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(POLL_PAUSE).await;
+    }
+    panic!("never happened: {what}; last seen: {last}");
+}
+
+/// One reconcile the engine was asked for, and how it ended.
+#[derive(Clone, Debug)]
+pub struct Reconciled {
+    pub key: String,
+    pub outcome: IngressOutcome,
+}
+
+/// Delegates to the real engine and records what it was asked and answered.
+pub struct CountingEngine {
+    inner: Reconciler,
+    reconciled: Mutex<Vec<Reconciled>>,
+    sweeps: Mutex<Vec<SweepOutcome>>,
+    in_flight: AtomicUsize,
+}
+
+impl CountingEngine {
+    pub fn reconciled(&self) -> Vec<Reconciled> {
+        self.reconciled.lock().unwrap().clone()
+    }
+
+    pub fn reconcile_count(&self) -> usize {
+        self.reconciled.lock().unwrap().len()
+    }
+
+    pub fn sweeps(&self) -> Vec<SweepOutcome> {
+        self.sweeps.lock().unwrap().clone()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    pub fn inner(&self) -> &Reconciler {
+        &self.inner
+    }
+}
+
+impl IngressLookup for CountingEngine {
+    fn ingresses(
+        &self,
+        namespace: Option<String>,
+    ) -> BoxFuture<'_, Result<Vec<IngressSummary>, LookupError>> {
+        self.inner.ingresses(namespace)
+    }
+}
+
+impl Engine for CountingEngine {
+    fn reconcile(&self, key: IngressKey, deadline: Instant) -> BoxFuture<'_, IngressOutcome> {
+        Box::pin(async move {
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            let outcome = self.inner.reconcile(key.clone(), deadline).await;
+            self.reconciled.lock().unwrap().push(Reconciled {
+                key: key.to_string(),
+                outcome: outcome.clone(),
+            });
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            outcome
+        })
+    }
+
+    fn sweep(&self, deadline: Instant) -> BoxFuture<'_, SweepOutcome> {
+        Box::pin(async move {
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            let outcome = self.inner.sweep(deadline).await;
+            self.sweeps.lock().unwrap().push(outcome.clone());
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            outcome
+        })
+    }
+}
+
+/// What the probe in front of the routes saw and does.
+#[derive(Default)]
+pub struct Tap {
+    /// Answer 503 to every request (the function is down or failing).
+    pub down: AtomicBool,
+    /// Requests refused while down.
+    pub refused: AtomicUsize,
+    /// The JSON body of every 200 answer to `/v1/audit`, in answer order.
+    pub audit_reports: Mutex<Vec<Value>>,
+}
+
+async fn tap_layer(tap: Arc<Tap>, req: Request, next: Next) -> Response {
+    if tap.down.load(Ordering::SeqCst) {
+        tap.refused.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
+    let audit = req.uri().path() == "/v1/audit";
+    let resp = next.run(req).await;
+    if !audit || resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+        tap.audit_reports.lock().unwrap().push(v);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// kubectl bound to one kube-sim through its own kubeconfig and cache directory.
+pub struct Kubectl {
+    dir: PathBuf,
+}
+
+impl Kubectl {
+    fn new(kube: &KubeSimHandle) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "clb-ingress-e2e-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("kubeconfig"), kube.kubeconfig_yaml()).unwrap();
+        Kubectl { dir }
+    }
+
+    /// Runs kubectl; panics with its stderr when it fails.
+    pub async fn run(&self, args: &[&str]) -> String {
+        let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "/usr/bin/kubectl".into());
+        let out = tokio::process::Command::new(&bin)
+            .arg("--kubeconfig")
+            .arg(self.dir.join("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(self.dir.join("cache"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("cannot run {bin} (set KUBECTL): {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "kubectl {args:?} failed: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl apply -f samples/<file>`.
+    pub async fn apply_sample(&self, file: &str) -> String {
+        let path = samples_dir().join(file);
+        self.run(&["apply", "-f", &path.to_string_lossy()]).await
+    }
+
+    /// `kubectl apply -f -` of YAML text (written to a file first).
+    pub async fn apply_yaml(&self, yaml: &str) -> String {
+        let path = self
+            .dir
+            .join(format!("manifest-{}.yaml", rand::random::<u64>()));
+        std::fs::write(&path, yaml).unwrap();
+        self.run(&["apply", "-f", &path.to_string_lossy()]).await
+    }
+}
+
+/// Everything running for one test.
+pub struct Stack {
+    pub clb: SimHandle,
+    pub kube: KubeSimHandle,
+    pub engine: Arc<CountingEngine>,
+    pub tap: Arc<Tap>,
+    pub web: SocketAddr,
+    pub kubectl: Kubectl,
+    http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Stack {
+    /// Starts clb-sim, the function's web server (bound first, so kube-sim can be told
+    /// where to send audit batches) and kube-sim, and builds a real Reconciler on them.
+    pub async fn start() -> Stack {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let clb = clb_sim::spawn(SimConfig::default()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let web = listener.local_addr().unwrap();
+        let kube = kube_sim::spawn(KubeSimConfig {
+            audit_webhook: Some(format!("http://{web}/v1/audit")),
+            audit_token: Some(WEBHOOK_TOKEN.into()),
+            ..KubeSimConfig::default()
+        })
+        .await
+        .unwrap();
+
+        let cluster = ClusterClient::from_kubeconfig_yaml(&kube.kubeconfig_yaml_for(FUNCTION_USER))
+            .await
+            .unwrap();
+        let sim = clb.config();
+        let cloud_config = CloudConfig::builder(
+            Credentials::new(sim.secret_id.clone(), sim.secret_key.clone()),
+            sim.region.clone(),
+        )
+        .endpoint(clb.url())
+        .task_poll_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+        let cloud = CloudClient::new(cloud_config).unwrap();
+        let reconciler = Reconciler::new(cluster, cloud, CLUSTER_ID, ReconcilerOptions::default());
+        let engine = Arc::new(CountingEngine {
+            inner: reconciler,
+            reconciled: Mutex::new(Vec::new()),
+            sweeps: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+        });
+
+        let tap = Arc::new(Tap::default());
+        let token = WebhookToken::new(WEBHOOK_TOKEN).unwrap();
+        let opts = ServeOptions {
+            // Every report is answered, never handed to the background: the tests read them.
+            ack_within: Duration::from_secs(120),
+            ..ServeOptions::new(token)
+        };
+        let engine_dyn: Arc<dyn Engine> = engine.clone();
+        let layer_tap = tap.clone();
+        let app = router(engine_dyn, opts).layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| tap_layer(layer_tap.clone(), req, next),
+        ));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let kubectl = Kubectl::new(&kube);
+        Stack {
+            clb,
+            kube,
+            engine,
+            tap,
+            web,
+            kubectl,
+            http: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    /// `POST /v1/timer` with an SCF timer event, as the sweep trigger sends it; the report.
+    pub async fn fire_timer(&self) -> Value {
+        let event = json!({
+            "Type": "Timer",
+            "TriggerName": "sweep",
+            "Time": "2026-01-01T00:00:00Z",
+            "Message": "",
+        });
+        let resp = self
+            .http
+            .post(format!("http://{}/v1/timer", self.web))
+            .bearer_auth(WEBHOOK_TOKEN)
+            .json(&event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json().await.unwrap()
+    }
+
+    /// The audit reports the function answered so far.
+    pub fn audit_reports(&self) -> Vec<Value> {
+        self.tap.audit_reports.lock().unwrap().clone()
+    }
+
+    /// Audit items the function answered for (sum of the reports' `items`).
+    pub fn audit_items_answered(&self) -> u64 {
+        self.audit_reports()
+            .iter()
+            .filter_map(|r| r["items"].as_u64())
+            .sum()
+    }
+
+    /// Waits until every audit event kube-sim produced has been answered by the function
+    /// (minus `dropped` events the webhook never took) and no reconcile is running.
+    pub async fn quiet(&self, dropped: u64) {
+        eventually(
+            "the audit stream is drained and no run is in flight",
+            || {
+                let events = self.kube.audit_stats().events;
+                let answered = self.audit_items_answered();
+                let in_flight = self.engine.in_flight();
+                if answered + dropped == events && in_flight == 0 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                    "events {events}, answered {answered}, dropped {dropped}, in flight {in_flight}"
+                ))
+                }
+            },
+        )
+        .await;
+    }
+
+    /// The Ingress as stored.
+    pub fn ingress(&self, ns: &str, name: &str) -> Option<Value> {
+        self.kube
+            .get_object("networking.k8s.io/v1", "Ingress", Some(ns), name)
+    }
+
+    /// The Ingress's UID.
+    pub fn ingress_uid(&self, ns: &str, name: &str) -> String {
+        self.ingress(ns, name).unwrap()["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The CLB tagged with this Ingress UID, from clb-sim's state.
+    pub fn lb_of(&self, uid: &str) -> Option<Value> {
+        lbs(&self.clb.state())
+            .into_iter()
+            .find(|lb| tag(lb, TAG_INGRESS_UID).as_deref() == Some(uid))
+    }
+
+    /// Write calls (anything but Describe*/Get*) made to the cloud so far.
+    pub fn cloud_writes(&self) -> Vec<CallRecord> {
+        self.clb
+            .calls()
+            .into_iter()
+            .filter(|c| is_write(&c.action))
+            .collect()
+    }
+}
+
+pub fn is_write(action: &str) -> bool {
+    !(action.starts_with("Describe") || action.starts_with("Get"))
+}
+
+/// The CLBs in a `/_sim/state` document.
+pub fn lbs(state: &Value) -> Vec<Value> {
+    state["LoadBalancers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A tag's value on a CLB of `/_sim/state`.
+pub fn tag(lb: &Value, key: &str) -> Option<String> {
+    lb["Tags"].as_array()?.iter().find_map(|t| {
+        (t["TagKey"].as_str() == Some(key)).then(|| t["TagValue"].as_str().unwrap_or("").into())
+    })
+}
+
+/// `(protocol, port)` of every listener of a CLB of `/_sim/state`, sorted.
+pub fn listeners(lb: &Value) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = lb["Listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            (
+                l["Protocol"].as_str().unwrap_or("").to_string(),
+                l["Port"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A forwarding rule by its natural key: `(protocol, port, domain, url)`.
+pub type RuleKey = (String, i64, String, String);
+/// A rule and its sorted `"instance:port"` targets.
+pub type RuleTargets = (RuleKey, Vec<String>);
+
+/// Every rule of a CLB of `/_sim/state`, sorted.
+pub fn rules(lb: &Value) -> Vec<RuleTargets> {
+    let mut out = Vec::new();
+    for l in lb["Listeners"].as_array().into_iter().flatten() {
+        let proto = l["Protocol"].as_str().unwrap_or("").to_string();
+        let port = l["Port"].as_i64().unwrap_or(0);
+        for r in l["Rules"].as_array().into_iter().flatten() {
+            let mut targets: Vec<String> = r["Targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    format!(
+                        "{}:{}",
+                        t["InstanceId"].as_str().unwrap_or(""),
+                        t["Port"].as_i64().unwrap_or(0)
+                    )
+                })
+                .collect();
+            targets.sort();
+            out.push((
+                (
+                    proto.clone(),
+                    port,
+                    r["Domain"].as_str().unwrap_or("").to_string(),
+                    r["Url"].as_str().unwrap_or("").to_string(),
+                ),
+                targets,
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The first address in an Ingress's status (`ip` or `hostname`).
+pub fn ingress_address(ing: &Value) -> Option<String> {
+    let first = &ing["status"]["loadBalancer"]["ingress"][0];
+    first["ip"]
+        .as_str()
+        .or_else(|| first["hostname"].as_str())
+        .map(str::to_string)
+}
