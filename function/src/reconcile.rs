@@ -14,6 +14,8 @@ use futures::future::BoxFuture;
 use futures::{stream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
+use kube::api::ListParams;
+use kube::Api;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -960,21 +962,26 @@ fn may_be_ours(i: &Ingress) -> bool {
 }
 
 impl IngressLookup for Reconciler {
+    /// One LIST of the namespace (or the cluster), served from the apiserver's cache
+    /// (`resourceVersion=0`): the handler only maps changes to Ingresses, and a missed one
+    /// is caught by its own trigger or the sweep.
     fn ingresses(
         &self,
         namespace: Option<String>,
     ) -> BoxFuture<'_, Result<Vec<IngressSummary>, LookupError>> {
         Box::pin(async move {
-            let all = self
-                .cluster
-                .list_ingresses()
+            let client = self.cluster.kube_client().clone();
+            let api: Api<Ingress> = match &namespace {
+                Some(ns) => Api::namespaced(client, ns),
+                None => Api::all(client),
+            };
+            let all = api
+                .list(&ListParams::default().match_any())
                 .await
-                .map_err(|e| LookupError(e.to_string()))?;
+                .map_err(|e| LookupError(e.to_string()))?
+                .items;
             Ok(all
                 .iter()
-                .filter(|i| {
-                    namespace.is_none() || i.metadata.namespace.as_deref() == namespace.as_deref()
-                })
                 .filter_map(|i| {
                     let refs = ingress_refs(i);
                     Some(IngressSummary {

@@ -779,3 +779,30 @@ async fn a_run_out_of_time_gives_its_lease_back_so_the_next_run_is_not_blocked()
     assert!(lease["spec"]["leaseDurationSeconds"].as_i64().unwrap() <= 12);
     assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
 }
+
+#[tokio::test]
+async fn the_lookup_maps_a_namespace_to_its_ingresses_with_their_services_and_mode() {
+    use clb_ingress::handler::IngressLookup;
+    let env = env().await;
+    env.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}));
+    let mut spec = rules(&[("a.example.com", "/", "web", 80)]);
+    spec["tls"] = json!([{"secretName": "tls-a"}]);
+    env.ingress("np", json!({}), spec);
+    env.ingress(
+        "direct",
+        json!({"ingress.cloud.tencent.com/direct-access": "true"}),
+        rules(&[("b.example.com", "/", "pods", 80)]),
+    );
+    env.put(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "elsewhere", "namespace": "other"},
+        "spec": rules(&[("c.example.com", "/", "web", 80)])
+    }));
+    let mut found = env.engine().ingresses(Some(NS.into())).await.unwrap();
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    let names: Vec<String> = found.iter().map(|s| s.key.to_string()).collect();
+    assert_eq!(names, vec!["shop/direct", "shop/np"]);
+    assert!(!found[0].node_port && found[1].node_port);
+    assert!(found[1].services.contains("web") && found[1].tls_secrets.contains("tls-a"));
+    assert_eq!(env.engine().ingresses(None).await.unwrap().len(), 3);
+}
