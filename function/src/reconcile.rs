@@ -13,8 +13,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{stream, StreamExt};
 use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
-use kube::api::ListParams;
+use kube::api::{DeleteParams, ListParams, Preconditions};
 use kube::Api;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -24,7 +25,8 @@ use crate::cloud::clb::LoadBalancer;
 use crate::cloud::observe::{cloud_lb, cluster_load_balancers, observe, read_listeners, Lookup};
 use crate::cloud::{CloudClient, CloudError};
 use crate::cluster::{
-    Acquire, ClusterClient, ClusterError, EventRecord, EventType, LeaseGuard, LB_ID_ANNOTATION,
+    lease_name, lease_state, Acquire, ClusterClient, ClusterError, EventRecord, EventType,
+    LeaseGuard, LeaseState, LB_ID_ANNOTATION,
 };
 use crate::handler::{
     ActionCounts, Engine, IngressKey, IngressLookup, IngressOutcome, IngressSummary, LookupError,
@@ -508,7 +510,11 @@ impl Reconciler {
             // No Lease for an Ingress that is gone (its namespace may be gone too): releasing
             // orphans rests on positive proof by UID, and two runs releasing the same CLB
             // only find it already gone.
-            Prepared::Gone => return self.release_orphans_outcome().await,
+            Prepared::Gone => {
+                let outcome = self.release_orphans_outcome().await;
+                self.forget_lease(key).await;
+                return outcome;
+            }
             Prepared::Ignored { view } if annotation(&view.ingress).is_none() => {
                 return Ok(IngressOutcome::new(OutcomeStatus::Ignored));
             }
@@ -579,6 +585,37 @@ impl Reconciler {
         }
         outcome.actions = total;
         Ok(outcome)
+    }
+
+    /// Deletes the Lease a gone Ingress left behind, when nobody live holds it (best effort; the
+    /// delete carries the read resourceVersion, so a run that takes it meanwhile wins).
+    async fn forget_lease(&self, key: &IngressKey) {
+        let api: Api<Lease> = Api::namespaced(self.cluster.kube_client().clone(), &key.namespace);
+        let name = lease_name(&key.name);
+        let lease = match api.get_opt(&name).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading a gone Ingress's lease");
+                return;
+            }
+        };
+        if !matches!(
+            lease_state(lease.spec.as_ref(), "", Timestamp::now()),
+            LeaseState::Free | LeaseState::Expired { .. }
+        ) {
+            return;
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: lease.metadata.resource_version.clone(),
+                uid: lease.metadata.uid.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        if let Err(e) = api.delete(&name, &params).await {
+            tracing::debug!(error = %e, "deleting a gone Ingress's lease");
+        }
     }
 
     async fn release(&self, guard: LeaseGuard) -> bool {

@@ -146,16 +146,22 @@ async fn deleted_ingress_releases_the_clb_it_created() {
     let outcome = env.reconcile("web").await;
     assert_eq!(outcome.status, OutcomeStatus::Released, "{outcome:?}");
     assert!(env.clb.load_balancer(&lb.id).is_none());
-    // One list of our cluster's CLBs, then the delete; no Lease for a gone Ingress.
+    // One list of our cluster's CLBs, then the delete; no Lease taken for a gone Ingress,
+    // and the one its earlier runs left is deleted.
     let calls = env.clb.calls();
     assert_eq!(count(&calls, "DescribeLoadBalancers"), 1);
     assert_eq!(count(&calls, "DeleteLoadBalancer"), 1);
     assert_eq!(writes(&calls).len(), 1);
-    assert_eq!(env.kube_writes(), Vec::<String>::new());
+    assert_eq!(
+        env.kube_writes(),
+        vec!["DELETE /apis/coordination.k8s.io/v1/namespaces/shop/leases/clb-ingress-web"]
+    );
     // Nothing left: the next run is quiet.
     env.clb.clear_calls();
+    env.kube.clear_request_log();
     assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Ignored);
     assert!(writes(&env.clb.calls()).is_empty());
+    assert_eq!(env.kube_writes(), Vec::<String>::new());
 }
 
 #[tokio::test]
