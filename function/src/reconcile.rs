@@ -13,7 +13,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{stream, StreamExt};
 use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
+use kube::api::{DeleteParams, ListParams, Preconditions};
+use kube::Api;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -22,7 +25,8 @@ use crate::cloud::clb::LoadBalancer;
 use crate::cloud::observe::{cloud_lb, cluster_load_balancers, observe, read_listeners, Lookup};
 use crate::cloud::{CloudClient, CloudError};
 use crate::cluster::{
-    Acquire, ClusterClient, ClusterError, EventRecord, EventType, LeaseGuard, LB_ID_ANNOTATION,
+    lease_name, lease_state, Acquire, ClusterClient, ClusterError, EventRecord, EventType,
+    LeaseGuard, LeaseState, LB_ID_ANNOTATION,
 };
 use crate::handler::{
     ActionCounts, Engine, IngressKey, IngressLookup, IngressOutcome, IngressSummary, LookupError,
@@ -506,7 +510,11 @@ impl Reconciler {
             // No Lease for an Ingress that is gone (its namespace may be gone too): releasing
             // orphans rests on positive proof by UID, and two runs releasing the same CLB
             // only find it already gone.
-            Prepared::Gone => return self.release_orphans_outcome().await,
+            Prepared::Gone => {
+                let outcome = self.release_orphans_outcome().await;
+                self.forget_lease(key).await;
+                return outcome;
+            }
             Prepared::Ignored { view } if annotation(&view.ingress).is_none() => {
                 return Ok(IngressOutcome::new(OutcomeStatus::Ignored));
             }
@@ -577,6 +585,37 @@ impl Reconciler {
         }
         outcome.actions = total;
         Ok(outcome)
+    }
+
+    /// Deletes the Lease a gone Ingress left behind, when nobody live holds it (best effort; the
+    /// delete carries the read resourceVersion, so a run that takes it meanwhile wins).
+    async fn forget_lease(&self, key: &IngressKey) {
+        let api: Api<Lease> = Api::namespaced(self.cluster.kube_client().clone(), &key.namespace);
+        let name = lease_name(&key.name);
+        let lease = match api.get_opt(&name).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading a gone Ingress's lease");
+                return;
+            }
+        };
+        if !matches!(
+            lease_state(lease.spec.as_ref(), "", Timestamp::now()),
+            LeaseState::Free | LeaseState::Expired { .. }
+        ) {
+            return;
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: lease.metadata.resource_version.clone(),
+                uid: lease.metadata.uid.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        if let Err(e) = api.delete(&name, &params).await {
+            tracing::debug!(error = %e, "deleting a gone Ingress's lease");
+        }
     }
 
     async fn release(&self, guard: LeaseGuard) -> bool {
@@ -960,21 +999,26 @@ fn may_be_ours(i: &Ingress) -> bool {
 }
 
 impl IngressLookup for Reconciler {
+    /// One LIST of the namespace (or the cluster), served from the apiserver's cache
+    /// (`resourceVersion=0`): the handler only maps changes to Ingresses, and a missed one
+    /// is caught by its own trigger or the sweep.
     fn ingresses(
         &self,
         namespace: Option<String>,
     ) -> BoxFuture<'_, Result<Vec<IngressSummary>, LookupError>> {
         Box::pin(async move {
-            let all = self
-                .cluster
-                .list_ingresses()
+            let client = self.cluster.kube_client().clone();
+            let api: Api<Ingress> = match &namespace {
+                Some(ns) => Api::namespaced(client, ns),
+                None => Api::all(client),
+            };
+            let all = api
+                .list(&ListParams::default().match_any())
                 .await
-                .map_err(|e| LookupError(e.to_string()))?;
+                .map_err(|e| LookupError(e.to_string()))?
+                .items;
             Ok(all
                 .iter()
-                .filter(|i| {
-                    namespace.is_none() || i.metadata.namespace.as_deref() == namespace.as_deref()
-                })
                 .filter_map(|i| {
                     let refs = ingress_refs(i);
                     Some(IngressSummary {

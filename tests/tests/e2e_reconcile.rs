@@ -146,16 +146,22 @@ async fn deleted_ingress_releases_the_clb_it_created() {
     let outcome = env.reconcile("web").await;
     assert_eq!(outcome.status, OutcomeStatus::Released, "{outcome:?}");
     assert!(env.clb.load_balancer(&lb.id).is_none());
-    // One list of our cluster's CLBs, then the delete; no Lease for a gone Ingress.
+    // One list of our cluster's CLBs, then the delete; no Lease taken for a gone Ingress,
+    // and the one its earlier runs left is deleted.
     let calls = env.clb.calls();
     assert_eq!(count(&calls, "DescribeLoadBalancers"), 1);
     assert_eq!(count(&calls, "DeleteLoadBalancer"), 1);
     assert_eq!(writes(&calls).len(), 1);
-    assert_eq!(env.kube_writes(), Vec::<String>::new());
+    assert_eq!(
+        env.kube_writes(),
+        vec!["DELETE /apis/coordination.k8s.io/v1/namespaces/shop/leases/clb-ingress-web"]
+    );
     // Nothing left: the next run is quiet.
     env.clb.clear_calls();
+    env.kube.clear_request_log();
     assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Ignored);
     assert!(writes(&env.clb.calls()).is_empty());
+    assert_eq!(env.kube_writes(), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -778,4 +784,31 @@ async fn a_run_out_of_time_gives_its_lease_back_so_the_next_run_is_not_blocked()
     );
     assert!(lease["spec"]["leaseDurationSeconds"].as_i64().unwrap() <= 12);
     assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+}
+
+#[tokio::test]
+async fn the_lookup_maps_a_namespace_to_its_ingresses_with_their_services_and_mode() {
+    use clb_ingress::handler::IngressLookup;
+    let env = env().await;
+    env.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}));
+    let mut spec = rules(&[("a.example.com", "/", "web", 80)]);
+    spec["tls"] = json!([{"secretName": "tls-a"}]);
+    env.ingress("np", json!({}), spec);
+    env.ingress(
+        "direct",
+        json!({"ingress.cloud.tencent.com/direct-access": "true"}),
+        rules(&[("b.example.com", "/", "pods", 80)]),
+    );
+    env.put(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "elsewhere", "namespace": "other"},
+        "spec": rules(&[("c.example.com", "/", "web", 80)])
+    }));
+    let mut found = env.engine().ingresses(Some(NS.into())).await.unwrap();
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    let names: Vec<String> = found.iter().map(|s| s.key.to_string()).collect();
+    assert_eq!(names, vec!["shop/direct", "shop/np"]);
+    assert!(!found[0].node_port && found[1].node_port);
+    assert!(found[1].services.contains("web") && found[1].tls_secrets.contains("tls-a"));
+    assert_eq!(env.engine().ingresses(None).await.unwrap().len(), 3);
 }
