@@ -592,7 +592,6 @@ async fn run_binary(env: &Env, args: &[&str]) -> (bool, String, String) {
 }
 
 #[tokio::test]
-#[ignore = "needs the clb-ingress binary: cargo build -p clb-ingress, then cargo test -- --ignored"]
 async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress() {
     let env = env().await;
     web_ingress(&env, "web");
@@ -614,7 +613,6 @@ async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress()
 }
 
 #[tokio::test]
-#[ignore = "needs the clb-ingress binary: cargo build -p clb-ingress, then cargo test -- --ignored"]
 async fn the_reconcile_command_releases_the_clb_of_a_deleted_ingress() {
     let env = env().await;
     let uid = web_ingress(&env, "web");
