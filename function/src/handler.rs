@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+pub use crate::shard::ShardSpec;
 use crate::trigger::{
     self, Change, DecodeError, Decoded, HttpEnvelope, Payload, SkipReason, Source,
 };
@@ -98,6 +99,32 @@ pub struct SweepOutcome {
     pub error: Option<String>,
     #[serde(default)]
     pub actions: ActionCounts,
+    /// Set when the cluster was too big for one invocation and the sweep fanned out to
+    /// shards (it then reconciled none itself and only released orphans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardsOutcome>,
+}
+
+/// How the fan-out of a sharded sweep went.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardsOutcome {
+    /// Shards the Ingresses were split into.
+    pub count: u32,
+    /// Id of this sweep, carried by every shard event.
+    pub generation: String,
+    /// Ingresses split among the shards.
+    pub ingresses: u32,
+    /// Shards whose invocation was accepted.
+    pub invoked: u32,
+    /// Shards whose invocation failed: left to the next tick.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<ShardFailure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardFailure {
+    pub index: u32,
+    pub error: String,
 }
 
 /// What the mapping needs to know of one Ingress.
@@ -142,6 +169,12 @@ impl WebhookToken {
     pub fn new(token: impl AsRef<str>) -> Option<Self> {
         let token = token.as_ref().trim();
         (!token.is_empty()).then(|| Self(Arc::from(token)))
+    }
+
+    /// The `Authorization` value carrying this token, for our own calls to our own routes
+    /// (the sharded sweep's local mode).
+    pub fn bearer_header(&self) -> String {
+        format!("Bearer {}", self.0)
     }
 
     /// Checks an `Authorization` header value in time independent of where it differs:
@@ -218,7 +251,9 @@ pub struct Resolved {
 }
 
 /// Maps changes to Ingresses. The sweep covers every Ingress, so with a sweep no single
-/// Ingress is listed. A failed listing falls back to the sweep rather than losing the change.
+/// Ingress is listed. A failed listing falls back to the sweep rather than losing the change,
+/// except for a shard: N shards each falling back to the whole sweep would multiply it, and
+/// the next tick re-sends the shard anyway.
 pub async fn resolve(lookup: &dyn IngressLookup, changes: &BTreeSet<Change>) -> Resolved {
     let mut work = Work::default();
     let mut namespaces = BTreeSet::new();
@@ -226,6 +261,7 @@ pub async fn resolve(lookup: &dyn IngressLookup, changes: &BTreeSet<Change>) -> 
     for change in changes {
         match change {
             Change::Sweep => work.sweep = true,
+            Change::SweepShard(spec) => work.shard = Some(spec.clone()),
             Change::Ingress(key) => {
                 work.ingresses.insert(key.clone());
             }
@@ -239,10 +275,27 @@ pub async fn resolve(lookup: &dyn IngressLookup, changes: &BTreeSet<Change>) -> 
     }
     if work.sweep {
         work.ingresses.clear();
+        work.shard = None;
         return Resolved {
             work,
             lookup_error: None,
         };
+    }
+    if let Some(spec) = &work.shard {
+        match lookup.ingresses(None).await {
+            Ok(summaries) => work.ingresses.extend(
+                summaries
+                    .into_iter()
+                    .map(|s| s.key)
+                    .filter(|k| spec.contains(k)),
+            ),
+            Err(e) => {
+                return Resolved {
+                    work,
+                    lookup_error: Some(e.to_string()),
+                }
+            }
+        }
     }
     let scopes: Vec<Option<String>> = if nodes {
         vec![None]
@@ -262,6 +315,7 @@ pub async fn resolve(lookup: &dyn IngressLookup, changes: &BTreeSet<Change>) -> 
                     work: Work {
                         ingresses: BTreeSet::new(),
                         sweep: true,
+                        shard: None,
                     },
                     lookup_error: Some(e.to_string()),
                 }
@@ -281,7 +335,7 @@ fn affected(s: &IngressSummary, changes: &BTreeSet<Change>) -> bool {
         Change::Namespace { namespace } => namespace == ns,
         Change::Service { namespace, name } => namespace == ns && s.services.contains(name),
         Change::Secret { namespace, name } => namespace == ns && s.tls_secrets.contains(name),
-        Change::Ingress(_) | Change::Sweep => false,
+        Change::Ingress(_) | Change::Sweep | Change::SweepShard(_) => false,
     })
 }
 
@@ -302,6 +356,9 @@ pub struct Report {
     pub changes: usize,
     pub ingresses: Vec<String>,
     pub sweep_requested: bool,
+    /// The shard this run reconciled (its Ingresses are `ingresses`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup_error: Option<String>,
     pub results: Vec<IngressResult>,
@@ -386,6 +443,7 @@ pub async fn run(engine: Arc<dyn Engine>, decoded: Decoded, opts: &HandleOptions
         changes: decoded.changes.len(),
         ingresses: work.ingresses.iter().map(ToString::to_string).collect(),
         sweep_requested: work.sweep,
+        shard: work.shard.clone(),
         lookup_error: resolved.lookup_error,
         results,
         not_started,

@@ -12,4 +12,5 @@ pub mod model;
 pub mod plan;
 pub mod reconcile;
 pub mod runtime;
+pub mod shard;
 pub mod trigger;

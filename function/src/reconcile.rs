@@ -30,12 +30,14 @@ use crate::cluster::{
 };
 use crate::handler::{
     ActionCounts, Engine, IngressKey, IngressLookup, IngressOutcome, IngressSummary, LookupError,
-    OutcomeStatus, SweepOutcome,
+    OutcomeStatus, ShardFailure, ShardsOutcome, SweepOutcome,
 };
 use crate::model::ownership::{self, IngressFact, TAG_INGRESS_UID};
 use crate::model::refs::ingress_refs;
 use crate::model::{class, desire, ClusterView, Decision, Desired, LbSource, Problem};
 use crate::plan::{self, CloudView, Plan};
+use crate::runtime::shards::{ShardConfigError, ShardDispatcher};
+use crate::shard::{self, ShardSpec};
 
 /// Environment variable naming the cluster (DESIGN §4).
 pub const ENV_CLUSTER_ID: &str = "CLUSTER_ID";
@@ -119,6 +121,8 @@ pub struct Reconciler {
     cloud: CloudClient,
     cluster_id: String,
     opts: ReconcilerOptions,
+    /// Set when a big sweep may fan out to shards.
+    shards: Option<ShardDispatcher>,
 }
 
 /// `CLUSTER_ID`, the cluster from `KUBECONFIG`/`KUBECONFIG_DATA`/in-cluster, the cloud from
@@ -141,7 +145,12 @@ pub async fn engine_from_env() -> Result<Reconciler, EnvError> {
         },
         ..ReconcilerOptions::default()
     };
-    Ok(Reconciler::new(cluster, cloud, cluster_id, opts))
+    let shards = ShardDispatcher::from_env(&cloud)?;
+    let engine = Reconciler::new(cluster, cloud, cluster_id, opts);
+    Ok(match shards {
+        Some(d) => engine.with_shards(d),
+        None => engine,
+    })
 }
 
 /// Configuration errors of [`engine_from_env`].
@@ -153,6 +162,8 @@ pub enum EnvError {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    #[error(transparent)]
+    Shard(#[from] ShardConfigError),
 }
 
 /// What a look without writes found for one Ingress.
@@ -301,7 +312,14 @@ impl Reconciler {
             cloud,
             cluster_id: cluster_id.into(),
             opts,
+            shards: None,
         }
+    }
+
+    /// Lets the sweep fan out to shards when it finds more Ingresses than `dispatcher.size()`.
+    pub fn with_shards(mut self, dispatcher: ShardDispatcher) -> Self {
+        self.shards = Some(dispatcher);
+        self
     }
 
     pub fn cluster(&self) -> &ClusterClient {
@@ -890,7 +908,8 @@ impl Reconciler {
         Ok(outcome)
     }
 
-    /// The sweep: every Ingress that may be ours, then every orphaned CLB.
+    /// The sweep: every Ingress that may be ours (or, past the shard size, one shard event
+    /// per slice of them), then every orphaned CLB.
     pub async fn sweep_now(&self, deadline: Instant) -> SweepOutcome {
         let mut out = SweepOutcome::default();
         let lbs = match cluster_load_balancers(&self.cloud, &self.cluster_id).await {
@@ -928,26 +947,34 @@ impl Reconciler {
                 ))
             })
             .collect();
-        let min_start = self.opts.min_start;
-        let results: Vec<Option<IngressOutcome>> = stream::iter(keys)
-            .map(|key| async move {
-                if Instant::now() + min_start > deadline {
-                    return None;
+        match self.shards.as_ref().filter(|d| keys.len() > d.size()) {
+            Some(dispatcher) => out.shards = Some(fan_out(dispatcher, keys.len()).await),
+            None => {
+                let min_start = self.opts.min_start;
+                let results: Vec<Option<IngressOutcome>> = stream::iter(keys)
+                    .map(|key| async move {
+                        if Instant::now() + min_start > deadline {
+                            return None;
+                        }
+                        tokio::time::timeout_at(
+                            deadline,
+                            self.reconcile_until(&key, Some(deadline)),
+                        )
+                        .await
+                        .ok()
+                    })
+                    .buffer_unordered(self.opts.concurrency.max(1))
+                    .collect()
+                    .await;
+                for r in results {
+                    match r {
+                        Some(o) => {
+                            *out.ingresses.entry(o.status).or_default() += 1;
+                            add(&mut out.actions, &o.actions);
+                        }
+                        None => out.not_reached += 1,
+                    }
                 }
-                tokio::time::timeout_at(deadline, self.reconcile_until(&key, Some(deadline)))
-                    .await
-                    .ok()
-            })
-            .buffer_unordered(self.opts.concurrency.max(1))
-            .collect()
-            .await;
-        for r in results {
-            match r {
-                Some(o) => {
-                    *out.ingresses.entry(o.status).or_default() += 1;
-                    add(&mut out.actions, &o.actions);
-                }
-                None => out.not_reached += 1,
             }
         }
         let orphans = Orphans {
@@ -960,6 +987,53 @@ impl Reconciler {
         out.error = error;
         out
     }
+}
+
+/// Invokes every shard of a sweep over `total` Ingresses, a few at a time, without waiting for
+/// any to run. A failed invocation is reported and left to the next tick; it stops no other.
+async fn fan_out(dispatcher: &ShardDispatcher, total: usize) -> ShardsOutcome {
+    /// Invocations in flight at once (SCF Invoke allows 100/s; the client limits each action).
+    const IN_FLIGHT: usize = 8;
+    let count = shard::shard_count(total, dispatcher.size());
+    let generation = format!(
+        "{}-{:08x}",
+        Timestamp::now().as_second(),
+        rand::random::<u32>()
+    );
+    let mut out = ShardsOutcome {
+        count,
+        generation: generation.clone(),
+        ingresses: u32::try_from(total).unwrap_or(u32::MAX),
+        ..ShardsOutcome::default()
+    };
+    let results: Vec<(u32, Result<String, String>)> = stream::iter(0..count)
+        .map(|index| {
+            let generation = generation.clone();
+            async move {
+                let result = match ShardSpec::new(index, count, generation) {
+                    Ok(spec) => dispatcher.invoke(&spec).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (index, result)
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    for (index, result) in results {
+        match result {
+            Ok(id) => {
+                tracing::info!(index, count, %generation, id = %id, "sweep shard invoked");
+                out.invoked += 1;
+            }
+            Err(error) => {
+                tracing::warn!(index, count, %generation, %error, "sweep shard not invoked");
+                out.failed.push(ShardFailure { index, error });
+            }
+        }
+    }
+    out.failed.sort_by_key(|f| f.index);
+    out
 }
 
 fn add(total: &mut ActionCounts, more: &ActionCounts) {

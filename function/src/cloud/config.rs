@@ -10,6 +10,8 @@ use super::retry::RetryPolicy;
 pub const DEFAULT_CLB_ENDPOINT: &str = "https://clb.tencentcloudapi.com";
 /// Real endpoint of the Tag API.
 pub const DEFAULT_TAG_ENDPOINT: &str = "https://tag.tencentcloudapi.com";
+/// Real endpoint of the SCF API (the sharded sweep invokes its shards through it).
+pub const DEFAULT_SCF_ENDPOINT: &str = "https://scf.tencentcloudapi.com";
 
 /// Documented per-action CLB limit is 20 requests/second (tencent-cloud.md §2.1); we stay
 /// at it by default and let a busy deployment lower it.
@@ -71,6 +73,8 @@ pub struct CloudConfig {
     pub clb_endpoint: String,
     /// Base URL of the Tag API.
     pub tag_endpoint: String,
+    /// Base URL of the SCF API.
+    pub scf_endpoint: String,
     /// Client-side permits per action per second.
     pub rate_limit_per_sec: u32,
     pub retry: RetryPolicy,
@@ -122,6 +126,10 @@ impl CloudConfig {
         if let Some(ep) = get(&["TAG_ENDPOINT"]) {
             builder = builder.tag_endpoint(ep.trim());
         }
+        // Local runs only: SCF reserves the `SCF_` prefix for its own variables.
+        if let Some(ep) = get(&["SCF_ENDPOINT"]) {
+            builder = builder.scf_endpoint(ep.trim());
+        }
         builder.build()
     }
 
@@ -132,6 +140,7 @@ impl CloudConfig {
                 region: region.into(),
                 clb_endpoint: DEFAULT_CLB_ENDPOINT.into(),
                 tag_endpoint: DEFAULT_TAG_ENDPOINT.into(),
+                scf_endpoint: DEFAULT_SCF_ENDPOINT.into(),
                 rate_limit_per_sec: DEFAULT_RATE_LIMIT_PER_SEC,
                 retry: RetryPolicy::default(),
                 task_poll_interval: Duration::from_millis(500),
@@ -146,6 +155,7 @@ impl CloudConfig {
         match service {
             "clb" => self.clb_endpoint.clone(),
             "tag" => self.tag_endpoint.clone(),
+            "scf" => self.scf_endpoint.clone(),
             other => format!("https://{other}.tencentcloudapi.com"),
         }
     }
@@ -166,10 +176,16 @@ impl CloudConfigBuilder {
         self.config.tag_endpoint = url.into();
         self
     }
-    /// Points both APIs at one server (the emulator serves both).
+    pub fn scf_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.config.scf_endpoint = url.into();
+        self
+    }
+    /// Points every API at one server (the emulator serves them all).
     pub fn endpoint(self, url: impl Into<String>) -> Self {
         let url = url.into();
-        self.clb_endpoint(url.clone()).tag_endpoint(url)
+        self.clb_endpoint(url.clone())
+            .tag_endpoint(url.clone())
+            .scf_endpoint(url)
     }
     pub fn rate_limit_per_sec(mut self, n: u32) -> Self {
         self.config.rate_limit_per_sec = n;
@@ -207,7 +223,11 @@ impl CloudConfigBuilder {
                 "rate limit must be at least 1 per second".into(),
             ));
         }
-        for ep in [&mut c.clb_endpoint, &mut c.tag_endpoint] {
+        for ep in [
+            &mut c.clb_endpoint,
+            &mut c.tag_endpoint,
+            &mut c.scf_endpoint,
+        ] {
             let trimmed = ep.trim_end_matches('/').to_string();
             let parsed = reqwest::Url::parse(&trimmed).map_err(|e| {
                 CloudError::Config(format!("endpoint {trimmed:?} is not a URL: {e}"))

@@ -12,6 +12,7 @@ pub mod error;
 pub mod observe;
 pub mod ratelimit;
 pub mod retry;
+pub mod scf;
 pub mod sign;
 pub mod stats;
 pub mod tag;

@@ -101,7 +101,13 @@ async fn invoke(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Re
         s,
         headers,
         body,
-        &[Source::Audit, Source::Cls, Source::Event, Source::Timer],
+        &[
+            Source::Audit,
+            Source::Cls,
+            Source::Event,
+            Source::Timer,
+            Source::Shard,
+        ],
     )
     .await
 }
@@ -178,8 +184,22 @@ async fn accept(s: AppState, headers: HeaderMap, body: Body, allowed: &[Source])
         ..HandleOptions::new(Instant::now() + s.opts.budget, Some(s.opts.token.clone()))
     };
     let engine = Arc::clone(&s.engine);
+    // The coordinating sweep only needs to know its shard was taken (it must not wait for
+    // one shard before invoking the next), so a shard is answered 202 at once.
+    let ack_within = if decoded.source == Source::Shard {
+        Duration::ZERO
+    } else {
+        s.opts.ack_within
+    };
     let mut task = tokio::spawn(async move { handler::run(engine, decoded, &opts).await });
-    match tokio::time::timeout(s.opts.ack_within, &mut task).await {
+    let waited = if ack_within.is_zero() {
+        Err(())
+    } else {
+        tokio::time::timeout(ack_within, &mut task)
+            .await
+            .map_err(|_| ())
+    };
+    match waited {
         Ok(Ok(report)) => reply(StatusCode::OK, handler::report_json(&report)),
         Ok(Err(join)) => {
             tracing::error!(error = %join, "reconcile task failed");
@@ -197,7 +217,12 @@ async fn accept(s: AppState, headers: HeaderMap, body: Body, allowed: &[Source])
                     Err(e) => tracing::error!(error = %e, "background run failed"),
                 }
             });
-            reply(StatusCode::OK, with_pending(summary))
+            let status = if ack_within.is_zero() {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            reply(status, with_pending(summary))
         }
     }
 }

@@ -20,6 +20,8 @@ use serde_json::Value;
 
 pub use envelope::HttpEnvelope;
 
+use crate::shard::{ShardSpec, SHARD_EVENT_KEY};
+
 /// One Ingress, by namespace and name; displayed and parsed as `ns/name`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct IngressKey {
@@ -60,6 +62,9 @@ impl FromStr for IngressKey {
 pub struct Work {
     pub ingresses: BTreeSet<IngressKey>,
     pub sweep: bool,
+    /// The run is one shard of a sharded sweep: `ingresses` are that shard's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardSpec>,
 }
 
 /// A change seen in a trigger, before it is mapped to Ingresses.
@@ -79,6 +84,8 @@ pub enum Change {
     Nodes,
     /// An IngressClass changed, or the timer fired: the sweep (every Ingress, and orphans).
     Sweep,
+    /// One shard of a sharded sweep: the Ingresses of its bucket, never orphans.
+    SweepShard(ShardSpec),
 }
 
 /// Why an item produced no change.
@@ -113,6 +120,8 @@ pub enum Source {
     Event,
     /// The SCF timer trigger.
     Timer,
+    /// A shard event sent by the coordinating sweep (SCF async Invoke or local HTTP).
+    Shard,
 }
 
 /// A decoded, deduplicated batch.
@@ -163,6 +172,8 @@ pub enum DecodeError {
     Cls(String),
     #[error("HTTP envelope: {0}")]
     Envelope(&'static str),
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardError),
     #[error("not an ingress key (want NAMESPACE/NAME): {0:?}")]
     BadKey(String),
 }
@@ -198,6 +209,12 @@ pub fn decode(value: &Value) -> Result<Payload, DecodeError> {
                 timer.record(Ok(Change::Sweep));
                 return Ok(Payload::Decoded(timer));
             }
+            if let Some(body) = map.get(SHARD_EVENT_KEY) {
+                let spec = ShardSpec::from_event_body(body)?;
+                let mut shard = Decoded::new(Source::Shard);
+                shard.record(Ok(Change::SweepShard(spec)));
+                return Ok(Payload::Decoded(shard));
+            }
             if map.contains_key("httpMethod") {
                 return envelope::decode(map).map(Payload::Http);
             }
@@ -222,7 +239,7 @@ pub fn decode(value: &Value) -> Result<Payload, DecodeError> {
                 return Ok(Payload::Decoded(ev));
             }
             Err(DecodeError::Unrecognised(
-                "expected an audit EventList, an Event, a CLS or timer event, or an HTTP envelope",
+                "expected an audit EventList, an Event, a CLS, timer or shard event, or an HTTP envelope",
             ))
         }
         _ => Err(DecodeError::Unrecognised(
@@ -273,4 +290,61 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter()
         .try_fold(v, |v, key| v.get(key))
         .and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn decoded(v: Value) -> Decoded {
+        match decode(&v) {
+            Ok(Payload::Decoded(d)) => d,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_shard_event_decodes_to_one_shard_change() {
+        let d =
+            decoded(json!({"clbIngressSweepShard": {"index": 1, "count": 4, "generation": "g-7"}}));
+        assert_eq!(d.source, Source::Shard);
+        assert_eq!(d.items, 1);
+        let spec = ShardSpec::new(1, 4, "g-7").unwrap();
+        assert_eq!(
+            d.changes.into_iter().collect::<Vec<_>>(),
+            vec![Change::SweepShard(spec)]
+        );
+    }
+
+    #[test]
+    fn malformed_or_out_of_range_shard_events_are_clear_errors() {
+        for (bad, says) in [
+            (
+                json!({"clbIngressSweepShard": {"index": 0, "count": 0, "generation": "g"}}),
+                "count",
+            ),
+            (
+                json!({"clbIngressSweepShard": {"index": 3, "count": 3, "generation": "g"}}),
+                "index 3",
+            ),
+            (
+                json!({"clbIngressSweepShard": {"index": 0, "count": 2}}),
+                "generation",
+            ),
+            (
+                json!({"clbIngressSweepShard": {"index": "0", "count": 2, "generation": "g"}}),
+                "integers",
+            ),
+            (json!({"clbIngressSweepShard": "0/2"}), "not an object"),
+        ] {
+            match decode(&bad) {
+                Err(e @ DecodeError::Shard(_)) => {
+                    assert!(e.to_string().contains(says), "{e} should say {says}")
+                }
+                other => panic!("{bad} decoded as {other:?}"),
+            }
+        }
+    }
 }
