@@ -1,4 +1,5 @@
-//! In-memory CLB 2018-03-17 and Tag 2018-08-13 API emulator.
+//! In-memory CLB 2018-03-17 and Tag 2018-08-13 API emulator, plus SCF 2018-04-16 `Invoke`
+//! (asynchronous; recorded, not run: [`SimHandle::invocations`]).
 //!
 //! A real HTTP server on loopback that the official SDK cannot tell from the real API: TC3
 //! signatures are verified, errors come in the API's envelope with its codes, writes the real
@@ -26,6 +27,7 @@ pub mod limits;
 mod listeners;
 mod model;
 mod params;
+pub mod scf;
 mod server;
 pub mod sign;
 mod tag;
@@ -154,6 +156,11 @@ impl SimHandle {
             .iter()
             .filter(|c| c.action == action)
             .count()
+    }
+
+    /// Accepted SCF `Invoke` calls, in arrival order.
+    pub fn invocations(&self) -> Vec<scf::Invocation> {
+        lock(&self.sim.invocations).clone()
     }
 
     pub fn clear_calls(&self) {

@@ -20,6 +20,7 @@ use super::faults::{Fault, Faults, Injector};
 use super::limits::{CLB_VERSION, MAX_SKEW_SECS, TAG_VERSION};
 use super::model::{state_json, SimState};
 use super::params::{ApiError, Obj};
+use super::scf;
 use super::sign;
 use super::tag;
 use super::SimConfig;
@@ -51,6 +52,8 @@ pub(crate) struct Sim {
     pub cfg: SimConfig,
     pub state: Mutex<SimState>,
     pub calls: Mutex<Vec<CallRecord>>,
+    /// Accepted SCF `Invoke` calls.
+    pub invocations: Mutex<Vec<scf::Invocation>>,
     pub faults: Mutex<Injector>,
     rate: Mutex<HashMap<String, (u64, u32)>>,
     started: Instant,
@@ -70,6 +73,7 @@ impl Sim {
         Sim {
             state: Mutex::new(SimState::new(cfg.seed)),
             calls: Mutex::new(Vec::new()),
+            invocations: Mutex::new(Vec::new()),
             faults: Mutex::new(Injector::new(faults, cfg.seed)),
             rate: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -185,7 +189,7 @@ fn authenticate(
         Err(sign::Malformed(why)) => return fail("", "AuthFailure.InvalidAuthorization", why),
     };
     let service = cred.service.clone();
-    if service != "clb" && service != "tag" {
+    if service != "clb" && service != "tag" && service != "scf" {
         return fail(
             &service,
             "NoSuchProduct",
@@ -246,10 +250,10 @@ fn authenticate(
         }
     }
     let version = header_str(h, "x-tc-version").unwrap_or("");
-    let want = if service == "clb" {
-        CLB_VERSION
-    } else {
-        TAG_VERSION
+    let want = match service.as_str() {
+        "clb" => CLB_VERSION,
+        "scf" => scf::SCF_VERSION,
+        _ => TAG_VERSION,
     };
     if version.is_empty() {
         return fail(
@@ -272,10 +276,10 @@ fn authenticate(
             "the X-TC-Action header is missing".into(),
         );
     }
-    let known = if service == "clb" {
-        clb::is_clb_action(&action)
-    } else {
-        tag::is_tag_action(&action)
+    let known = match service.as_str() {
+        "clb" => clb::is_clb_action(&action),
+        "scf" => scf::is_scf_action(&action),
+        _ => tag::is_tag_action(&action),
     };
     if !known {
         return fail(
@@ -284,7 +288,8 @@ fn authenticate(
             format!("the action `{action}` does not exist"),
         );
     }
-    if service == "clb" {
+    // SCF's Region is required too (tencent-cloud-more.md §4.4).
+    if service == "clb" || service == "scf" {
         match header_str(h, "x-tc-region") {
             None | Some("") => {
                 return fail(
@@ -399,6 +404,10 @@ async fn run(
         region: sim.cfg.region.clone(),
     };
     let p = Obj::new(&map, "");
+    if authed.service == "scf" {
+        let mut log = lock(&sim.invocations);
+        return Ok(scf::dispatch(&mut log, &ctx, &authed.action, p).map(|o| o.fields));
+    }
     let fail_task = lock(&sim.faults).task_should_fail(&authed.action);
     let mut state = lock(&sim.state);
     // A task that is to fail undoes its change: keep what to restore.
