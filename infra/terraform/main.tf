@@ -33,11 +33,23 @@ locals {
     "tag:TagResources",
     "tag:UnTagResources",
   ]
+  # SCF: a sweep over more than sweep_shard_size Ingresses invokes this same function
+  # asynchronously once per shard (function/src/cloud/scf.rs, API action `Invoke`). SCF's
+  # policy examples name the action `scf:InvokeFunction`; whether the `Invoke` API is
+  # authorised by it or by `scf:Invoke` is unverified (tencent-cloud-more.md §4.4), so both
+  # are allowed, on this one function only.
+  scf_actions = [
+    "scf:Invoke",
+    "scf:InvokeFunction",
+  ]
+  function_resource = "qcs::scf:${var.region}:uin/${data.tencentcloud_user_info.current.owner_uin}:namespace/${var.namespace}/function/${var.function_name}"
 }
+
+data "tencentcloud_user_info" "current" {}
 
 resource "tencentcloud_cam_role" "function" {
   name        = "${var.function_name}-exec"
-  description = "Execution role of the clb-ingress function: CLB and Tag access only."
+  description = "Execution role of the clb-ingress function: CLB and Tag access, and invoking itself."
   document = jsonencode({
     version = "2.0"
     statement = [{
@@ -50,7 +62,7 @@ resource "tencentcloud_cam_role" "function" {
 
 resource "tencentcloud_cam_policy" "function" {
   name        = "${var.function_name}-clb"
-  description = "The CLB and Tag actions clb-ingress calls, nothing else."
+  description = "The CLB and Tag actions clb-ingress calls, and invoking itself (sweep shards), nothing else."
   document = jsonencode({
     version = "2.0"
     statement = [
@@ -63,6 +75,11 @@ resource "tencentcloud_cam_policy" "function" {
         effect   = "allow"
         action   = local.tag_actions
         resource = ["*"]
+      },
+      {
+        effect   = "allow"
+        action   = local.scf_actions
+        resource = [local.function_resource]
       },
     ]
   })
@@ -93,6 +110,11 @@ resource "tencentcloud_scf_function" "clb_ingress" {
     KUBECONFIG_DATA = var.kubeconfig_data
     WEBHOOK_TOKEN   = var.webhook_token
     LOG_FORMAT      = var.log_format
+    # The sweep shards itself past this many Ingresses, invoking this function (named
+    # explicitly rather than relying on SCF's own SCF_FUNCTIONNAME/SCF_NAMESPACE).
+    SWEEP_SHARD_SIZE      = tostring(var.sweep_shard_size)
+    SWEEP_SHARD_FUNCTION  = var.function_name
+    SWEEP_SHARD_NAMESPACE = var.namespace
   }
 
   triggers {

@@ -77,3 +77,13 @@ variable "log_format" {
   type        = string
   default     = "json"
 }
+
+variable "sweep_shard_size" {
+  description = "Ingresses one sweep invocation reconciles itself; a bigger cluster's sweep invokes this function asynchronously once per shard of this size (SWEEP_SHARD_SIZE)."
+  type        = number
+  default     = 200
+  validation {
+    condition     = var.sweep_shard_size >= 1
+    error_message = "sweep_shard_size must be at least 1."
+  }
+}
