@@ -152,6 +152,24 @@ pub trait IngressLookup: Send + Sync {
         &self,
         namespace: Option<String>,
     ) -> BoxFuture<'_, Result<Vec<IngressSummary>, LookupError>>;
+
+    /// The Ingresses one shard of a sharded sweep reconciles. By default every Ingress of
+    /// the cluster in the shard's bucket; an engine that can tell which Ingresses its sweep
+    /// would skip narrows this to the same selection.
+    fn shard_members<'a>(
+        &'a self,
+        spec: &'a ShardSpec,
+    ) -> BoxFuture<'a, Result<Vec<IngressKey>, LookupError>> {
+        Box::pin(async move {
+            Ok(self
+                .ingresses(None)
+                .await?
+                .into_iter()
+                .map(|s| s.key)
+                .filter(|k| spec.contains(k))
+                .collect())
+        })
+    }
 }
 
 /// The reconcile engine (implemented by `reconcile.rs`).
@@ -282,13 +300,8 @@ pub async fn resolve(lookup: &dyn IngressLookup, changes: &BTreeSet<Change>) -> 
         };
     }
     if let Some(spec) = &work.shard {
-        match lookup.ingresses(None).await {
-            Ok(summaries) => work.ingresses.extend(
-                summaries
-                    .into_iter()
-                    .map(|s| s.key)
-                    .filter(|k| spec.contains(k)),
-            ),
+        match lookup.shard_members(spec).await {
+            Ok(keys) => work.ingresses.extend(keys),
             Err(e) => {
                 return Resolved {
                     work,
@@ -533,6 +546,60 @@ fn http_response(status: u16, body: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cluster of `keys`, or a failing listing for `None`.
+    struct Listing(Option<Vec<IngressKey>>);
+
+    impl IngressLookup for Listing {
+        fn ingresses(
+            &self,
+            _namespace: Option<String>,
+        ) -> BoxFuture<'_, Result<Vec<IngressSummary>, LookupError>> {
+            let listed = self.0.clone().ok_or(LookupError("apiserver down".into()));
+            Box::pin(async move {
+                Ok(listed?
+                    .into_iter()
+                    .map(|key| IngressSummary {
+                        key,
+                        services: BTreeSet::new(),
+                        tls_secrets: BTreeSet::new(),
+                        node_port: true,
+                    })
+                    .collect())
+            })
+        }
+    }
+
+    fn shard_change(index: u32, count: u32) -> BTreeSet<Change> {
+        let spec = ShardSpec::new(index, count, "g").unwrap();
+        BTreeSet::from([Change::SweepShard(spec)])
+    }
+
+    #[tokio::test]
+    async fn a_shard_resolves_to_exactly_the_ingresses_of_its_bucket() {
+        let keys: Vec<IngressKey> = (0..40)
+            .map(|i| IngressKey::new("ns", format!("i{i}")))
+            .collect();
+        let lookup = Listing(Some(keys.clone()));
+        let mut all = BTreeSet::new();
+        for index in 0..3 {
+            let r = resolve(&lookup, &shard_change(index, 3)).await;
+            assert!(!r.work.sweep && r.lookup_error.is_none());
+            assert_eq!(r.work.shard.as_ref().map(|s| s.index), Some(index));
+            for k in &r.work.ingresses {
+                assert!(all.insert(k.clone()), "{k} in two shards");
+            }
+        }
+        assert_eq!(all, keys.into_iter().collect());
+    }
+
+    #[tokio::test]
+    async fn a_shard_whose_listing_fails_does_nothing_instead_of_sweeping() {
+        let r = resolve(&Listing(None), &shard_change(0, 2)).await;
+        assert!(!r.work.sweep, "a shard never turns into the whole sweep");
+        assert!(r.work.ingresses.is_empty());
+        assert!(r.lookup_error.is_some_and(|e| e.contains("apiserver down")));
+    }
 
     #[test]
     fn token_accepts_only_the_exact_bearer_value() {

@@ -926,27 +926,11 @@ impl Reconciler {
                 return out;
             }
         };
-        let lb_uids: BTreeSet<&str> = lbs
-            .values()
-            .filter_map(|lb| lb.tag(TAG_INGRESS_UID))
-            .collect();
         let uids: BTreeSet<String> = ingresses
             .iter()
             .filter_map(|i| i.metadata.uid.clone())
             .collect();
-        let keys: Vec<IngressKey> = ingresses
-            .iter()
-            .filter(|i| {
-                let uid = i.metadata.uid.as_deref().unwrap_or_default();
-                may_be_ours(i) || lb_uids.contains(uid)
-            })
-            .filter_map(|i| {
-                Some(IngressKey::new(
-                    i.metadata.namespace.clone()?,
-                    i.metadata.name.clone()?,
-                ))
-            })
-            .collect();
+        let keys = sweep_keys(&lbs, &ingresses);
         match self.shards.as_ref().filter(|d| keys.len() > d.size()) {
             Some(dispatcher) => out.shards = Some(fan_out(dispatcher, keys.len()).await),
             None => {
@@ -987,6 +971,27 @@ impl Reconciler {
         out.error = error;
         out
     }
+}
+
+/// The Ingresses a sweep reconciles: those that may be ours, and those a CLB of ours names.
+fn sweep_keys(lbs: &BTreeMap<String, LoadBalancer>, ingresses: &[Ingress]) -> Vec<IngressKey> {
+    let lb_uids: BTreeSet<&str> = lbs
+        .values()
+        .filter_map(|lb| lb.tag(TAG_INGRESS_UID))
+        .collect();
+    ingresses
+        .iter()
+        .filter(|i| {
+            let uid = i.metadata.uid.as_deref().unwrap_or_default();
+            may_be_ours(i) || lb_uids.contains(uid)
+        })
+        .filter_map(|i| {
+            Some(IngressKey::new(
+                i.metadata.namespace.clone()?,
+                i.metadata.name.clone()?,
+            ))
+        })
+        .collect()
 }
 
 /// Invokes every shard of a sweep over `total` Ingresses, a few at a time, without waiting for
@@ -1073,6 +1078,13 @@ fn may_be_ours(i: &Ingress) -> bool {
 }
 
 impl IngressLookup for Reconciler {
+    fn shard_members<'a>(
+        &'a self,
+        spec: &'a ShardSpec,
+    ) -> BoxFuture<'a, Result<Vec<IngressKey>, LookupError>> {
+        Box::pin(self.shard_keys(spec))
+    }
+
     /// One LIST of the namespace (or the cluster), served from the apiserver's cache
     /// (`resourceVersion=0`): the handler only maps changes to Ingresses, and a missed one
     /// is caught by its own trigger or the sweep.
@@ -1107,6 +1119,25 @@ impl IngressLookup for Reconciler {
                 })
                 .collect())
         })
+    }
+}
+
+impl Reconciler {
+    /// The Ingresses of one shard: the sweep's own selection (so Ingresses of other classes
+    /// cost a shard nothing), narrowed to the shard's bucket.
+    async fn shard_keys(&self, spec: &ShardSpec) -> Result<Vec<IngressKey>, LookupError> {
+        let lbs = cluster_load_balancers(&self.cloud, &self.cluster_id)
+            .await
+            .map_err(|e| LookupError(format!("listing CLBs: {e}")))?;
+        let ingresses = self
+            .cluster
+            .list_ingresses()
+            .await
+            .map_err(|e| LookupError(e.to_string()))?;
+        Ok(sweep_keys(&lbs, &ingresses)
+            .into_iter()
+            .filter(|k| spec.contains(k))
+            .collect())
     }
 }
 

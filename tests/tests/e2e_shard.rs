@@ -97,6 +97,12 @@ fn converged(env: &Env, name: &str) -> bool {
 async fn a_big_sweep_invokes_one_scf_shard_per_slice_and_the_shards_converge_every_ingress() {
     let env = env().await;
     let names = cluster(&env);
+    // Another controller's Ingress: neither the coordinator nor any shard spends a call on it.
+    env.ingress(
+        "other-class",
+        json!({"kubernetes.io/ingress.class": "nginx"}),
+        rules(&[("other.example.com", "/", "web", 80)]),
+    );
     let engine = scf_engine(&env, SIZE);
 
     let report = tick(&engine).await;
