@@ -304,3 +304,60 @@ async fn locally_the_sweep_posts_its_shards_to_its_own_server_and_every_ingress_
     assert_eq!(refused.status(), 401);
     server.abort();
 }
+
+#[tokio::test]
+async fn clb_sim_invoke_refuses_what_the_real_api_would_and_lists_accepted_calls() {
+    let env = env().await;
+    let call = |params: Value| {
+        let cloud = env.cloud.clone();
+        async move { cloud.call("scf", "2018-04-16", "Invoke", &params).await }
+    };
+    let code = |r: Result<Value, clb_ingress::cloud::CloudError>| {
+        r.expect_err("refused")
+            .code()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        code(call(json!({"InvocationType": "Event", "ClientContext": "{}"})).await),
+        "MissingParameter"
+    );
+    assert_eq!(
+        code(call(json!({"FunctionName": "f", "InvocationType": "RequestResponse"})).await),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        code(
+            call(json!({"FunctionName": "f", "InvocationType": "Event", "ClientContext": "{"}))
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+    let big = json!({"x": "y".repeat(128 * 1024)}).to_string();
+    assert_eq!(
+        code(
+            call(json!({"FunctionName": "f", "InvocationType": "Event", "ClientContext": big}))
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+    assert!(env.clb.invocations().is_empty());
+
+    let ok = call(json!({"FunctionName": "f", "InvocationType": "Event",
+                         "Namespace": "prod", "ClientContext": "{\"a\":1}"}))
+    .await
+    .expect("accepted");
+    assert!(ok["Result"]["FunctionRequestId"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    let listed: Value = reqwest::get(format!("{}/_sim/invocations", env.clb.url()))
+        .await
+        .expect("admin GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(listed[0]["namespace"], "prod");
+    assert_eq!(listed[0]["qualifier"], "$LATEST");
+    assert_eq!(listed[0]["client_context"], "{\"a\":1}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+}

@@ -12,6 +12,8 @@
 //!   (as DescribeListeners, with `Targets` on rules and L4 listeners), `Busy`, `CreateParams`.
 //! - `GET /_sim/calls`: [`CallRecord`]s as JSON (`action`, `service`, `code`, `lb_ids`,
 //!   `request_id`, `at_unix_ms`).
+//! - `GET /_sim/invocations`: accepted SCF `Invoke` calls ([`scf::Invocation`]: `function_name`,
+//!   `namespace`, `qualifier`, `client_context`, `function_request_id`).
 //! - `GET|POST /_sim/faults`: [`Faults`] as JSON, e.g.
 //!   `{"internal_error_rate":0.1,"drop_rate":0.05,"latency_rate":0.2,"latency_ms":300,
 //!   "actions":["CreateRule"],"scripted":[{"action":"CreateListener","code":"RequestLimitExceeded","count":2}],

@@ -105,6 +105,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/", any(api))
         .route("/_sim/state", get(admin_state))
         .route("/_sim/calls", get(admin_calls))
+        .route("/_sim/invocations", get(admin_invocations))
         .route("/_sim/faults", get(admin_get_faults).post(admin_set_faults))
         .fallback(any(api))
         .with_state(sim)
@@ -460,6 +461,11 @@ async fn admin_state(State(sim): State<Arc<Sim>>) -> Response {
 async fn admin_calls(State(sim): State<Arc<Sim>>) -> Response {
     let v = serde_json::to_value(&*lock(&sim.calls)).unwrap_or(Value::Null);
     json_response(StatusCode::OK, &v)
+}
+
+async fn admin_invocations(State(sim): State<Arc<Sim>>) -> Response {
+    let invocations = lock(&sim.invocations).clone();
+    json_response(StatusCode::OK, &json!(invocations))
 }
 
 async fn admin_get_faults(State(sim): State<Arc<Sim>>) -> Response {
