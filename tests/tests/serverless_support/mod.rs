@@ -243,13 +243,18 @@ impl Stack {
     /// Starts clb-sim, the function's web server (bound first, so kube-sim can be told
     /// where to send audit batches) and kube-sim, and builds a real Reconciler on them.
     pub async fn start() -> Stack {
+        Self::start_with_audit_token(WEBHOOK_TOKEN).await
+    }
+
+    /// As [`Stack::start`], with kube-sim presenting `audit_token` to the function.
+    pub async fn start_with_audit_token(audit_token: &str) -> Stack {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let clb = clb_sim::spawn(SimConfig::default()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let web = listener.local_addr().unwrap();
         let kube = kube_sim::spawn(KubeSimConfig {
             audit_webhook: Some(format!("http://{web}/v1/audit")),
-            audit_token: Some(WEBHOOK_TOKEN.into()),
+            audit_token: Some(audit_token.into()),
             ..KubeSimConfig::default()
         })
         .await
