@@ -64,7 +64,13 @@ fn main() -> anyhow::Result<()> {
     // The process-level rustls provider must exist before kube or reqwest builds a client.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    init_logging();
+    // One-shot commands print their result on stdout, so their logs go to stderr; the
+    // runtime and the server log to stdout, which SCF ships to CLS.
+    let one_shot = matches!(
+        cli.command,
+        Command::Reconcile { .. } | Command::Sweep | Command::Plan { .. }
+    );
+    init_logging(one_shot);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -138,21 +144,28 @@ fn webhook_token_from_env() -> Option<WebhookToken> {
         .and_then(WebhookToken::new)
 }
 
-/// `LOG_FORMAT=json|text`; JSON by default when stdout is not a terminal (SCF ships stdout to
-/// CLS). `RUST_LOG` filters, default `info`.
-fn init_logging() {
+/// `LOG_FORMAT=json|text`; JSON by default when the log stream (stdout, or stderr for
+/// one-shot commands) is not a terminal (SCF ships stdout to CLS). `RUST_LOG` filters,
+/// default `info`.
+fn init_logging(to_stderr: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let terminal = if to_stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
     let json = match std::env::var("LOG_FORMAT").ok().as_deref() {
         Some("json") => true,
         Some("text") => false,
-        _ => !std::io::stdout().is_terminal(),
+        _ => !terminal,
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match (json, to_stderr) {
+        (true, true) => builder.json().with_writer(std::io::stderr).init(),
+        (true, false) => builder.json().init(),
+        (false, true) => builder.with_writer(std::io::stderr).init(),
+        (false, false) => builder.init(),
     }
 }
 

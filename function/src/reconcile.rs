@@ -42,6 +42,11 @@ pub const ENV_CLB_VPC_ID: &str = "CLB_VPC_ID";
 /// overlapped by another before its Lease expires.
 pub const DEFAULT_LEASE_SECONDS: i32 = 960;
 
+/// Time kept before a run's deadline to give the Lease back.
+pub const RELEASE_MARGIN: Duration = Duration::from_secs(2);
+/// Added to the time left when sizing a Lease: the clock-skew allowance of other runs.
+const LEASE_SLACK: Duration = Duration::from_secs(10);
+
 /// Event reasons of our own (problems use their codes).
 pub mod reasons {
     /// Something on the CLB was created or changed.
@@ -82,7 +87,7 @@ pub enum ReconcileError {
     #[error(transparent)]
     Cloud(#[from] CloudError),
     #[error(transparent)]
-    Apply(#[from] ApplyError),
+    Apply(#[from] Box<ApplyError>),
 }
 
 impl ReconcileError {
@@ -91,12 +96,16 @@ impl ReconcileError {
         match self {
             ReconcileError::Cluster(ClusterError::Conflict { .. }) => "Conflict".into(),
             ReconcileError::Cluster(_) => "KubernetesError".into(),
-            ReconcileError::Cloud(e) | ReconcileError::Apply(ApplyError { error: e, .. }) => e
-                .code()
-                .map(str::to_string)
-                .unwrap_or_else(|| "CloudError".into()),
+            ReconcileError::Cloud(e) => cloud_code(e),
+            ReconcileError::Apply(a) => cloud_code(&a.error),
         }
     }
+}
+
+fn cloud_code(e: &CloudError) -> String {
+    e.code()
+        .map(str::to_string)
+        .unwrap_or_else(|| "CloudError".into())
 }
 
 /// The engine: cluster and cloud clients and the cluster's id.
@@ -453,7 +462,19 @@ impl Reconciler {
 
     /// Converges one Ingress now (see the module doc for the order of things).
     pub async fn reconcile_one(&self, key: &IngressKey) -> IngressOutcome {
-        match self.reconcile_inner(key).await {
+        self.reconcile_until(key, None).await
+    }
+
+    /// [`Self::reconcile_one`] within `deadline`: the work under the Lease stops
+    /// [`RELEASE_MARGIN`] before it so the Lease is still given back (a run cut off by the
+    /// platform instead holds it until it expires), and the Lease is taken only for the time
+    /// left, so a run killed anyway blocks the next one briefly.
+    pub async fn reconcile_until(
+        &self,
+        key: &IngressKey,
+        deadline: Option<Instant>,
+    ) -> IngressOutcome {
+        match self.reconcile_inner(key, deadline).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::warn!(ingress = %key, error = %e, "reconcile failed");
@@ -462,7 +483,23 @@ impl Reconciler {
         }
     }
 
-    async fn reconcile_inner(&self, key: &IngressKey) -> Result<IngressOutcome, ReconcileError> {
+    /// Lease duration for a run that must end by `deadline`.
+    fn lease_seconds(&self, deadline: Option<Instant>) -> i32 {
+        let Some(deadline) = deadline else {
+            return self.opts.lease_seconds;
+        };
+        let left = deadline.saturating_duration_since(Instant::now()) + LEASE_SLACK;
+        i32::try_from(left.as_secs().saturating_add(1))
+            .unwrap_or(i32::MAX)
+            .min(self.opts.lease_seconds)
+            .max(1)
+    }
+
+    async fn reconcile_inner(
+        &self,
+        key: &IngressKey,
+        deadline: Option<Instant>,
+    ) -> Result<IngressOutcome, ReconcileError> {
         let first = self.prepare(key).await?;
         let reads = prepared_reads(&first);
         match &first {
@@ -495,7 +532,7 @@ impl Reconciler {
                     &key.namespace,
                     &key.name,
                     &holder,
-                    self.opts.lease_seconds,
+                    self.lease_seconds(deadline),
                     Timestamp::now(),
                 )
                 .await?
@@ -508,7 +545,20 @@ impl Reconciler {
                     return Ok(o);
                 }
             };
-            let result = self.locked_run(key).await;
+            let result = match deadline {
+                Some(d) => {
+                    let stop = d.checked_sub(RELEASE_MARGIN).unwrap_or(d);
+                    tokio::time::timeout_at(stop, self.locked_run(key))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Ok(IngressOutcome::failed(
+                                "DeadlineExceeded",
+                                "cut off before the deadline; the next run resumes",
+                            ))
+                        })
+                }
+                None => self.locked_run(key).await,
+            };
             let dirty = self.release(guard).await;
             outcome = match result {
                 Ok(o) => o,
@@ -576,7 +626,7 @@ impl Reconciler {
                 let note = e.to_string();
                 self.event(ingress, EventType::Warning, reasons::SYNC_FAILED, &note)
                     .await;
-                let err = ReconcileError::Apply(e);
+                let err = ReconcileError::Apply(Box::new(e));
                 let mut outcome = IngressOutcome::failed(&err.code(), note);
                 outcome.actions = counts;
                 return Ok(outcome);
@@ -845,7 +895,7 @@ impl Reconciler {
                 if Instant::now() + min_start > deadline {
                     return None;
                 }
-                tokio::time::timeout_at(deadline, self.reconcile_one(&key))
+                tokio::time::timeout_at(deadline, self.reconcile_until(&key, Some(deadline)))
                     .await
                     .ok()
             })
@@ -943,11 +993,87 @@ impl IngressLookup for Reconciler {
 }
 
 impl Engine for Reconciler {
-    fn reconcile(&self, key: IngressKey, _deadline: Instant) -> BoxFuture<'_, IngressOutcome> {
-        Box::pin(async move { self.reconcile_one(&key).await })
+    fn reconcile(&self, key: IngressKey, deadline: Instant) -> BoxFuture<'_, IngressOutcome> {
+        Box::pin(async move { self.reconcile_until(&key, Some(deadline)).await })
     }
 
     fn sweep(&self, deadline: Instant) -> BoxFuture<'_, SweepOutcome> {
         Box::pin(self.sweep_now(deadline))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::clb::TagInfo;
+
+    fn lb(id: &str, tags: &[(&str, &str)]) -> LoadBalancer {
+        LoadBalancer {
+            load_balancer_id: id.into(),
+            tags: tags.iter().map(|(k, v)| TagInfo::new(*k, *v)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn status_is_the_vip_as_ip_else_the_domain_as_hostname() {
+        let with_vip = LbAddress {
+            id: "lb-1".into(),
+            vips: vec!["1.2.3.4".into()],
+            domain: Some("lb-1.clb.example".into()),
+        };
+        assert_eq!(status_entries(&with_vip)[0].ip.as_deref(), Some("1.2.3.4"));
+        assert_eq!(status_entries(&with_vip)[0].hostname, None);
+        let domain_only = LbAddress {
+            vips: vec![],
+            ..with_vip
+        };
+        assert_eq!(
+            status_entries(&domain_only)[0].hostname.as_deref(),
+            Some("lb-1.clb.example")
+        );
+        let neither = LbAddress {
+            domain: None,
+            ..domain_only
+        };
+        assert!(status_entries(&neither).is_empty());
+    }
+
+    #[test]
+    fn orphans_are_clbs_naming_a_uid_no_ingress_has() {
+        let uids: BTreeSet<String> = ["alive".to_string()].into();
+        let lbs = vec![
+            lb("lb-alive", &[(TAG_INGRESS_UID, "alive")]),
+            lb("lb-gone", &[(TAG_INGRESS_UID, "gone")]),
+            lb("lb-no-uid", &[("tke-clusterId", "c")]),
+            lb("lb-empty-uid", &[(TAG_INGRESS_UID, "")]),
+        ];
+        let ids: Vec<String> = orphans_of(lbs.into_iter(), &uids)
+            .into_iter()
+            .map(|l| l.load_balancer_id)
+            .collect();
+        assert_eq!(ids, vec!["lb-gone".to_string()]);
+    }
+
+    #[test]
+    fn listing_pages_match_the_describe_page_size() {
+        assert_eq!(pages(0), 1);
+        assert_eq!(pages(100), 1);
+        assert_eq!(pages(101), 2);
+    }
+
+    #[test]
+    fn error_codes_come_from_the_api_where_there_is_one() {
+        let api = CloudError::Api {
+            action: "CreateRule".into(),
+            code: "LimitExceeded".into(),
+            message: "m".into(),
+            request_id: "r".into(),
+        };
+        assert_eq!(ReconcileError::Cloud(api).code(), "LimitExceeded");
+        assert_eq!(
+            ReconcileError::Cloud(CloudError::Config("x".into())).code(),
+            "CloudError"
+        );
     }
 }

@@ -553,23 +553,17 @@ fn clb_ingress_binary() -> std::path::PathBuf {
     dir.join("clb-ingress")
 }
 
-#[tokio::test]
-#[ignore = "needs the clb-ingress binary: cargo build -p clb-ingress, then cargo test -- --ignored"]
-async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress() {
-    let env = env().await;
-    web_ingress(&env, "web");
-    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+/// Runs the real binary against the simulators; returns (success, stdout, stderr).
+async fn run_binary(env: &Env, args: &[&str]) -> (bool, String, String) {
     let bin = clb_ingress_binary();
     assert!(
         bin.exists(),
         "{} is missing: cargo build -p clb-ingress",
         bin.display()
     );
-    env.clb.clear_calls();
-    env.kube.clear_request_log();
     let c = env.clb.config().clone();
     let output = tokio::process::Command::new(&bin)
-        .args(["plan", &format!("{NS}/web")])
+        .args(args)
         .env_clear()
         .env("CLUSTER_ID", CLUSTER)
         .env("KUBECONFIG_DATA", env.kube.kubeconfig_yaml())
@@ -582,13 +576,51 @@ async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress()
         .output()
         .await
         .expect("clb-ingress runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        !stdout.contains(&c.secret_key) && !stderr.contains(&c.secret_key),
+        "the secret key leaked"
+    );
+    (output.status.success(), stdout, stderr)
+}
+
+#[tokio::test]
+#[ignore = "needs the clb-ingress binary: cargo build -p clb-ingress, then cargo test -- --ignored"]
+async fn the_plan_command_prints_nothing_would_change_for_an_unchanged_ingress() {
+    let env = env().await;
+    web_ingress(&env, "web");
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+    env.clb.clear_calls();
+    env.kube.clear_request_log();
+    let (ok, stdout, stderr) = run_binary(&env, &["plan", &format!("{NS}/web")]).await;
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("nothing would change"), "{stdout}");
-    assert!(!stderr.contains(&c.secret_key) && !stdout.contains(&c.secret_key));
     assert!(writes(&env.clb.calls()).is_empty());
     assert_eq!(env.kube_writes(), Vec::<String>::new());
+
+    let (ok, stdout, stderr) =
+        run_binary(&env, &["plan", &format!("{NS}/web"), "--output", "json"]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let dry: serde_json::Value = serde_json::from_str(&stdout).expect("JSON plan");
+    assert_eq!(dry["decision"], "manage");
+    assert_eq!(dry["plans"][0]["actions"], json!([]));
+}
+
+#[tokio::test]
+#[ignore = "needs the clb-ingress binary: cargo build -p clb-ingress, then cargo test -- --ignored"]
+async fn the_reconcile_command_releases_the_clb_of_a_deleted_ingress() {
+    let env = env().await;
+    let uid = web_ingress(&env, "web");
+    let (ok, stdout, stderr) = run_binary(&env, &["reconcile", &format!("{NS}/web")]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let lb = env.lb_of(&uid).expect("created by the binary");
+    env.delete_ingress("web");
+    let (ok, stdout, stderr) = run_binary(&env, &["reconcile", &format!("{NS}/web")]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let outcome: serde_json::Value = serde_json::from_str(&stdout).expect("JSON outcome");
+    assert_eq!(outcome["status"], "released", "{stdout}");
+    assert!(env.clb.load_balancer(&lb.id).is_none());
 }
 
 #[tokio::test]
@@ -651,4 +683,99 @@ async fn a_sweep_out_of_time_reports_what_it_did_not_reach_and_releases_nothing(
     assert!(out.error.is_some());
     assert!(env.clb.load_balancer(&orphan).is_some());
     assert!(writes(&env.clb.calls()).is_empty());
+}
+
+#[tokio::test]
+async fn a_clb_left_creating_by_a_killed_run_is_waited_for_and_finished() {
+    let env = env_with(clb_ingress_tests::clb_sim::SimConfig {
+        task_ms: 150,
+        ..Default::default()
+    })
+    .await;
+    env.node("node-1", "ins-kkk1");
+    env.service("web", 80, 30080);
+    let uid = env.ingress(
+        "web",
+        json!({}),
+        rules(&[("a.example.com", "/", "web", 80)]),
+    );
+    // What a run killed right after sending CreateLoadBalancer leaves behind.
+    let spec = match clb_ingress::model::desire(
+        &env.cluster.view(NS, "web").await.unwrap().unwrap(),
+        CLUSTER,
+    ) {
+        clb_ingress::model::Decision::Manage(d) => match d.load_balancer {
+            clb_ingress::model::LbSource::Create(spec) => spec,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let sent = SimClient::new(&env.clb)
+        .clb("CreateLoadBalancer", spec.create_request())
+        .await;
+    assert_eq!(sent.error_code(), None);
+    let lb_id = sent.response()["LoadBalancerIds"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.clb.clear_calls();
+
+    let outcome = env.reconcile("web").await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    let calls = env.clb.calls();
+    assert_eq!(count(&calls, "CreateLoadBalancer"), 0);
+    // Found creating, waited on (read again until ready), then planned afresh.
+    let before_listener: Vec<&str> = calls
+        .iter()
+        .map(|c| c.action.as_str())
+        .take_while(|a| *a != "CreateListener")
+        .collect();
+    assert!(
+        before_listener
+            .iter()
+            .filter(|a| **a == "DescribeLoadBalancers")
+            .count()
+            >= 3,
+        "{before_listener:?}"
+    );
+    let lb = env.lb_of(&uid).unwrap();
+    assert_eq!(lb.id, lb_id);
+    assert_eq!(
+        listener_rules(&lb, "HTTP", 80),
+        vec![(
+            "a.example.com".to_string(),
+            "/".to_string(),
+            vec!["ins-kkk1:30080@10".to_string()]
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_gives_its_lease_back_so_the_next_run_is_not_blocked() {
+    let env = env().await;
+    web_ingress(&env, "web");
+    let key = IngressKey::new(NS, "web");
+    // Less time left than the release margin: the locked work is cut at once.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+    let outcome = env.engine().reconcile_until(&key, Some(deadline)).await;
+    assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:?}");
+    assert_eq!(outcome.code.as_deref(), Some("DeadlineExceeded"));
+    let lease = env
+        .kube
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(NS),
+            "clb-ingress-web",
+        )
+        .expect("the lease was taken");
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{lease}"
+    );
+    assert!(lease["spec"]["leaseDurationSeconds"].as_i64().unwrap() <= 12);
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
 }
