@@ -77,6 +77,8 @@ struct Resolver {
     default_domain: Option<String>,
     listeners: BTreeMap<ListenerKey, String>,
     rules: BTreeMap<(ListenerKey, String, String), String>,
+    /// Location ids of the rules that carry their listener's default domain.
+    default_servers: Vec<String>,
 }
 
 impl Resolver {
@@ -86,6 +88,7 @@ impl Resolver {
             default_domain: None,
             listeners: BTreeMap::new(),
             rules: BTreeMap::new(),
+            default_servers: Vec::new(),
         };
         if let Some(lb) = &cloud.load_balancer {
             r.default_domain = default_domain(lb).map(str::to_string);
@@ -99,6 +102,9 @@ impl Resolver {
             {
                 r.listeners.insert(l.key(), l.id.clone());
                 for rule in &l.rules {
+                    if rule.default_server {
+                        r.default_servers.push(rule.location_id.clone());
+                    }
                     r.rules.insert(
                         (l.key(), rule.domain.clone(), rule.url.clone()),
                         rule.location_id.clone(),
@@ -134,6 +140,29 @@ impl Resolver {
                 .clone()
                 .ok_or_else(|| unresolved("the CLB has no VIP or domain for host-less rules")),
         }
+    }
+
+    /// `NewDefaultServerDomain` for deleting `doomed` rules of `listener`: a listener must
+    /// keep a default domain, so when the rules going away carry it and no remaining rule
+    /// has that domain, another remaining domain takes over.
+    fn new_default_domain(&self, listener: ListenerKey, doomed: &[String]) -> Option<String> {
+        let mut remaining = self
+            .rules
+            .iter()
+            .filter(|((k, _, _), loc)| *k == listener && !doomed.contains(loc))
+            .map(|((_, domain, _), _)| domain);
+        let default_domain = self
+            .rules
+            .iter()
+            .find(|((k, _, _), loc)| {
+                *k == listener && doomed.contains(loc) && self.default_servers.contains(loc)
+            })
+            .map(|((_, domain, _), _)| domain)?;
+        let first = remaining.clone().next()?;
+        if remaining.any(|d| d == default_domain) {
+            return None;
+        }
+        Some(first.clone())
     }
 
     fn rule(&self, r: &RuleRef) -> Result<(String, String), CloudError> {
@@ -418,6 +447,7 @@ async fn run_action(
                     load_balancer_id: res.lb()?.to_string(),
                     listener_id,
                     location_ids: location_ids.clone(),
+                    new_default_server_domain: res.new_default_domain(listener.key, location_ids),
                     ..Default::default()
                 })
                 .await
@@ -540,4 +570,99 @@ async fn create_load_balancer(
             message: format!("created CLB {id} is not readable"),
         })?;
     Ok((cloud_lb(lb)?, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::lb::Protocol;
+    use crate::plan::{CloudLb, CloudListener, CloudRule};
+
+    fn rule(loc: &str, domain: &str, url: &str, default_server: bool) -> CloudRule {
+        CloudRule {
+            location_id: loc.into(),
+            domain: domain.into(),
+            url: url.into(),
+            certificate: None,
+            default_server,
+            targets: Vec::new(),
+        }
+    }
+
+    fn resolver(rules: Vec<CloudRule>) -> Resolver {
+        let cloud = CloudView {
+            load_balancer: Some(CloudLb {
+                id: "lb-1".into(),
+                name: "n".into(),
+                lb_type: LbType::Open,
+                vips: vec!["1.1.1.1".into()],
+                domain: None,
+                status: 1,
+                tags: BTreeMap::new(),
+                listeners: vec![CloudListener {
+                    id: "lbl-1".into(),
+                    protocol: Protocol::Http,
+                    port: 80,
+                    name: crate::model::ownership::OUR_LISTENER_NAME.into(),
+                    certificate: None,
+                    sni: false,
+                    rules,
+                }],
+            }),
+        };
+        Resolver::new(&Plan::default(), &cloud)
+    }
+
+    #[test]
+    fn deleting_the_default_domain_hands_it_to_a_remaining_domain() {
+        let res = resolver(vec![
+            rule("loc-a", "a.com", "/", true),
+            rule("loc-b", "b.com", "/", false),
+        ]);
+        let http = ListenerKey::HTTP_80;
+        assert_eq!(
+            res.new_default_domain(http, &["loc-a".into()]),
+            Some("b.com".into())
+        );
+        // Not the default, or nothing left, or the domain stays by another URL: no change.
+        assert_eq!(res.new_default_domain(http, &["loc-b".into()]), None);
+        assert_eq!(
+            res.new_default_domain(http, &["loc-a".into(), "loc-b".into()]),
+            None
+        );
+        let res = resolver(vec![
+            rule("loc-a", "a.com", "/", true),
+            rule("loc-a2", "a.com", "/x", false),
+        ]);
+        assert_eq!(res.new_default_domain(http, &["loc-a".into()]), None);
+    }
+
+    #[test]
+    fn rules_are_resolved_by_location_id_or_by_natural_key() {
+        let res = resolver(vec![rule("loc-a", "1.1.1.1", "/", true)]);
+        let listener = ListenerRef {
+            key: ListenerKey::HTTP_80,
+            id: None,
+        };
+        let by_key = RuleRef {
+            listener: listener.clone(),
+            key: crate::model::lb::RuleKey {
+                domain: Domain::Default,
+                url: "/".into(),
+            },
+            location_id: None,
+        };
+        assert_eq!(
+            res.rule(&by_key).unwrap(),
+            ("lbl-1".to_string(), "loc-a".to_string())
+        );
+        let missing = RuleRef {
+            key: crate::model::lb::RuleKey {
+                domain: Domain::Name("x.com".into()),
+                url: "/".into(),
+            },
+            ..by_key
+        };
+        assert!(res.rule(&missing).is_err());
+    }
 }
