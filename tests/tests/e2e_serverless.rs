@@ -581,3 +581,55 @@ async fn audit_batches_with_a_wrong_token_are_refused_and_change_nothing() {
     assert!(report["sweep"].is_object(), "{report}");
     converged(&stack, "web", &web_rules(&[INS1, INS2], 30080)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_resent_after_the_function_acted_changes_nothing_more() {
+    let stack = Stack::start().await;
+    for file in ["00-namespace.yaml", "01-nodes.yaml", "02-services.yaml"] {
+        stack.kubectl.apply_sample(file).await;
+    }
+    stack.quiet(0).await;
+    assert_eq!(stack.engine.reconcile_count(), 0, "no Ingress yet");
+
+    // The batch carrying the Ingress create is acted on, but its answer is lost (503), so
+    // kube-sim sends the same batch again, as the apiserver does.
+    stack
+        .tap
+        .fail_after_run
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    stack.kubectl.apply_sample("03-ingress-web.yaml").await;
+    converged(&stack, "web", &web_rules(&[INS1, INS2], 30080)).await;
+    eventually("the batch was re-sent and answered", || {
+        let failed = stack
+            .tap
+            .failed_after_run
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let s = stack.kube.audit_stats();
+        if failed == 1 && s.attempts > s.batches_delivered {
+            Ok(())
+        } else {
+            Err(format!("failed {failed}, {s:?}"))
+        }
+    })
+    .await;
+    stack.quiet(0).await;
+
+    let runs: Vec<_> = stack
+        .engine
+        .reconciled()
+        .into_iter()
+        .filter(|r| r.key == format!("{NS}/web"))
+        .collect();
+    assert!(runs.len() >= 2, "the re-sent batch ran again: {runs:?}");
+    assert!(runs
+        .iter()
+        .all(|r| r.outcome.status == clb_ingress::handler::OutcomeStatus::Converged));
+    assert!(runs[0].outcome.actions.cloud_writes > 0, "{runs:?}");
+    let last = runs.last().unwrap();
+    assert_eq!(
+        last.outcome.actions.cloud_writes, 0,
+        "the repeat made no cloud write: {last:?}"
+    );
+    assert_eq!(stack.clb.call_count("CreateLoadBalancer"), 1);
+    assert_eq!(lbs(&stack.clb.state()).len(), 1);
+}
