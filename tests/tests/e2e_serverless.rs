@@ -505,7 +505,6 @@ async fn moving_the_ingress_to_another_class_releases_its_clb_and_clears_its_add
 /// Ingress replays the first: the API answers the id of the CLB released earlier, and
 /// `apply` waits for that dead CLB to become ready until its task deadline, on every run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: ClientToken replay after release (model::desired::client_token)"]
 async fn an_ingress_moved_out_of_class_and_back_gets_a_new_clb() {
     let stack = Stack::start().await;
     apply_web(&stack).await;
@@ -542,7 +541,6 @@ async fn an_ingress_moved_out_of_class_and_back_gets_a_new_clb() {
 
 /// The same bug seen from the sweep: a CLB deleted in the console is never recreated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: ClientToken replay after release (model::desired::client_token)"]
 async fn timer_sweep_recreates_a_clb_deleted_behind_our_back() {
     let stack = Stack::start().await;
     apply_web(&stack).await;
