@@ -408,3 +408,226 @@ async fn timer_sweep_collects_a_clb_whose_ingress_was_deleted_while_the_webhook_
     assert_eq!(report["sweep"]["orphans_released"], 0, "{report}");
     assert_eq!(stack.cloud_writes().len(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_rotated_in_the_secret_reaches_the_https_rule() {
+    let stack = Stack::start().await;
+    apply_web(&stack).await;
+    stack.kubectl.apply_sample("04-ingress-tls.yaml").await;
+    let secure_rules = vec![(
+        (
+            "HTTPS".to_string(),
+            443,
+            "secure.example.com".to_string(),
+            "/".to_string(),
+        ),
+        targets(&[INS1, INS2], 30080),
+    )];
+    converged(&stack, "secure", &secure_rules).await;
+    let uid = stack.ingress_uid(NS, "secure");
+
+    // Only the Secret changes; the audit event names the Secret, the function maps it to
+    // the Ingress that uses it.
+    stack
+        .kubectl
+        .apply_yaml(
+            r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: secure-cert
+  namespace: shop
+type: Opaque
+stringData:
+  qcloud_cert_id: Rotated01
+"#,
+        )
+        .await;
+    let lb = eventually("the HTTPS rule uses the rotated certificate", || {
+        let lb = stack.lb_of(&uid).ok_or("no CLB")?;
+        let https = &lb["Listeners"][0];
+        let ids = [
+            https["Certificate"]["CertId"].as_str(),
+            https["Rules"][0]["Certificate"]["CertId"].as_str(),
+        ];
+        if ids.contains(&Some("Rotated01")) && !ids.contains(&Some("Xy8zAbCd")) {
+            Ok(lb)
+        } else {
+            Err(format!("certificate ids {ids:?}"))
+        }
+    })
+    .await;
+    assert_eq!(rules(&lb), secure_rules, "rules and targets unchanged");
+    assert_eq!(stack.clb.call_count("CreateLoadBalancer"), 2, "no new CLB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_the_ingress_to_another_class_releases_its_clb_and_clears_its_address() {
+    let stack = Stack::start().await;
+    apply_web(&stack).await;
+    let lb = converged(&stack, "web", &web_rules(&[INS1, INS2], 30080)).await;
+    let lb_id = lb["LoadBalancerId"].as_str().unwrap().to_string();
+
+    stack
+        .kubectl
+        .run(&[
+            "-n",
+            NS,
+            "annotate",
+            "ingress",
+            "web",
+            "kubernetes.io/ingress.class=nginx",
+            "--overwrite",
+        ])
+        .await;
+    eventually("the CLB is released and the address cleared", || {
+        let ing = stack.ingress(NS, "web").ok_or("Ingress gone")?;
+        let address = ingress_address(&ing);
+        match (stack.clb.load_balancer(&lb_id), address) {
+            (None, None) => Ok(()),
+            (lb, address) => Err(format!(
+                "CLB present: {}, address {address:?}",
+                lb.is_some()
+            )),
+        }
+    })
+    .await;
+    stack.quiet(0).await;
+    let ing = stack.ingress(NS, "web").unwrap();
+    assert!(
+        ing["metadata"]["annotations"]["kubernetes.io/ingress.qcloud-loadbalance-id"].is_null(),
+        "our CLB-id annotation is gone: {ing}"
+    );
+    assert_eq!(stack.clb.call_count("DeleteLoadBalancer"), 1);
+}
+
+/// Known bug (reported): the CreateLoadBalancer `ClientToken` is a function of (cluster,
+/// Ingress UID) only (`model::desired::client_token`), so the second create for the same
+/// Ingress replays the first: the API answers the id of the CLB released earlier, and
+/// `apply` waits for that dead CLB to become ready until its task deadline, on every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_moved_out_of_class_and_back_gets_a_new_clb() {
+    let stack = Stack::start().await;
+    apply_web(&stack).await;
+    let lb = converged(&stack, "web", &web_rules(&[INS1, INS2], 30080)).await;
+    let lb_id = lb["LoadBalancerId"].as_str().unwrap().to_string();
+    for class in ["nginx", "qcloud"] {
+        let annotation = format!("kubernetes.io/ingress.class={class}");
+        stack
+            .kubectl
+            .run(&[
+                "-n",
+                NS,
+                "annotate",
+                "ingress",
+                "web",
+                &annotation,
+                "--overwrite",
+            ])
+            .await;
+        if class == "nginx" {
+            eventually("the CLB is released", || {
+                match stack.clb.load_balancer(&lb_id) {
+                    None => Ok(()),
+                    Some(_) => Err("still there".into()),
+                }
+            })
+            .await;
+        }
+    }
+    let again = converged(&stack, "web", &web_rules(&[INS1, INS2], 30080)).await;
+    assert_ne!(again["LoadBalancerId"].as_str(), Some(lb_id.as_str()));
+    assert_eq!(lbs(&stack.clb.state()).len(), 1);
+}
+
+/// The same bug seen from the sweep: a CLB deleted in the console is never recreated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_sweep_recreates_a_clb_deleted_behind_our_back() {
+    let stack = Stack::start().await;
+    apply_web(&stack).await;
+    let lb = converged(&stack, "web", &web_rules(&[INS1, INS2], 30080)).await;
+    let lb_id = lb["LoadBalancerId"].as_str().unwrap().to_string();
+    stack.quiet(0).await;
+    assert!(stack.clb.remove_load_balancer(&lb_id));
+    let report = stack.fire_timer().await;
+    assert!(report["sweep"].is_object(), "{report}");
+    let again = converged(&stack, "web", &web_rules(&[INS1, INS2], 30080)).await;
+    assert_ne!(again["LoadBalancerId"].as_str(), Some(lb_id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_batches_with_a_wrong_token_are_refused_and_change_nothing() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The same product, but kube-sim presents a token the function does not know.
+    let stack = Stack::start_with_audit_token("not-the-function-token").await;
+    apply_web(&stack).await;
+    eventually("kube-sim gives up on every refused batch", || {
+        let s = stack.kube.audit_stats();
+        if s.events > 0 && s.batches_dropped > 0 && s.attempts >= 5 * s.batches_dropped {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+    .await;
+    assert_eq!(stack.kube.audit_stats().batches_delivered, 0);
+    assert!(stack.audit_reports().is_empty());
+    assert_eq!(stack.engine.reconcile_count(), 0);
+    assert!(stack.clb.calls().is_empty(), "no cloud call at all");
+    assert!(lbs(&stack.clb.state()).is_empty());
+    // The sweep, which carries the right token, still gives the Ingress its CLB.
+    let report = stack.fire_timer().await;
+    assert!(report["sweep"].is_object(), "{report}");
+    converged(&stack, "web", &web_rules(&[INS1, INS2], 30080)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_resent_after_the_function_acted_changes_nothing_more() {
+    let stack = Stack::start().await;
+    for file in ["00-namespace.yaml", "01-nodes.yaml", "02-services.yaml"] {
+        stack.kubectl.apply_sample(file).await;
+    }
+    stack.quiet(0).await;
+    assert_eq!(stack.engine.reconcile_count(), 0, "no Ingress yet");
+
+    // The batch carrying the Ingress create is acted on, but its answer is lost (503), so
+    // kube-sim sends the same batch again, as the apiserver does.
+    stack
+        .tap
+        .fail_after_run
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    stack.kubectl.apply_sample("03-ingress-web.yaml").await;
+    converged(&stack, "web", &web_rules(&[INS1, INS2], 30080)).await;
+    eventually("the batch was re-sent and answered", || {
+        let failed = stack
+            .tap
+            .failed_after_run
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let s = stack.kube.audit_stats();
+        if failed == 1 && s.attempts > s.batches_delivered {
+            Ok(())
+        } else {
+            Err(format!("failed {failed}, {s:?}"))
+        }
+    })
+    .await;
+    stack.quiet(0).await;
+
+    let runs: Vec<_> = stack
+        .engine
+        .reconciled()
+        .into_iter()
+        .filter(|r| r.key == format!("{NS}/web"))
+        .collect();
+    assert!(runs.len() >= 2, "the re-sent batch ran again: {runs:?}");
+    assert!(runs
+        .iter()
+        .all(|r| r.outcome.status == clb_ingress::handler::OutcomeStatus::Converged));
+    assert!(runs[0].outcome.actions.cloud_writes > 0, "{runs:?}");
+    let last = runs.last().unwrap();
+    assert_eq!(
+        last.outcome.actions.cloud_writes, 0,
+        "the repeat made no cloud write: {last:?}"
+    );
+    assert_eq!(stack.clb.call_count("CreateLoadBalancer"), 1);
+    assert_eq!(lbs(&stack.clb.state()).len(), 1);
+}

@@ -520,8 +520,39 @@ async fn create_load_balancer(
     spec: &LbSpec,
     opts: &ApplyOptions,
 ) -> Result<(crate::plan::CloudLb, u32), CloudError> {
+    let mut token = spec.client_token.clone();
+    let mut writes = 0;
+    loop {
+        writes += 1;
+        match create_load_balancer_once(client, spec, &token, opts).await {
+            Err(CloudError::CreatedLoadBalancerGone { id }) if writes < MAX_CREATE_GENERATIONS => {
+                tracing::warn!(
+                    dead = %id,
+                    "ClientToken replayed a deleted CLB; creating again with the next token"
+                );
+                token = crate::model::desired::next_client_token(&token, &id);
+            }
+            other => return other.map(|lb| (lb, writes)),
+        }
+    }
+}
+
+/// How many CreateLoadBalancer calls one apply may make when tokens keep answering CLBs
+/// deleted since (each deletion behind our back costs one generation).
+const MAX_CREATE_GENERATIONS: u32 = 4;
+
+/// One CreateLoadBalancer with `token`, waiting until the CLB it names is ready.
+async fn create_load_balancer_once(
+    client: &CloudClient,
+    spec: &LbSpec,
+    token: &str,
+    opts: &ApplyOptions,
+) -> Result<crate::plan::CloudLb, CloudError> {
     const ACTION: &str = "CreateLoadBalancer";
     let mut req = spec.create_request();
+    if let Value::Object(map) = &mut req {
+        map.insert("ClientToken".into(), token.into());
+    }
     if let Value::Object(map) = &mut req {
         if !map.contains_key("VpcId") {
             if let Some(vpc) = &opts.vpc_id {
@@ -569,7 +600,7 @@ async fn create_load_balancer(
             action: ACTION.into(),
             message: format!("created CLB {id} is not readable"),
         })?;
-    Ok((cloud_lb(lb)?, 1))
+    cloud_lb(lb)
 }
 
 #[cfg(test)]

@@ -28,6 +28,11 @@ pub const LB_STATUS_NORMAL: i64 = 1;
 
 // ---------------------------------------------------------------- shared structures
 
+/// How many reads in a row may miss a CLB that CreateLoadBalancer just named before it is
+/// taken to be gone. ASSUMPTION (tencent-cloud.md §2.2 only says the ids can be late in the
+/// create answer, not in reads): a fresh CLB is readable by id within a few polls.
+pub const MISSING_READS_BEFORE_GONE: u32 = 3;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct TagInfo {
@@ -846,12 +851,15 @@ impl CloudClient {
     }
 
     /// Reads the CLBs by id until every one reports Status 1, within the task deadline.
+    /// A CLB absent from [`MISSING_READS_BEFORE_GONE`] reads in a row is reported as
+    /// [`CloudError::CreatedLoadBalancerGone`] instead of being waited for until the deadline.
     pub async fn wait_load_balancers_ready(
         &self,
         ids: &[String],
     ) -> Result<Vec<LoadBalancer>, CloudError> {
         let cfg = self.config();
         let deadline = Instant::now() + cfg.task_deadline;
+        let mut missing_reads = 0;
         loop {
             let found = self
                 .describe_load_balancers(&DescribeLoadBalancersRequest {
@@ -868,6 +876,21 @@ impl CloudClient {
             });
             if ready {
                 return Ok(found.load_balancer_set);
+            }
+            let missing = ids.iter().find(|id| {
+                !found
+                    .load_balancer_set
+                    .iter()
+                    .any(|lb| &lb.load_balancer_id == *id)
+            });
+            match missing {
+                Some(id) => {
+                    missing_reads += 1;
+                    if missing_reads >= MISSING_READS_BEFORE_GONE {
+                        return Err(CloudError::CreatedLoadBalancerGone { id: id.clone() });
+                    }
+                }
+                None => missing_reads = 0,
             }
             if Instant::now() + cfg.task_poll_interval > deadline {
                 return Err(CloudError::TaskTimeout {

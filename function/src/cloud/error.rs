@@ -47,6 +47,10 @@ pub enum CloudError {
     /// The async task was still running at the wait deadline.
     #[error("task {task_id} still running after the wait deadline")]
     TaskTimeout { task_id: String },
+    /// CreateLoadBalancer named a CLB that reads say does not exist: the ClientToken was
+    /// replayed for a CLB deleted since (its answer is remembered past the deletion).
+    #[error("CreateLoadBalancer answered {id}, which no longer exists")]
+    CreatedLoadBalancerGone { id: String },
     /// The API's answer contradicted itself (e.g. a created CLB that cannot be found).
     #[error("{action}: unexpected response: {message}")]
     Unexpected { action: String, message: String },
@@ -82,6 +86,7 @@ impl CloudError {
             | CloudError::PartialFailure { .. }
             | CloudError::TaskFailed { .. }
             | CloudError::TaskTimeout { .. }
+            | CloudError::CreatedLoadBalancerGone { .. }
             | CloudError::Unexpected { .. }
             | CloudError::Config(_) => false,
         }

@@ -160,6 +160,14 @@ pub fn client_token(cluster_id: &str, ingress_uid: &str) -> String {
     hex::encode(digest)
 }
 
+/// The token to create with when `token` answered `dead_lb`, a CLB deleted since: every
+/// run that finds the same dead CLB derives the same next token, so concurrent runs still
+/// make one CLB. Stays 64 hex characters.
+pub fn next_client_token(token: &str, dead_lb: &str) -> String {
+    let digest = Sha256::digest(format!("{token}/after/{dead_lb}").as_bytes());
+    hex::encode(digest)
+}
+
 fn lb_spec(ann: &Annotations, cluster_id: &str, uid: &str, ns: &str, name: &str) -> LbSpec {
     LbSpec {
         lb_type: if ann.subnet_id.is_some() {

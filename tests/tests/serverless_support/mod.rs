@@ -148,6 +148,11 @@ pub struct Tap {
     pub refused: AtomicUsize,
     /// The JSON body of every 200 answer to `/v1/audit`, in answer order.
     pub audit_reports: Mutex<Vec<Value>>,
+    /// The next this-many `/v1/audit` requests run in full, then answer 503 (a function that
+    /// acted but timed out before answering): kube-sim re-sends the same batch.
+    pub fail_after_run: AtomicUsize,
+    /// Answers replaced by 503 that way.
+    pub failed_after_run: AtomicUsize,
 }
 
 async fn tap_layer(tap: Arc<Tap>, req: Request, next: Next) -> Response {
@@ -159,6 +164,14 @@ async fn tap_layer(tap: Arc<Tap>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     if !audit || resp.status() != StatusCode::OK {
         return resp;
+    }
+    let fail = tap
+        .fail_after_run
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if fail {
+        tap.failed_after_run.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::SERVICE_UNAVAILABLE, "timed out").into_response();
     }
     let (parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
@@ -243,13 +256,18 @@ impl Stack {
     /// Starts clb-sim, the function's web server (bound first, so kube-sim can be told
     /// where to send audit batches) and kube-sim, and builds a real Reconciler on them.
     pub async fn start() -> Stack {
+        Self::start_with_audit_token(WEBHOOK_TOKEN).await
+    }
+
+    /// As [`Stack::start`], with kube-sim presenting `audit_token` to the function.
+    pub async fn start_with_audit_token(audit_token: &str) -> Stack {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let clb = clb_sim::spawn(SimConfig::default()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let web = listener.local_addr().unwrap();
         let kube = kube_sim::spawn(KubeSimConfig {
             audit_webhook: Some(format!("http://{web}/v1/audit")),
-            audit_token: Some(WEBHOOK_TOKEN.into()),
+            audit_token: Some(audit_token.into()),
             ..KubeSimConfig::default()
         })
         .await

@@ -694,3 +694,14 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn the_next_client_token_after_a_dead_clb_is_shared_by_every_run_and_new() {
+    let first = client_token(CLUSTER, "uid-1");
+    let next = next_client_token(&first, "lb-dead1");
+    assert_eq!(next, next_client_token(&first, "lb-dead1"));
+    assert_ne!(next, first);
+    assert_ne!(next, next_client_token(&first, "lb-dead2"));
+    assert_eq!(next.len(), 64);
+    assert!(next.chars().all(|c| c.is_ascii_hexdigit()));
+}
