@@ -3,3 +3,4 @@
 
 pub mod clb_sim;
 pub mod kube_sim;
+pub mod kubectl;

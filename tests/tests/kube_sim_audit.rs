@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use clb_ingress_tests::kube_sim::{self, KubeSimConfig, KubeSimHandle};
+use clb_ingress_tests::kubectl::Kubectl;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -113,27 +114,7 @@ fn is_micro_time(v: &Value) -> bool {
 }
 
 async fn kubectl_apply(sim: &KubeSimHandle, yaml: &str) {
-    let dir = std::env::temp_dir().join(format!("kube-sim-audit-{}", rand::random::<u64>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("kubeconfig"), sim.kubeconfig_yaml()).unwrap();
-    std::fs::write(dir.join("app.yaml"), yaml).unwrap();
-    let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "/usr/bin/kubectl".into());
-    let out = tokio::process::Command::new(bin)
-        .arg("--kubeconfig")
-        .arg(dir.join("kubeconfig"))
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(["apply", "-f"])
-        .arg(dir.join("app.yaml"))
-        .output()
-        .await
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Kubectl::new(sim).apply_yaml(yaml).await;
 }
 
 const APP: &str = r#"

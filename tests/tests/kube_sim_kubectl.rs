@@ -3,69 +3,8 @@
 //! annotation), get as JSON and as a table, annotate, label, delete, and a stale replace.
 
 use clb_ingress_tests::kube_sim::{self, KubeSimConfig, KubeSimHandle};
+use clb_ingress_tests::kubectl::Kubectl;
 use serde_json::Value;
-use std::path::PathBuf;
-
-/// A kubectl bound to one sim through a temporary kubeconfig and cache directory.
-struct Kubectl {
-    dir: PathBuf,
-}
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Kubectl {
-    fn new(sim: &KubeSimHandle) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "kube-sim-kubectl-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("kubeconfig"), sim.kubeconfig_yaml()).unwrap();
-        Kubectl { dir }
-    }
-
-    fn write(&self, name: &str, content: &str) -> String {
-        let p = self.dir.join(name);
-        std::fs::write(&p, content).unwrap();
-        p.to_string_lossy().into_owned()
-    }
-
-    async fn run(&self, args: &[&str]) -> Out {
-        let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "/usr/bin/kubectl".into());
-        let out = tokio::process::Command::new(&bin)
-            .arg("--kubeconfig")
-            .arg(self.dir.join("kubeconfig"))
-            .arg("--cache-dir")
-            .arg(self.dir.join("cache"))
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .output()
-            .await
-            .unwrap_or_else(|e| panic!("cannot run {bin} (set KUBECTL): {e}"));
-        Out {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args).await;
-        assert!(o.ok, "kubectl {args:?} failed: {}", o.stderr);
-        o.stdout
-    }
-}
-
-impl Drop for Kubectl {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 const APP_V1: &str = r#"
 apiVersion: networking.k8s.io/v1

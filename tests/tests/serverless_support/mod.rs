@@ -183,39 +183,17 @@ async fn tap_layer(tap: Arc<Tap>, req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(bytes))
 }
 
-/// kubectl bound to one kube-sim through its own kubeconfig and cache directory.
-pub struct Kubectl {
-    dir: PathBuf,
-}
+/// Real kubectl bound to this test's kube-sim, with the samples at hand.
+pub struct Kubectl(clb_ingress_tests::kubectl::Kubectl);
 
 impl Kubectl {
     fn new(kube: &KubeSimHandle) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "clb-ingress-e2e-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("kubeconfig"), kube.kubeconfig_yaml()).unwrap();
-        Kubectl { dir }
+        Kubectl(clb_ingress_tests::kubectl::Kubectl::new(kube))
     }
 
     /// Runs kubectl; panics with its stderr when it fails.
     pub async fn run(&self, args: &[&str]) -> String {
-        let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "/usr/bin/kubectl".into());
-        let out = tokio::process::Command::new(&bin)
-            .arg("--kubeconfig")
-            .arg(self.dir.join("kubeconfig"))
-            .arg("--cache-dir")
-            .arg(self.dir.join("cache"))
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .output()
-            .await
-            .unwrap_or_else(|e| panic!("cannot run {bin} (set KUBECTL): {e}"));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "kubectl {args:?} failed: {stderr}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.0.ok(args).await
     }
 
     /// `kubectl apply -f samples/<file>`.
@@ -224,13 +202,9 @@ impl Kubectl {
         self.run(&["apply", "-f", &path.to_string_lossy()]).await
     }
 
-    /// `kubectl apply -f -` of YAML text (written to a file first).
+    /// `kubectl apply -f` of YAML text (written to a file first).
     pub async fn apply_yaml(&self, yaml: &str) -> String {
-        let path = self
-            .dir
-            .join(format!("manifest-{}.yaml", rand::random::<u64>()));
-        std::fs::write(&path, yaml).unwrap();
-        self.run(&["apply", "-f", &path.to_string_lossy()]).await
+        self.0.apply_yaml(yaml).await
     }
 }
 
