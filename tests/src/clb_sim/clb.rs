@@ -18,6 +18,18 @@ pub(crate) struct Ctx {
     pub region: String,
 }
 
+/// The answer of a write the real API runs as a task: the CLB is locked by a task named
+/// after the request (DescribeTaskStatus takes the RequestId) and the response is empty.
+pub(crate) fn task_started(s: &mut SimState, ctx: &Ctx, lb_id: String) -> Outcome {
+    s.start_task(
+        &ctx.request_id,
+        std::slice::from_ref(&lb_id),
+        ctx.now,
+        ctx.task,
+    );
+    Outcome::new(json!({}), vec![lb_id])
+}
+
 /// The fields of a successful response and the CLBs it touched.
 #[derive(Default)]
 pub(crate) struct Outcome {

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::clb::{lb_not_found, writable, Ctx, Outcome};
+use super::clb::{lb_not_found, task_started, writable, Ctx, Outcome};
 use super::limits::*;
 use super::model::{
     api_time_now, listener_json, Certificate, Listener, LoadBalancer, Rule, SimState,
@@ -546,13 +546,7 @@ pub(crate) fn modify_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
         l.health_check = hc;
     }
     l.extra_params.extend(extra);
-    s.start_task(
-        &ctx.request_id,
-        std::slice::from_ref(&lb_id),
-        ctx.now,
-        ctx.task,
-    );
-    Ok(Outcome::new(json!({}), vec![lb_id]))
+    Ok(task_started(s, ctx, lb_id))
 }
 
 pub(crate) fn delete_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
@@ -562,13 +556,7 @@ pub(crate) fn delete_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
     let lb = writable(s, &lb_id, ctx.now)?;
     listener_mut(lb, &listener_id)?;
     lb.listeners.retain(|l| l.id != listener_id);
-    s.start_task(
-        &ctx.request_id,
-        std::slice::from_ref(&lb_id),
-        ctx.now,
-        ctx.task,
-    );
-    Ok(Outcome::new(json!({}), vec![lb_id]))
+    Ok(task_started(s, ctx, lb_id))
 }
 
 pub(crate) fn delete_lb_listeners(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
@@ -585,13 +573,7 @@ pub(crate) fn delete_lb_listeners(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiRes
         }
         _ => lb.listeners.clear(),
     }
-    s.start_task(
-        &ctx.request_id,
-        std::slice::from_ref(&lb_id),
-        ctx.now,
-        ctx.task,
-    );
-    Ok(Outcome::new(json!({}), vec![lb_id]))
+    Ok(task_started(s, ctx, lb_id))
 }
 
 /// CLB domain syntax (tencent-cloud-more §1.1): exact, one leading or trailing `*`, or `~regex`.
@@ -974,13 +956,7 @@ pub(crate) fn modify_rule(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outc
     if let Some(h) = hc {
         r.health_check = h;
     }
-    s.start_task(
-        &ctx.request_id,
-        std::slice::from_ref(&lb_id),
-        ctx.now,
-        ctx.task,
-    );
-    Ok(Outcome::new(json!({}), vec![lb_id]))
+    Ok(task_started(s, ctx, lb_id))
 }
 
 pub(crate) fn delete_rule(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
@@ -1037,13 +1013,7 @@ pub(crate) fn delete_rule(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outc
     }
     l.rules.retain(|r| !doomed.contains(&r.id));
     ensure_default(l, new_default.as_deref());
-    s.start_task(
-        &ctx.request_id,
-        std::slice::from_ref(&lb_id),
-        ctx.now,
-        ctx.task,
-    );
-    Ok(Outcome::new(json!({}), vec![lb_id]))
+    Ok(task_started(s, ctx, lb_id))
 }
 
 pub(crate) fn modify_domain_attributes(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
@@ -1147,13 +1117,7 @@ pub(crate) fn modify_domain_attributes(s: &mut SimState, ctx: &Ctx, p: Obj) -> A
             }
         }
     }
-    s.start_task(
-        &ctx.request_id,
-        std::slice::from_ref(&lb_id),
-        ctx.now,
-        ctx.task,
-    );
-    Ok(Outcome::new(json!({}), vec![lb_id]))
+    Ok(task_started(s, ctx, lb_id))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::clb::{lb_not_found, writable, Ctx, Outcome};
+use super::clb::{lb_not_found, task_started, writable, Ctx, Outcome};
 use super::limits::*;
 use super::listeners::{listener_mut, location_not_found};
 use super::model::{api_time_now, backend_json, Listener, SimState, Target};
@@ -228,13 +228,7 @@ pub(crate) fn register_targets(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult
         &p,
     )?;
     add_targets(bound, req.targets, max)?;
-    s.start_task(
-        &ctx.request_id,
-        std::slice::from_ref(&req.lb_id),
-        ctx.now,
-        ctx.task,
-    );
-    Ok(Outcome::new(json!({}), vec![req.lb_id]))
+    Ok(task_started(s, ctx, req.lb_id))
 }
 
 pub(crate) fn deregister_targets(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
@@ -257,13 +251,7 @@ pub(crate) fn deregister_targets(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResu
         }
     }
     bound.retain(|b| !req.targets.iter().any(|t| t.key() == b.key()));
-    s.start_task(
-        &ctx.request_id,
-        std::slice::from_ref(&req.lb_id),
-        ctx.now,
-        ctx.task,
-    );
-    Ok(Outcome::new(json!({}), vec![req.lb_id]))
+    Ok(task_started(s, ctx, req.lb_id))
 }
 
 pub(crate) fn modify_target_weight(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
@@ -285,13 +273,7 @@ pub(crate) fn modify_target_weight(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiRe
         &p,
     )?;
     set_weights(bound, &req.targets, &explicit, weight)?;
-    s.start_task(
-        &ctx.request_id,
-        std::slice::from_ref(&req.lb_id),
-        ctx.now,
-        ctx.task,
-    );
-    Ok(Outcome::new(json!({}), vec![req.lb_id]))
+    Ok(task_started(s, ctx, req.lb_id))
 }
 
 /// A target's own Weight wins over the call's Weight.
@@ -503,11 +485,5 @@ pub(crate) fn batch_modify_weight(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiRes
         set_weights(bound, &w.targets, &w.explicit, w.weight)?;
     }
     lb.listeners = listeners;
-    s.start_task(
-        &ctx.request_id,
-        std::slice::from_ref(&lb_id),
-        ctx.now,
-        ctx.task,
-    );
-    Ok(Outcome::new(json!({}), vec![lb_id]))
+    Ok(task_started(s, ctx, lb_id))
 }
