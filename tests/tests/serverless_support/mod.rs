@@ -148,8 +148,9 @@ pub struct Tap {
     pub refused: AtomicUsize,
     /// The JSON body of every 200 answer to `/v1/audit`, in answer order.
     pub audit_reports: Mutex<Vec<Value>>,
-    /// The next this-many `/v1/audit` requests run in full, then answer 503 (a function that
-    /// acted but timed out before answering): kube-sim re-sends the same batch.
+    /// The next this-many `/v1/audit` requests that reconcile an Ingress run in full, then
+    /// answer 503 (a function that acted but timed out before answering): kube-sim re-sends
+    /// the same batch.
     pub fail_after_run: AtomicUsize,
     /// Answers replaced by 503 that way.
     pub failed_after_run: AtomicUsize,
@@ -165,19 +166,27 @@ async fn tap_layer(tap: Arc<Tap>, req: Request, next: Next) -> Response {
     if !audit || resp.status() != StatusCode::OK {
         return resp;
     }
-    let fail = tap
-        .fail_after_run
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    if fail {
-        tap.failed_after_run.fetch_add(1, Ordering::SeqCst);
-        return (StatusCode::SERVICE_UNAVAILABLE, "timed out").into_response();
-    }
     let (parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
-    if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+    let report = serde_json::from_slice::<Value>(&bytes).ok();
+    // Only a batch the function acted on (its report names an Ingress) is failed: a batch of
+    // unrelated writes arriving first must not use up the injected failure.
+    let acted = report
+        .as_ref()
+        .and_then(|r| r["ingresses"].as_array())
+        .is_some_and(|i| !i.is_empty());
+    let fail = acted
+        && tap
+            .fail_after_run
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    if fail {
+        tap.failed_after_run.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::SERVICE_UNAVAILABLE, "timed out").into_response();
+    }
+    if let Some(v) = report {
         tap.audit_reports.lock().unwrap().push(v);
     }
     Response::from_parts(parts, Body::from(bytes))
