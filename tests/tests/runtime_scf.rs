@@ -157,6 +157,30 @@ async fn function_url_events_through_the_loop_get_an_http_response_body() {
 }
 
 #[tokio::test]
+async fn a_panic_in_one_invocation_is_posted_as_its_error_and_the_loop_goes_on() {
+    let api = Arc::new(FakeApi::default());
+    {
+        let mut q = api.events.lock().unwrap();
+        q.push_back((None, fixture_bytes("event-core-v1-exporter.json")));
+        q.push_back((None, fixture_bytes("event-core-v1-exporter.json")));
+    }
+    let config = start(api.clone()).await;
+    let e = engine();
+    e.panics.store(1, std::sync::atomic::Ordering::SeqCst);
+    let dyn_engine: Arc<dyn Engine> = e.clone();
+    run(&config, dyn_engine, &opts(2)).await.unwrap();
+
+    assert_eq!(*api.nexts.lock().unwrap(), 2);
+    let errors = api.errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["errorType"], "Panic");
+    let responses = api.responses.lock().unwrap().clone();
+    assert_eq!(responses.len(), 1, "the second invocation still ran");
+    assert_eq!(responses[0]["results"][0]["status"], "converged");
+    assert_eq!(e.reconciled(), vec!["shop/web", "shop/web"]);
+}
+
+#[tokio::test]
 async fn the_time_limit_header_bounds_the_invocation() {
     let api = Arc::new(FakeApi::default());
     api.events

@@ -1,6 +1,7 @@
 //! The SCF custom-runtime loop (tencent-cloud.md §5.1): `POST /runtime/init/ready` once, then
 //! `GET /runtime/invocation/next` → handle → `POST /runtime/invocation/response` (a report) or
-//! `POST /runtime/invocation/error` (an event that could not be decoded).
+//! `POST /runtime/invocation/error` (an event that could not be decoded, or a panic while
+//! handling it: the loop goes on with the next invocation).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,10 +125,8 @@ pub async fn run(
         };
 
         let result = match serde_json::from_slice::<Value>(&body) {
-            Ok(event) => handler::handle(Arc::clone(&engine), &event, &handle_opts)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("event is not JSON: {e}")),
+            Ok(event) => invoke(Arc::clone(&engine), event, handle_opts).await,
+            Err(e) => Err(Refused::BadEvent(format!("event is not JSON: {e}"))),
         };
         match result {
             Ok(report) => {
@@ -140,9 +139,13 @@ pub async fn run(
                 )
                 .await?;
             }
-            Err(message) => {
-                tracing::warn!(request_id, error = %message, "invocation refused");
-                let body = json!({"errorType": "BadEvent", "errorMessage": message}).to_string();
+            Err(refused) => {
+                let (error_type, message) = match refused {
+                    Refused::BadEvent(m) => ("BadEvent", m),
+                    Refused::Panic(m) => ("Panic", m),
+                };
+                tracing::warn!(request_id, error_type, error = %message, "invocation refused");
+                let body = json!({"errorType": error_type, "errorMessage": message}).to_string();
                 post(
                     &client,
                     &config.url("/runtime/invocation/error"),
@@ -155,6 +158,43 @@ pub async fn run(
         done += 1;
     }
     Ok(())
+}
+
+/// Why an invocation has no report.
+enum Refused {
+    BadEvent(String),
+    /// A bug hit while handling it: the invocation fails, the instance keeps serving.
+    Panic(String),
+}
+
+/// Handles one event in its own task, so that a panic ends this invocation only (the web
+/// mode gets the same from its per-request task).
+async fn invoke(
+    engine: Arc<dyn Engine>,
+    event: Value,
+    opts: HandleOptions,
+) -> Result<Value, Refused> {
+    let task = tokio::spawn(async move { handler::handle(engine, &event, &opts).await });
+    match task.await {
+        Ok(result) => result.map_err(|e| Refused::BadEvent(e.to_string())),
+        Err(join) => {
+            let message = match join.try_into_panic() {
+                Ok(payload) => panic_message(payload.as_ref()),
+                Err(join) => join.to_string(),
+            };
+            tracing::error!(error = %message, "invocation panicked");
+            Err(Refused::Panic(message))
+        }
+    }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic without a message".to_string())
 }
 
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {

@@ -121,7 +121,10 @@ fn service_of_slice(ev: &Value, name: Option<&str>) -> Option<String> {
     if name.len() >= GENERATED_NAME_MAX || name.len() <= GENERATED_SUFFIX_LEN + 1 {
         return None;
     }
-    let (base, suffix) = name.split_at(name.len() - GENERATED_SUFFIX_LEN);
+    // Byte arithmetic on a name that may hold any UTF-8: a cut inside a character means
+    // the suffix is not of the (ASCII) generated alphabet.
+    let cut = name.len() - GENERATED_SUFFIX_LEN;
+    let (base, suffix) = (name.get(..cut)?, name.get(cut..)?);
     let generated = suffix
         .chars()
         .all(|c| GENERATED_SUFFIX_ALPHABET.contains(c));
@@ -184,6 +187,21 @@ mod tests {
                 name: "web-svc".into()
             })
         );
+    }
+
+    #[test]
+    fn slice_with_a_non_ascii_name_falls_back_to_its_namespace_instead_of_panicking() {
+        // 8 bytes of two-byte characters: the 5-byte suffix would start inside one.
+        for name in ["web-svc-éééé", "ab-日本語"] {
+            let ev = write("endpointslices", "discovery.k8s.io", "shop", name);
+            assert_eq!(
+                change(&ev),
+                Ok(Change::Namespace {
+                    namespace: "shop".into()
+                }),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -91,14 +91,23 @@ fn normalise(flat: Map<String, Value>) -> Map<String, Value> {
     out
 }
 
+/// Dotted levels turned into nested objects. Real audit keys nest at most three deep
+/// (`responseObject.source.component`); a hostile record could chain `objectRef.` without end
+/// and exhaust the stack, so deeper parts stay one flat key (which then matches nothing).
+const MAX_DOTTED_DEPTH: usize = 4;
+
 fn insert_path(out: &mut Map<String, Value>, key: &str, value: Value) {
+    insert_path_within(out, key, value, MAX_DOTTED_DEPTH);
+}
+
+fn insert_path_within(out: &mut Map<String, Value>, key: &str, value: Value, depth: usize) {
     match key.split_once('.') {
-        Some((head, rest)) if MAYBE_STRINGIFIED.contains(&head) => {
+        Some((head, rest)) if depth > 0 && MAYBE_STRINGIFIED.contains(&head) => {
             let slot = out
                 .entry(head.to_string())
                 .or_insert_with(|| Value::Object(Map::new()));
             if let Value::Object(inner) = slot {
-                insert_path(inner, rest, value);
+                insert_path_within(inner, rest, value, depth - 1);
             }
         }
         _ => {
@@ -112,5 +121,44 @@ fn insert_path(out: &mut Map<String, Value>, key: &str, value: Value) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn clslogs(records: &Value) -> Value {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(records.to_string().as_bytes()).unwrap();
+        let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        json!({ "data": data })
+    }
+
+    #[test]
+    fn a_very_deep_dotted_key_is_skipped_without_exhausting_the_stack() {
+        let deep = format!("{}resource", "objectRef.".repeat(200_000));
+        let content = json!({ deep: "ingresses", "stage": "ResponseComplete", "verb": "update" });
+        let records = json!({"records": [{"timestamp": "1", "content": content.to_string()}]});
+        let decoded = decode(&clslogs(&records)).unwrap();
+        assert_eq!(decoded.items, 1);
+        assert!(decoded.changes.is_empty());
+    }
+
+    #[test]
+    fn dotted_keys_a_few_levels_deep_still_nest() {
+        let mut out = Map::new();
+        insert_path(&mut out, "objectRef.resource", json!("ingresses"));
+        insert_path(
+            &mut out,
+            "responseObject.source.component",
+            json!("kubelet"),
+        );
+        assert_eq!(out["objectRef"]["resource"], "ingresses");
+        assert_eq!(out["responseObject"]["source"]["component"], "kubelet");
     }
 }

@@ -34,6 +34,8 @@ pub struct RecordingEngine {
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
     pub finished: AtomicUsize,
+    /// This many reconciles panic before any other work (a bug in one invocation).
+    pub panics: AtomicUsize,
 }
 
 impl RecordingEngine {
@@ -102,7 +104,12 @@ impl IngressLookup for RecordingEngine {
 impl Engine for RecordingEngine {
     fn reconcile(&self, key: IngressKey, _deadline: Instant) -> BoxFuture<'_, IngressOutcome> {
         self.calls.lock().unwrap().push(Call::Reconcile(key));
+        let panic = self
+            .panics
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
         Box::pin(async move {
+            assert!(!panic, "engine bug: reconcile panicked");
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             if let Some(gate) = &self.gate {
