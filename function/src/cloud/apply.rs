@@ -14,16 +14,23 @@ use serde_json::Value;
 use super::clb::{
     BatchModifyTargetWeightRequest, BatchTarget as ApiBatchTarget, BatchTargetsRequest,
     CertificateInput, CreateListenerRequest, CreateLoadBalancerResponse, CreateRuleRequest,
-    DeleteLoadBalancerRequest, DeleteRuleRequest, ModifyDomainAttributesRequest,
-    ModifyListenerRequest, RsWeightRule, RuleInput, TagInfo, Target,
+    DeleteLoadBalancerRequest, DeleteRuleRequest, DescribeLoadBalancersRequest, Filter,
+    ModifyDomainAttributesRequest, ModifyListenerRequest, RsWeightRule, RuleInput, TagInfo, Target,
 };
 use super::client::{CloudClient, CLB_SERVICE, CLB_VERSION};
 use super::error::CloudError;
 use super::observe::cloud_lb;
 use super::tag::{clb_resource_name, TagResourcesRequest, UnTagResourcesRequest};
 use crate::model::lb::{Backend, Certificate, Domain, LbType, ListenerKey};
+use crate::model::ownership::TAG_INGRESS_UID;
+use crate::model::problem::codes;
 use crate::model::LbSpec;
 use crate::plan::{default_domain, Action, BatchTarget, CloudView, ListenerRef, Plan, RuleRef};
+
+/// How long an adopting run lets concurrent adopters' tags land before it reads the tags
+/// back (see [`confirm_tags`]). It must outlast the time between another run's look at the
+/// CLB and its TagResources call (a DescribeListeners and a plan, normally milliseconds).
+pub const ADOPTION_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What apply may add to a plan, and a test hook.
 #[derive(Clone, Debug, Default)]
@@ -240,6 +247,7 @@ async fn run_action(
         Action::CreateLoadBalancer { spec } => {
             let (lb, writes) = create_load_balancer(client, spec, opts).await?;
             applied.writes += writes;
+            carries_our_tags(spec, &lb)?;
             res.lb_id = Some(lb.id.clone());
             res.default_domain = default_domain(&lb).map(str::to_string);
             applied.created = Some(LbAddress {
@@ -256,6 +264,7 @@ async fn run_action(
                     tags: tags.iter().map(|(k, v)| TagInfo::new(k, v)).collect(),
                 })
                 .await?;
+            confirm_tags(client, res.lb()?, tags).await?;
         }
         Action::UnTagResources { keys } => {
             applied.writes += 1;
@@ -481,6 +490,104 @@ async fn run_action(
     Ok(())
 }
 
+/// Whatever CreateLoadBalancer answers is written to only if it carries all three of our
+/// tags: a replayed ClientToken answers the CLB it made first, whatever became of its tags
+/// since (a user who took it out of the cluster removed one).
+fn carries_our_tags(spec: &LbSpec, lb: &crate::plan::CloudLb) -> Result<(), CloudError> {
+    let missing: Vec<&str> = spec
+        .tags
+        .iter()
+        .filter(|(k, v)| lb.tags.get(*k) != Some(*v))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(CloudError::NotOurs {
+        lb_id: lb.id.clone(),
+        code: codes::TAGS_TAMPERED,
+        message: format!(
+            "CreateLoadBalancer answered it without our tag(s) {}; nothing is written to it",
+            missing.join(", ")
+        ),
+    })
+}
+
+/// Adoption is compare-and-set over an API that has no conditional write: tag, let
+/// concurrent adopters' tags land ([`crate::cloud::CloudConfig::adoption_settle`]), read the
+/// tags back. A run that reads back another run's values lost (the later tag wins the key)
+/// and backs off with E4020 before creating anything; it removes nothing, since the tags
+/// are the winner's now. Window left: a rival that looked before our tag landed and tags
+/// more than the settle period after us; its own read-back then wins and ours has passed,
+/// so both go on (the next run of the earlier one is refused with E4020 at plan time).
+async fn confirm_tags(
+    client: &CloudClient,
+    lb_id: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), CloudError> {
+    tokio::time::sleep(client.config().adoption_settle).await;
+    let found = client
+        .describe_load_balancers(&DescribeLoadBalancersRequest {
+            load_balancer_ids: vec![lb_id.to_string()],
+            ..Default::default()
+        })
+        .await?;
+    let lb = found
+        .load_balancer_set
+        .iter()
+        .find(|lb| lb.load_balancer_id == lb_id)
+        .ok_or_else(|| unresolved(&format!("CLB {lb_id} is not readable after tagging")))?;
+    let lost: Vec<String> = tags
+        .iter()
+        .filter(|(k, v)| lb.tag(k) != Some(v.as_str()))
+        .map(|(k, _)| format!("{k}={}", lb.tag(k).unwrap_or("(none)")))
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    Err(CloudError::NotOurs {
+        lb_id: lb_id.to_string(),
+        code: codes::EXIST_LB_USED,
+        message: format!(
+            "another run tagged it meanwhile ({}); this Ingress backs off",
+            lost.join(", ")
+        ),
+    })
+}
+
+/// The CLB carrying every tag of `spec` (found by our UID tag), once ready: the second proof
+/// that the CLB a ClientToken answered is gone, or the CLB a concurrent run made meanwhile.
+async fn find_by_our_tags(
+    client: &CloudClient,
+    spec: &LbSpec,
+) -> Result<Option<crate::plan::CloudLb>, CloudError> {
+    let Some(uid) = spec.tags.get(TAG_INGRESS_UID) else {
+        return Ok(None);
+    };
+    let found = client
+        .describe_load_balancers(&DescribeLoadBalancersRequest {
+            filters: vec![Filter::new(format!("tag:{TAG_INGRESS_UID}"), [uid])],
+            limit: Some(super::clb::DESCRIBE_PAGE_LIMIT),
+            ..Default::default()
+        })
+        .await?;
+    let Some(lb) = found
+        .load_balancer_set
+        .iter()
+        .find(|lb| spec.tags.iter().all(|(k, v)| lb.tag(k) == Some(v.as_str())))
+    else {
+        return Ok(None);
+    };
+    let id = lb.load_balancer_id.clone();
+    let ready = client
+        .wait_load_balancers_ready(std::slice::from_ref(&id))
+        .await?;
+    match ready.iter().find(|lb| lb.load_balancer_id == id) {
+        Some(lb) => cloud_lb(lb).map(Some),
+        None => Ok(None),
+    }
+}
+
 fn backend_fields(b: &Backend) -> (Option<String>, Option<String>) {
     match b {
         Backend::Instance(id) => (Some(id.clone()), None),
@@ -526,6 +633,11 @@ async fn create_load_balancer(
         writes += 1;
         match create_load_balancer_once(client, spec, &token, opts).await {
             Err(CloudError::CreatedLoadBalancerGone { id }) if writes < MAX_CREATE_GENERATIONS => {
+                // Unreadable by id for the whole period; the search by our tags is the
+                // second proof (and finds the CLB a concurrent run made with the next token).
+                if let Some(lb) = find_by_our_tags(client, spec).await? {
+                    return Ok((lb, writes));
+                }
                 tracing::warn!(
                     dead = %id,
                     "ClientToken replayed a deleted CLB; creating again with the next token"

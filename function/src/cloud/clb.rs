@@ -28,10 +28,12 @@ pub const LB_STATUS_NORMAL: i64 = 1;
 
 // ---------------------------------------------------------------- shared structures
 
-/// How many reads in a row may miss a CLB that CreateLoadBalancer just named before it is
-/// taken to be gone. ASSUMPTION (tencent-cloud.md §2.2 only says the ids can be late in the
-/// create answer, not in reads): a fresh CLB is readable by id within a few polls.
-pub const MISSING_READS_BEFORE_GONE: u32 = 3;
+/// How long a CLB that CreateLoadBalancer just named must stay unreadable by id, read after
+/// read, before a search by our tags may prove it gone (and only then is a new ClientToken
+/// used). ASSUMPTION (tencent-cloud.md §2.2 only says the ids can be late in the create
+/// answer, not how late reads can be): reads catch up within seconds; a CLB deleted behind
+/// our back costs one such wait per deletion.
+pub const CREATED_LB_GONE_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
@@ -851,7 +853,8 @@ impl CloudClient {
     }
 
     /// Reads the CLBs by id until every one reports Status 1, within the task deadline.
-    /// A CLB absent from [`MISSING_READS_BEFORE_GONE`] reads in a row is reported as
+    /// A CLB absent from every read for `created_lb_gone_after` (a sustained period, not a
+    /// few polls: reads may lag a create) is reported as
     /// [`CloudError::CreatedLoadBalancerGone`] instead of being waited for until the deadline.
     pub async fn wait_load_balancers_ready(
         &self,
@@ -859,7 +862,7 @@ impl CloudClient {
     ) -> Result<Vec<LoadBalancer>, CloudError> {
         let cfg = self.config();
         let deadline = Instant::now() + cfg.task_deadline;
-        let mut missing_reads = 0;
+        let mut missing_since: Option<Instant> = None;
         loop {
             let found = self
                 .describe_load_balancers(&DescribeLoadBalancersRequest {
@@ -885,12 +888,12 @@ impl CloudClient {
             });
             match missing {
                 Some(id) => {
-                    missing_reads += 1;
-                    if missing_reads >= MISSING_READS_BEFORE_GONE {
+                    let since = *missing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= cfg.created_lb_gone_after {
                         return Err(CloudError::CreatedLoadBalancerGone { id: id.clone() });
                     }
                 }
-                None => missing_reads = 0,
+                None => missing_since = None,
             }
             if Instant::now() + cfg.task_poll_interval > deadline {
                 return Err(CloudError::TaskTimeout {

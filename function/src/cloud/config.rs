@@ -84,6 +84,12 @@ pub struct CloudConfig {
     pub task_deadline: Duration,
     /// Timeout of one HTTP attempt.
     pub request_timeout: Duration,
+    /// How long a CLB that CreateLoadBalancer named must stay unreadable by id before it is
+    /// taken to be gone (default [`super::clb::CREATED_LB_GONE_AFTER`]).
+    pub created_lb_gone_after: Duration,
+    /// Pause between tagging a CLB for adoption and reading its tags back (default
+    /// [`super::apply::ADOPTION_SETTLE`]).
+    pub adoption_settle: Duration,
 }
 
 impl CloudConfig {
@@ -146,6 +152,8 @@ impl CloudConfig {
                 task_poll_interval: Duration::from_millis(500),
                 task_deadline: Duration::from_secs(120),
                 request_timeout: Duration::from_secs(15),
+                created_lb_gone_after: super::clb::CREATED_LB_GONE_AFTER,
+                adoption_settle: super::apply::ADOPTION_SETTLE,
             },
         }
     }
@@ -205,6 +213,14 @@ impl CloudConfigBuilder {
     }
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.config.request_timeout = d;
+        self
+    }
+    pub fn created_lb_gone_after(mut self, d: Duration) -> Self {
+        self.config.created_lb_gone_after = d;
+        self
+    }
+    pub fn adoption_settle(mut self, d: Duration) -> Self {
+        self.config.adoption_settle = d;
         self
     }
 

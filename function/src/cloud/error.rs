@@ -51,6 +51,15 @@ pub enum CloudError {
     /// replayed for a CLB deleted since (its answer is remembered past the deletion).
     #[error("CreateLoadBalancer answered {id}, which no longer exists")]
     CreatedLoadBalancerGone { id: String },
+    /// A CLB this run was about to write to does not carry the tags that make it ours (a
+    /// replayed ClientToken answered a CLB whose tags changed since, or another Ingress won
+    /// the adoption): nothing more is written to it. `code` is the stable E-code.
+    #[error("{code}: CLB {lb_id} is not ours to write: {message}")]
+    NotOurs {
+        lb_id: String,
+        code: &'static str,
+        message: String,
+    },
     /// The API's answer contradicted itself (e.g. a created CLB that cannot be found).
     #[error("{action}: unexpected response: {message}")]
     Unexpected { action: String, message: String },
@@ -87,6 +96,7 @@ impl CloudError {
             | CloudError::TaskFailed { .. }
             | CloudError::TaskTimeout { .. }
             | CloudError::CreatedLoadBalancerGone { .. }
+            | CloudError::NotOurs { .. }
             | CloudError::Unexpected { .. }
             | CloudError::Config(_) => false,
         }
@@ -96,6 +106,7 @@ impl CloudError {
     pub fn code(&self) -> Option<&str> {
         match self {
             CloudError::Api { code, .. } => Some(code),
+            CloudError::NotOurs { code, .. } => Some(code),
             CloudError::DeadlineExceeded { last, .. } => last.code(),
             _ => None,
         }

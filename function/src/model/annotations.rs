@@ -57,6 +57,16 @@ pub struct Annotations {
     pub https_rules: Vec<MixEntry>,
 }
 
+impl Annotations {
+    /// The type of CLB to create: INTERNAL in the subnet the annotation names, else OPEN.
+    pub fn lb_type(&self) -> super::lb::LbType {
+        match self.subnet_id {
+            Some(_) => super::lb::LbType::Internal,
+            None => super::lb::LbType::Open,
+        }
+    }
+}
+
 /// One entry of `http-rules` / `https-rules`: which spec rule goes to that protocol,
 /// matched on host (absent = no host), path (absent = `/`), service name and port.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -266,6 +276,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Annotations, Vec<Proble
     if let Some(v) = get(HTTPS_RULES) {
         out.https_rules = parse_mix_rules(HTTPS_RULES, v, codes::BAD_HTTPS_RULES, &mut problems);
     }
+    problems.extend(super::create_params::refused(
+        &out.extensive_parameters,
+        out.lb_type(),
+    ));
     for key in UNSUPPORTED {
         if annotations.contains_key(key) {
             problems.push(Problem::warning(
@@ -388,5 +402,73 @@ mod mix_tests {
         );
         assert!(out.https_rules[0].matches(None, None, "web", "8080"));
         assert!(out.https_rules[0].matches(Some(""), Some("/"), "web", "8080"));
+    }
+}
+
+#[cfg(test)]
+mod extensive_parameter_tests {
+    use super::*;
+
+    fn problems_of(pairs: &[(&str, &str)]) -> Vec<&'static str> {
+        let a: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(&a).1.into_iter().map(|p| p.code).collect()
+    }
+
+    #[test]
+    fn extensive_parameters_changing_count_ownership_or_identity_are_refused_with_e4026() {
+        for v in [
+            r#"{"Number":3}"#,
+            r#"{"ClientToken":"mine"}"#,
+            r#"{"Tags":[{"TagKey":"tke-clusterId","TagValue":"cls-other"}]}"#,
+            r#"{"Tags":[{"TagKey":"tke-lb-ingress-uuid","TagValue":"u"}]}"#,
+            r#"{"Tags":[{"TagKey":"tke-createdBy-flag","TagValue":"no"}]}"#,
+            r#"{"Tags":[{"TagKey":"tke-lifecycle-owner","TagValue":"user"}]}"#,
+            r#"{"Tags":"team=web"}"#,
+            r#"{"LoadBalancerType":"INTERNAL"}"#,
+            r#"{"Forward":0}"#,
+        ] {
+            assert_eq!(
+                problems_of(&[(EXTENSIVE_PARAMETERS, v)]),
+                vec!["E4026"],
+                "{v}"
+            );
+        }
+        // The type the annotations already chose, one CLB, and tags of the user's own pass.
+        for (pairs, what) in [
+            (
+                vec![(EXTENSIVE_PARAMETERS, r#"{"VipIsp":"CTCC","Number":1}"#)],
+                "Number 1",
+            ),
+            (
+                vec![(
+                    EXTENSIVE_PARAMETERS,
+                    r#"{"Tags":[{"TagKey":"team","TagValue":"web"}]}"#,
+                )],
+                "user tags",
+            ),
+            (
+                vec![(EXTENSIVE_PARAMETERS, r#"{"LoadBalancerType":"OPEN"}"#)],
+                "OPEN without subnet",
+            ),
+            (
+                vec![
+                    (SUBNET_ID, "subnet-1"),
+                    (EXTENSIVE_PARAMETERS, r#"{"LoadBalancerType":"INTERNAL"}"#),
+                ],
+                "INTERNAL with subnet",
+            ),
+        ] {
+            assert!(problems_of(&pairs).is_empty(), "{what}");
+        }
+        assert_eq!(
+            problems_of(&[
+                (SUBNET_ID, "subnet-1"),
+                (EXTENSIVE_PARAMETERS, r#"{"LoadBalancerType":"OPEN"}"#)
+            ]),
+            vec!["E4026"]
+        );
     }
 }

@@ -8,11 +8,25 @@ use crate::identity::{INGRESS_CLASS_CONTROLLER, INGRESS_CLASS_NAME};
 /// The legacy class annotation; it wins over `spec.ingressClassName`.
 pub const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
+/// What the class rules say about one Ingress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClassVerdict {
+    /// Ours: manage its CLB.
+    Ours,
+    /// Positively another controller's: the annotation names another class, or the
+    /// IngressClass exists and names another controller. Only this releases.
+    Theirs,
+    /// `spec.ingressClassName` names an IngressClass that does not exist (deleted for a
+    /// moment by Helm or GitOps, or not created yet): no controller is named, so nothing is
+    /// proven either way. Hold: no create, no change, no release (DESIGN §1).
+    ClassNotFound { class: String },
+}
+
 /// Ours when: the annotation says `qcloud`; or there is no annotation and either no
 /// `spec.ingressClassName`, or it is `qcloud`, or it names an IngressClass (`class`, as
-/// read by the cluster side) whose `spec.controller` is ours. An empty annotation value
-/// counts as no annotation.
-pub fn is_ours(ingress: &Ingress, class: Option<&IngressClass>) -> bool {
+/// read by the cluster side: `None` when it does not exist) whose `spec.controller` is
+/// ours. An empty annotation value counts as no annotation.
+pub fn verdict(ingress: &Ingress, class: Option<&IngressClass>) -> ClassVerdict {
     let annotation = ingress
         .metadata
         .annotations
@@ -21,7 +35,7 @@ pub fn is_ours(ingress: &Ingress, class: Option<&IngressClass>) -> bool {
         .map(|v| v.trim())
         .filter(|v| !v.is_empty());
     if let Some(value) = annotation {
-        return value == INGRESS_CLASS_NAME;
+        return ours_if(value == INGRESS_CLASS_NAME);
     }
     let name = ingress
         .spec
@@ -29,16 +43,32 @@ pub fn is_ours(ingress: &Ingress, class: Option<&IngressClass>) -> bool {
         .and_then(|s| s.ingress_class_name.as_deref())
         .filter(|n| !n.is_empty());
     let Some(name) = name else {
-        return true;
+        return ClassVerdict::Ours;
     };
     if name == INGRESS_CLASS_NAME {
-        return true;
+        return ClassVerdict::Ours;
     }
-    class.is_some_and(|c| {
-        c.metadata.name.as_deref() == Some(name)
-            && c.spec.as_ref().and_then(|s| s.controller.as_deref())
-                == Some(INGRESS_CLASS_CONTROLLER)
-    })
+    match class.filter(|c| c.metadata.name.as_deref() == Some(name)) {
+        None => ClassVerdict::ClassNotFound {
+            class: name.to_string(),
+        },
+        Some(c) => ours_if(
+            c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(INGRESS_CLASS_CONTROLLER),
+        ),
+    }
+}
+
+fn ours_if(ours: bool) -> ClassVerdict {
+    if ours {
+        ClassVerdict::Ours
+    } else {
+        ClassVerdict::Theirs
+    }
+}
+
+/// Whether the Ingress is positively ours (a missing IngressClass is not).
+pub fn is_ours(ingress: &Ingress, class: Option<&IngressClass>) -> bool {
+    verdict(ingress, class) == ClassVerdict::Ours
 }
 
 #[cfg(test)]
@@ -73,6 +103,26 @@ mod tests {
                 ..Default::default()
             }),
         }
+    }
+
+    #[test]
+    fn a_missing_class_proves_nothing_and_a_class_of_another_name_is_not_the_one_named() {
+        let ours_class = class("edge", INGRESS_CLASS_CONTROLLER);
+        let missing = ClassVerdict::ClassNotFound {
+            class: "edge".into(),
+        };
+        assert_eq!(verdict(&ingress(None, Some("edge")), None), missing);
+        assert_eq!(
+            verdict(&ingress(None, Some("other")), Some(&ours_class)),
+            ClassVerdict::ClassNotFound {
+                class: "other".into()
+            }
+        );
+        // The annotation decides before the field is looked at.
+        assert_eq!(
+            verdict(&ingress(Some("nginx"), Some("edge")), None),
+            ClassVerdict::Theirs
+        );
     }
 
     #[test]

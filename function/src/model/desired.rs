@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::annotations::{self, Annotations};
 use super::backends::service_targets;
-use super::class;
+use super::class::{self, ClassVerdict};
 use super::lb::{Certificate, Domain, LbType, ListenerKey, Protocol, RuleKey, TargetKey};
 use super::ownership;
 use super::paths::{clb_domain, clb_url};
@@ -24,7 +24,8 @@ pub enum Decision {
     Manage(Box<Desired>),
     /// Not of our class (any more): release whatever CLB carries its UID.
     Release,
-    /// Ours, but refused as a whole (e.g. bad extensiveParameters): change nothing.
+    /// Refused or held as a whole (e.g. bad extensiveParameters, or an IngressClass that
+    /// does not exist): change nothing.
     Invalid(Vec<Problem>),
 }
 
@@ -170,11 +171,7 @@ pub fn next_client_token(token: &str, dead_lb: &str) -> String {
 
 fn lb_spec(ann: &Annotations, cluster_id: &str, uid: &str, ns: &str, name: &str) -> LbSpec {
     LbSpec {
-        lb_type: if ann.subnet_id.is_some() {
-            LbType::Internal
-        } else {
-            LbType::Open
-        },
+        lb_type: ann.lb_type(),
         name: lb_name(cluster_id, ns, name),
         vpc_id: ann.vpc_id.clone(),
         subnet_id: ann.subnet_id.clone(),
@@ -329,8 +326,18 @@ impl RuleBuilder<'_> {
 /// Ingress (with everything it references) → what to do with its CLB. Pure.
 pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
     let ing = &view.ingress;
-    if !class::is_ours(ing, view.ingress_class.as_ref()) {
-        return Decision::Release;
+    match class::verdict(ing, view.ingress_class.as_ref()) {
+        ClassVerdict::Ours => {}
+        ClassVerdict::Theirs => return Decision::Release,
+        ClassVerdict::ClassNotFound { class } => {
+            return Decision::Invalid(vec![Problem::error(
+                codes::INGRESS_CLASS_NOT_FOUND,
+                format!(
+                    "IngressClass {class:?} (spec.ingressClassName) does not exist; the CLB is \
+                     held as it is (no create, no change, no release) until it does"
+                ),
+            )])
+        }
     }
     let Some(uid) = ing.metadata.uid.as_deref().filter(|u| !u.is_empty()) else {
         return Decision::Invalid(vec![Problem::error(

@@ -3,6 +3,7 @@
 pub mod annotations;
 pub mod backends;
 pub mod class;
+pub mod create_params;
 pub mod desired;
 pub mod lb;
 pub mod ownership;

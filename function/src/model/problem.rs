@@ -129,6 +129,8 @@ pub mod codes {
     pub const LISTENER_PORT_CONFLICT: &str = "ListenerPortConflict";
     /// The CLB is still being created (Status 0): only tagging is planned this run.
     pub const LB_CREATING: &str = "LoadBalancerCreating";
+    /// `spec.ingressClassName` names an IngressClass that does not exist: held, nothing done.
+    pub const INGRESS_CLASS_NOT_FOUND: &str = "IngressClassNotFound";
     /// A destructive step without positive proof; nothing is done.
     pub const NO_RELEASE_PROOF: &str = "NoReleaseProof";
 }

@@ -24,6 +24,9 @@ pub struct Faults {
     /// The next `count` accepted async calls of `action` (empty: any) answer success, but
     /// their task ends failed (DescribeTaskStatus Status 1) and their change is undone.
     pub task_failures: Vec<TaskFailure>,
+    /// The next `lagging_id_reads` DescribeLoadBalancers calls that name `LoadBalancerIds`
+    /// answer as a read replica that has not caught up yet: no CLB at all (TotalCount 0).
+    pub lagging_id_reads: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +116,15 @@ impl Injector {
             t.count -= 1;
         }
         self.faults.task_failures.retain(|t| t.count > 0);
+    }
+
+    /// Uses up one lagging read: true when this read by id is to answer nothing.
+    pub fn take_lagging_id_read(&mut self) -> bool {
+        if self.faults.lagging_id_reads == 0 {
+            return false;
+        }
+        self.faults.lagging_id_reads -= 1;
+        true
     }
 
     /// Decides the fault (if any) and the added latency for a call of `action`.

@@ -17,7 +17,7 @@
 //! - `GET|POST /_sim/faults`: [`Faults`] as JSON, e.g.
 //!   `{"internal_error_rate":0.1,"drop_rate":0.05,"latency_rate":0.2,"latency_ms":300,
 //!   "actions":["CreateRule"],"scripted":[{"action":"CreateListener","code":"RequestLimitExceeded","count":2}],
-//!   "task_failures":[{"action":"CreateRule","count":1}]}`; `{}` clears them.
+//!   "task_failures":[{"action":"CreateRule","count":1}],"lagging_id_reads":3}`; `{}` clears them.
 //!
 //! Call log convention: [`CallRecord::code`] is `"Ok"` for a success, `"Dropped"` for a
 //! connection cut by an injected fault, else the error code answered.

@@ -438,7 +438,18 @@ async fn run(
         }
     }
     drop(state);
+    let lagging = authed.action == "DescribeLoadBalancers"
+        && map
+            .get("LoadBalancerIds")
+            .and_then(Value::as_array)
+            .is_some_and(|ids| !ids.is_empty())
+        && outcome.is_ok()
+        && lock(&sim.faults).take_lagging_id_read();
     Ok(match outcome {
+        Ok(_) if lagging => Ok(Map::from_iter([
+            ("TotalCount".to_string(), Value::from(0)),
+            ("LoadBalancerSet".to_string(), Value::Array(Vec::new())),
+        ])),
         Ok(o) => {
             record.lb_ids = o.lb_ids;
             Ok(o.fields)

@@ -55,6 +55,8 @@ pub async fn env_with(cfg: SimConfig) -> Env {
             })
             .task_poll_interval(Duration::from_millis(2))
             .task_deadline(Duration::from_secs(10))
+            // A CLB deleted behind our back is proven gone within the tests' patience.
+            .created_lb_gone_after(Duration::from_secs(1))
             .rate_limit_per_sec(10_000)
             .build()
             .expect("cloud config"),

@@ -266,6 +266,8 @@ impl Stack {
         )
         .endpoint(clb.url())
         .task_poll_interval(Duration::from_millis(10))
+        // A CLB deleted behind our back is proven gone within the tests' patience.
+        .created_lb_gone_after(Duration::from_secs(1))
         .build()
         .unwrap();
         let cloud = CloudClient::new(cloud_config).unwrap();

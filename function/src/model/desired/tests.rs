@@ -484,7 +484,7 @@ fn create_spec_has_tags_token_type_and_merged_parameters() {
             "kubernetes.io/ingress.internetChargeType": "TRAFFIC_POSTPAID_BY_HOUR",
             "kubernetes.io/ingress.internetMaxBandwidthOut": "20",
             "kubernetes.io/ingress.extensiveParameters":
-                r#"{"VipIsp":"CTCC","ClientToken":"evil","Tags":[{"TagKey":"team","TagValue":"web"},{"TagKey":"tke-clusterId","TagValue":"evil"}]}"#,
+                r#"{"VipIsp":"CTCC","Tags":[{"TagKey":"team","TagValue":"web"}]}"#,
         }),
         json!({}),
     )));
@@ -704,4 +704,24 @@ fn the_next_client_token_after_a_dead_clb_is_shared_by_every_run_and_new() {
     assert_ne!(next, next_client_token(&first, "lb-dead2"));
     assert_eq!(next.len(), 64);
     assert!(next.chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+#[test]
+fn an_ingress_class_that_does_not_exist_holds_and_never_releases() {
+    // `ingressClassName` names a class the cluster does not have (yet, or for a moment):
+    // no controller is named, so nothing is proven either way.
+    let view = base_view(ingress(json!({}), json!({"ingressClassName": "edge"})));
+    match desire(&view, CLUSTER) {
+        Decision::Invalid(p) => assert_eq!(
+            p.iter().map(|p| p.code).collect::<Vec<_>>(),
+            vec!["IngressClassNotFound"]
+        ),
+        other => panic!("a missing IngressClass must hold, got {other:?}"),
+    }
+    // Positive proof still releases: the class exists and names another controller.
+    let mut view = base_view(ingress(json!({}), json!({"ingressClassName": "edge"})));
+    view.ingress_class = Some(from(json!({
+        "metadata": {"name": "edge"}, "spec": {"controller": "k8s.io/ingress-nginx"}
+    })));
+    assert_eq!(desire(&view, CLUSTER), Decision::Release);
 }
