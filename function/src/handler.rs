@@ -172,7 +172,7 @@ pub trait IngressLookup: Send + Sync {
     }
 }
 
-/// The reconcile engine (implemented by `reconcile.rs`).
+/// The reconcile engine (implemented by `reconcile/`).
 pub trait Engine: IngressLookup + Send + Sync + 'static {
     fn reconcile(&self, key: IngressKey, deadline: Instant) -> BoxFuture<'_, IngressOutcome>;
     fn sweep(&self, deadline: Instant) -> BoxFuture<'_, SweepOutcome>;

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use clb_ingress::handler::{Engine, IngressKey, WebhookToken};
 use clb_ingress::reconcile;
+use clb_ingress::runtime::shards::ShardDispatcher;
 use clb_ingress::runtime::{scf, web};
 use tokio::time::Instant;
 
@@ -135,6 +136,12 @@ async fn build_engine() -> anyhow::Result<Arc<dyn Engine>> {
     let engine = reconcile::engine_from_env()
         .await
         .context("configuring the engine")?;
+    let engine = match ShardDispatcher::from_env(engine.cloud())
+        .context("configuring the sweep's shards")?
+    {
+        Some(dispatcher) => engine.with_shards(dispatcher),
+        None => engine,
+    };
     Ok(Arc::new(engine))
 }
 

@@ -13,7 +13,7 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::Api;
 use sha2::{Digest, Sha256};
 
@@ -321,6 +321,39 @@ impl ClusterClient {
         })
         .await
         .map(|dirty| Released { dirty })
+    }
+
+    /// Deletes the Lease a gone Ingress left behind when nobody live holds it. Best effort: the
+    /// delete carries the read resourceVersion, so a run that takes the Lease meanwhile wins,
+    /// and a Lease left behind only costs an object.
+    pub async fn forget_lease(&self, namespace: &str, ingress_name: &str) {
+        let api = self.leases(namespace);
+        let name = lease_name(ingress_name);
+        let target = format!("{namespace}/{name}");
+        let lease = match self.read_lease(&api, &target).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading a gone Ingress's lease");
+                return;
+            }
+        };
+        if !matches!(
+            lease_state(lease.spec.as_ref(), "", Timestamp::now()),
+            LeaseState::Free | LeaseState::Expired { .. }
+        ) {
+            return;
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: lease.metadata.resource_version.clone(),
+                uid: lease.metadata.uid.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        if let Err(e) = api.delete(&name, &params).await {
+            tracing::debug!(error = %e, "deleting a gone Ingress's lease");
+        }
     }
 
     /// Read, check we still hold it, change, write with the read version; again on conflict

@@ -27,7 +27,7 @@ pub use lease::{
     lease_name, lease_state, Acquire, LeaseGuard, LeaseState, Released, CLOCK_SKEW_MARGIN,
     DIRTY_ANNOTATION,
 };
-pub use write::{WriteOutcome, LB_ID_ANNOTATION};
+pub use write::{current_status, WriteOutcome, LB_ID_ANNOTATION};
 
 /// Environment variable naming a kubeconfig file (DESIGN §4).
 pub const ENV_KUBECONFIG: &str = "KUBECONFIG";

@@ -128,6 +128,26 @@ impl ClusterClient {
             .map_err(|e| ClusterError::api("list ingresses", "all namespaces", e))
     }
 
+    /// Every Ingress of `namespace` (or of the cluster), paged, served from the apiserver's
+    /// cache (`resourceVersion=0`): for mapping changes to Ingresses only, never for acting on
+    /// (a missed one is caught by its own trigger or the sweep).
+    pub async fn list_ingresses_cached(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Ingress>, ClusterError> {
+        let ingresses: Api<Ingress> = match namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        list_all(
+            &ingresses,
+            ListParams::default().match_any(),
+            self.page_size,
+        )
+        .await
+        .map_err(|e| ClusterError::api("list ingresses", namespace.unwrap_or("all namespaces"), e))
+    }
+
     async fn read_ingress_class(
         &self,
         refs: &IngressRefs,

@@ -22,7 +22,7 @@ pub enum WriteOutcome {
 }
 
 /// The status entries currently on the Ingress (none and an empty list are the same).
-fn current_status(ingress: &Ingress) -> &[IngressLoadBalancerIngress] {
+pub fn current_status(ingress: &Ingress) -> &[IngressLoadBalancerIngress] {
     ingress
         .status
         .as_ref()

@@ -12,9 +12,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use crate::cloud::scf::{InvokeRequest, ScfFunction};
 use crate::cloud::{CloudClient, CloudError};
 use crate::handler::WebhookToken;
+use crate::reconcile::ShardInvoker;
 use crate::shard::{ShardSpec, DEFAULT_SHARD_SIZE};
 
 /// Longest a local shard POST may take to be accepted (the server answers at once).
@@ -191,6 +194,20 @@ impl ShardDispatcher {
                 }
             }
         }
+    }
+}
+
+impl ShardInvoker for ShardDispatcher {
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn invoke<'a>(&'a self, spec: &'a ShardSpec) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            ShardDispatcher::invoke(self, spec)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

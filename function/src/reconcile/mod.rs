@@ -1,0 +1,239 @@
+//! The engine: one Ingress through DESIGN §2's pipeline, and the sweep.
+//!
+//! ```text
+//! reconcile(key)   prepare: observe (cluster view) → desire (pure) → observe (cloud) → plan (pure)
+//!                  quiet (empty plan, status shown, nothing to say)? done: no Lease, no write
+//!                  else under the Lease: prepare again (fresh) → apply → report
+//! sweep            sweep.rs: every Ingress that may be ours (or shard events), then release.rs
+//! ```
+//!
+//! Kubernetes access is `cluster/`'s, CLB calls `cloud/`'s; this module wires them and never
+//! imports the runtimes (the sweep's shard dispatcher comes in as a [`ShardInvoker`]).
+
+mod dry_run;
+mod lease;
+mod lookup;
+mod options;
+mod prepare;
+mod release;
+mod report;
+mod shards;
+mod sweep;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+use crate::cloud::apply::{apply, ApplyError};
+use crate::cloud::{CloudClient, CloudError};
+use crate::cluster::{ClusterClient, ClusterError};
+use crate::handler::{
+    ActionCounts, Engine, IngressKey, IngressOutcome, OutcomeStatus, SweepOutcome,
+};
+use crate::model::{desire, Decision};
+
+pub use dry_run::DryRun;
+pub use options::{
+    engine_from_env, EnvError, ReconcilerOptions, DEFAULT_LEASE_SECONDS, ENV_CLB_VPC_ID,
+    ENV_CLUSTER_ID, RELEASE_MARGIN,
+};
+pub use report::reasons;
+pub use shards::ShardInvoker;
+
+use prepare::Prepared;
+use report::annotation;
+
+/// The engine: cluster and cloud clients and the cluster's id.
+#[derive(Clone, Debug)]
+pub struct Reconciler {
+    cluster: ClusterClient,
+    cloud: CloudClient,
+    cluster_id: String,
+    opts: ReconcilerOptions,
+    /// Set when a big sweep may fan out to shards.
+    shards: Option<Arc<dyn ShardInvoker>>,
+}
+
+/// Why a run could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error(transparent)]
+    Apply(#[from] Box<ApplyError>),
+}
+
+impl ReconcileError {
+    /// Stable code for outcomes and Events: the API's error code where there is one.
+    pub fn code(&self) -> String {
+        let cloud = |e: &CloudError| e.code().unwrap_or("CloudError").to_string();
+        match self {
+            ReconcileError::Cluster(ClusterError::Conflict { .. }) => "Conflict".into(),
+            ReconcileError::Cluster(_) => "KubernetesError".into(),
+            ReconcileError::Cloud(e) => cloud(e),
+            ReconcileError::Apply(a) => cloud(&a.error),
+        }
+    }
+}
+
+impl Reconciler {
+    /// Converges one Ingress now.
+    pub async fn reconcile_one(&self, key: &IngressKey) -> IngressOutcome {
+        self.reconcile_until(key, None).await
+    }
+
+    /// [`Self::reconcile_one`] within `deadline` (the work under the Lease stops
+    /// [`RELEASE_MARGIN`] before it, so the Lease is still given back).
+    pub async fn reconcile_until(
+        &self,
+        key: &IngressKey,
+        deadline: Option<Instant>,
+    ) -> IngressOutcome {
+        match self.reconcile_inner(key, deadline).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(ingress = %key, error = %e, "reconcile failed");
+                IngressOutcome::failed(&e.code(), e.to_string())
+            }
+        }
+    }
+
+    /// Looks without writing (no Lease either); only what needs writing goes under the Lease.
+    async fn reconcile_inner(
+        &self,
+        key: &IngressKey,
+        deadline: Option<Instant>,
+    ) -> Result<IngressOutcome, ReconcileError> {
+        let first = self.prepare(key).await?;
+        let reads = first.reads();
+        match &first {
+            // No Lease for an Ingress that is gone (its namespace may be gone too): releasing
+            // orphans rests on positive proof by UID, and two runs releasing the same CLB
+            // only find it already gone.
+            Prepared::Gone => {
+                let outcome = self.release_orphans_outcome().await;
+                self.cluster.forget_lease(&key.namespace, &key.name).await;
+                return outcome;
+            }
+            Prepared::Ignored { view } if annotation(&view.ingress).is_none() => {
+                return Ok(IngressOutcome::new(OutcomeStatus::Ignored));
+            }
+            Prepared::Planned(p) if p.is_quiet() => {
+                let mut outcome = IngressOutcome::new(OutcomeStatus::Converged);
+                outcome.actions.cloud_reads = reads;
+                return Ok(outcome);
+            }
+            _ => {}
+        }
+        let total = ActionCounts {
+            cloud_reads: reads,
+            ..ActionCounts::default()
+        };
+        self.under_lease(key, deadline, total).await
+    }
+
+    /// observe → desire → observe the cloud → plan, writing nothing.
+    async fn prepare(&self, key: &IngressKey) -> Result<Prepared, ReconcileError> {
+        let Some(view) = self.cluster.view(&key.namespace, &key.name).await? else {
+            return Ok(Prepared::Gone);
+        };
+        match desire(&view, &self.cluster_id) {
+            Decision::Invalid(problems) => Ok(Prepared::Invalid {
+                view: Box::new(view),
+                problems,
+            }),
+            Decision::Release => self.plan_out_of_class(view).await,
+            Decision::Manage(desired) => self.plan_manage(view, *desired).await,
+        }
+    }
+
+    /// One full run under the Lease: prepare again (fresh), apply, report.
+    async fn locked_run(&self, key: &IngressKey) -> Result<IngressOutcome, ReconcileError> {
+        match self.prepare(key).await? {
+            Prepared::Gone => self.release_orphans_outcome().await,
+            Prepared::Ignored { view } => self.report_ignored(&view.ingress).await,
+            Prepared::Invalid { view, problems } => {
+                Ok(self.report_invalid(&view.ingress, &problems).await)
+            }
+            Prepared::Planned(p) => {
+                self.warn_all(&p.view.ingress, &p.problems).await;
+                match apply(&self.cloud, &p.plan, &p.cloud, &self.opts.apply).await {
+                    Ok(applied) => self.report(&p, &applied).await,
+                    Err(e) => Ok(self.report_failed(&p, e).await),
+                }
+            }
+        }
+    }
+}
+
+impl Reconciler {
+    pub fn new(
+        cluster: ClusterClient,
+        cloud: CloudClient,
+        cluster_id: impl Into<String>,
+        opts: ReconcilerOptions,
+    ) -> Self {
+        Self {
+            cluster,
+            cloud,
+            cluster_id: cluster_id.into(),
+            opts,
+            shards: None,
+        }
+    }
+
+    /// Lets the sweep fan out to shards when it finds more Ingresses than `dispatcher.size()`.
+    pub fn with_shards(mut self, dispatcher: impl ShardInvoker + 'static) -> Self {
+        self.shards = Some(Arc::new(dispatcher));
+        self
+    }
+
+    pub fn cluster(&self) -> &ClusterClient {
+        &self.cluster
+    }
+
+    pub fn cloud(&self) -> &CloudClient {
+        &self.cloud
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn options(&self) -> &ReconcilerOptions {
+        &self.opts
+    }
+}
+
+impl Engine for Reconciler {
+    fn reconcile(&self, key: IngressKey, deadline: Instant) -> BoxFuture<'_, IngressOutcome> {
+        Box::pin(async move { self.reconcile_until(&key, Some(deadline)).await })
+    }
+
+    fn sweep(&self, deadline: Instant) -> BoxFuture<'_, SweepOutcome> {
+        Box::pin(self.sweep_now(deadline))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_come_from_the_api_where_there_is_one() {
+        let api = CloudError::Api {
+            action: "CreateRule".into(),
+            code: "LimitExceeded".into(),
+            message: "m".into(),
+            request_id: "r".into(),
+        };
+        assert_eq!(ReconcileError::Cloud(api).code(), "LimitExceeded");
+        assert_eq!(
+            ReconcileError::Cloud(CloudError::Config("x".into())).code(),
+            "CloudError"
+        );
+    }
+}

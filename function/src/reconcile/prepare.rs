@@ -1,0 +1,148 @@
+//! The look without writes: observe the cloud for a desired state and plan against it.
+
+use super::report::is_reported;
+use super::{ReconcileError, Reconciler};
+use crate::cloud::observe::{observe, Lookup};
+use crate::model::ownership::IngressFact;
+use crate::model::{ClusterView, Desired, LbSource, Problem};
+use crate::plan::{self, CloudView, Plan};
+
+/// What a look without writes found for one Ingress.
+pub(super) enum Prepared {
+    /// The Ingress does not exist.
+    Gone,
+    /// Out of our class and no CLB carries its UID.
+    Ignored { view: Box<ClusterView> },
+    /// Refused as a whole (bad annotation, or a CLB that is not ours to use).
+    Invalid {
+        view: Box<ClusterView>,
+        problems: Vec<Problem>,
+    },
+    /// A plan (possibly empty) to keep or release the CLB.
+    Planned(Box<Planned>),
+}
+
+impl Prepared {
+    /// Cloud reads the look made.
+    pub(super) fn reads(&self) -> u32 {
+        match self {
+            Prepared::Planned(p) => p.reads,
+            _ => 0,
+        }
+    }
+}
+
+pub(super) struct Planned {
+    pub view: ClusterView,
+    pub cloud: CloudView,
+    pub plan: Plan,
+    /// Warnings of the model and the planner.
+    pub problems: Vec<Problem>,
+    /// Releasing (out of class), not managing.
+    pub release: bool,
+    pub reads: u32,
+}
+
+impl Planned {
+    /// Nothing to apply, nothing to write on the Ingress, nothing to say.
+    pub(super) fn is_quiet(&self) -> bool {
+        self.plan.is_empty()
+            && self.problems.is_empty()
+            && is_reported(&self.view.ingress, &self.cloud, self.release)
+    }
+}
+
+impl Reconciler {
+    /// Out of our class: the CLB carrying its UID, if any, and the plan to release it.
+    pub(super) async fn plan_out_of_class(
+        &self,
+        view: ClusterView,
+    ) -> Result<Prepared, ReconcileError> {
+        let uid = view.ingress.metadata.uid.clone().unwrap_or_default();
+        if uid.is_empty() {
+            return Ok(Prepared::Ignored {
+                view: Box::new(view),
+            });
+        }
+        let (cloud, reads) = observe(
+            &self.cloud,
+            Lookup::ByUid {
+                cluster_id: &self.cluster_id,
+                uid: &uid,
+            },
+        )
+        .await?;
+        if cloud.load_balancer.is_none() {
+            return Ok(Prepared::Ignored {
+                view: Box::new(view),
+            });
+        }
+        match plan::plan_release(&cloud, IngressFact::OutOfClass, &self.cluster_id, &uid) {
+            Ok(plan) => Ok(Prepared::Planned(Box::new(Planned {
+                view,
+                cloud,
+                plan,
+                problems: Vec::new(),
+                release: true,
+                reads: reads.calls,
+            }))),
+            Err(p) => Ok(Prepared::Invalid {
+                view: Box::new(view),
+                problems: vec![p],
+            }),
+        }
+    }
+
+    /// Ours: the CLB it has (by UID) or names (`existLbId`), and the plan to converge it.
+    pub(super) async fn plan_manage(
+        &self,
+        view: ClusterView,
+        desired: Desired,
+    ) -> Result<Prepared, ReconcileError> {
+        let lookup = match &desired.load_balancer {
+            LbSource::Create(_) => Lookup::ByUid {
+                cluster_id: &self.cluster_id,
+                uid: &desired.ingress_uid,
+            },
+            LbSource::Adopt { lb_id } => Lookup::ById(lb_id),
+        };
+        let (mut cloud, reads) = observe(&self.cloud, lookup).await?;
+        let mut reads = reads.calls;
+        // A CLB still being created (a run stopped right after CreateLoadBalancer) takes no
+        // writes yet; wait for it here rather than leave the rest to a later trigger.
+        if let Some(lb) = cloud
+            .load_balancer
+            .as_ref()
+            .filter(|lb| lb.status == plan::LB_STATUS_CREATING)
+        {
+            self.cloud
+                .wait_load_balancers_ready(std::slice::from_ref(&lb.id))
+                .await?;
+            let (again, more) = observe(&self.cloud, lookup).await?;
+            cloud = again;
+            reads += more.calls + 1;
+        }
+        match plan::plan(&desired, &cloud) {
+            Ok(plan) => {
+                let mut problems = desired.problems;
+                problems.extend(plan.problems.iter().cloned());
+                Ok(Prepared::Planned(Box::new(Planned {
+                    view,
+                    cloud,
+                    plan,
+                    problems,
+                    release: false,
+                    reads,
+                })))
+            }
+            Err(refusal) => {
+                let mut problems = vec![refusal];
+                problems.extend(desired.problems);
+                Ok(Prepared::Invalid {
+                    view: Box::new(view),
+                    problems,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The report step: the Ingress's status and annotation, and Events with stable reasons.
+//! Events are best effort: a failed Event write never fails the reconcile.
+
+use jiff::Timestamp;
+use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
+
+use super::prepare::Planned;
+use super::{ReconcileError, Reconciler};
+use crate::cloud::apply::{Applied, ApplyError, LbAddress};
+use crate::cluster::{current_status, EventRecord, EventType, LB_ID_ANNOTATION};
+use crate::handler::{ActionCounts, IngressOutcome, OutcomeStatus};
+use crate::model::Problem;
+use crate::plan::{CloudLb, CloudView};
+
+/// Event reasons of our own (problems use their codes).
+pub mod reasons {
+    /// Something on the CLB was created or changed.
+    pub const ENSURED: &str = "EnsuredLoadBalancer";
+    /// The CLB (or our part of an adopted one) was released.
+    pub const RELEASED: &str = "ReleasedLoadBalancer";
+    /// A cloud call failed mid-plan; the next run resumes.
+    pub const SYNC_FAILED: &str = "SyncLoadBalancerFailed";
+}
+
+/// The address of an observed CLB, as the status shows it.
+pub(super) fn address_of(lb: &CloudLb) -> LbAddress {
+    LbAddress {
+        id: lb.id.clone(),
+        vips: lb.vips.clone(),
+        domain: lb.domain.clone(),
+    }
+}
+
+/// Our `existLbId`-style annotation naming the CLB in use.
+pub(super) fn annotation(ingress: &Ingress) -> Option<&str> {
+    ingress
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LB_ID_ANNOTATION))
+        .map(String::as_str)
+}
+
+/// `status.loadBalancer.ingress`: the VIP as `ip`, or, for a domain-name CLB without a VIP,
+/// its domain as `hostname`.
+pub(super) fn status_entries(a: &LbAddress) -> Vec<IngressLoadBalancerIngress> {
+    if let Some(ip) = a.vips.first() {
+        return vec![IngressLoadBalancerIngress {
+            ip: Some(ip.clone()),
+            ..Default::default()
+        }];
+    }
+    a.domain
+        .iter()
+        .map(|d| IngressLoadBalancerIngress {
+            hostname: Some(d.clone()),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Whether the Ingress already shows what the report would write for `cloud`.
+pub(super) fn is_reported(ingress: &Ingress, cloud: &CloudView, release: bool) -> bool {
+    if release {
+        return annotation(ingress).is_none();
+    }
+    match cloud.load_balancer.as_ref().map(address_of) {
+        Some(a) => {
+            current_status(ingress) == status_entries(&a).as_slice()
+                && annotation(ingress) == Some(a.id.as_str())
+        }
+        None => true,
+    }
+}
+
+impl Reconciler {
+    /// After a plan was applied: status, annotation and a Normal Event for what changed.
+    pub(super) async fn report(
+        &self,
+        p: &Planned,
+        applied: &Applied,
+    ) -> Result<IngressOutcome, ReconcileError> {
+        let ingress = &p.view.ingress;
+        let counts = ActionCounts {
+            cloud_reads: p.reads,
+            applied: applied.actions as u32,
+            cloud_writes: applied.writes,
+        };
+        let lb_id = p
+            .plan
+            .load_balancer_id
+            .clone()
+            .or_else(|| applied.created.as_ref().map(|c| c.id.clone()));
+        let lb_id = lb_id.as_deref().unwrap_or("?");
+        let status = if p.release {
+            self.report_release(ingress, &p.cloud).await?;
+            if applied.actions > 0 {
+                let note = format!("CLB {lb_id}: released ({} call(s))", applied.actions);
+                self.event(ingress, EventType::Normal, reasons::RELEASED, &note)
+                    .await;
+            }
+            OutcomeStatus::Released
+        } else {
+            let address = applied
+                .created
+                .clone()
+                .or_else(|| p.cloud.load_balancer.as_ref().map(address_of));
+            if let Some(a) = &address {
+                let entries = status_entries(a);
+                if !entries.is_empty() {
+                    self.cluster.write_status(ingress, entries).await?;
+                }
+                self.cluster.set_lb_annotation(ingress, Some(&a.id)).await?;
+            }
+            if applied.actions > 0 {
+                let note = format!("CLB {lb_id}: {} call(s) applied", applied.actions);
+                self.event(ingress, EventType::Normal, reasons::ENSURED, &note)
+                    .await;
+            }
+            OutcomeStatus::Converged
+        };
+        let mut outcome = IngressOutcome::new(status);
+        outcome.actions = counts;
+        Ok(stopped(outcome, applied))
+    }
+
+    /// A cloud call failed mid-plan: say so; the next run resumes.
+    pub(super) async fn report_failed(&self, p: &Planned, e: ApplyError) -> IngressOutcome {
+        let counts = ActionCounts {
+            cloud_reads: p.reads,
+            applied: e.applied.actions as u32,
+            cloud_writes: e.applied.writes,
+        };
+        let note = e.to_string();
+        self.event(
+            &p.view.ingress,
+            EventType::Warning,
+            reasons::SYNC_FAILED,
+            &note,
+        )
+        .await;
+        let err = ReconcileError::Apply(Box::new(e));
+        let mut outcome = IngressOutcome::failed(&err.code(), note);
+        outcome.actions = counts;
+        outcome
+    }
+
+    /// Refused as a whole: one Warning per problem, the first one as the outcome.
+    pub(super) async fn report_invalid(
+        &self,
+        ingress: &Ingress,
+        problems: &[Problem],
+    ) -> IngressOutcome {
+        self.warn_all(ingress, problems).await;
+        let first = problems.first();
+        IngressOutcome {
+            code: first.map(|p| p.code.to_string()),
+            message: first.map(|p| p.message.clone()),
+            ..IngressOutcome::new(OutcomeStatus::Invalid)
+        }
+    }
+
+    /// Out of our class with no CLB: drop our annotation.
+    pub(super) async fn report_ignored(
+        &self,
+        ingress: &Ingress,
+    ) -> Result<IngressOutcome, ReconcileError> {
+        self.cluster.set_lb_annotation(ingress, None).await?;
+        Ok(IngressOutcome::new(OutcomeStatus::Ignored))
+    }
+
+    /// After an out-of-class release: drop our annotation and the status entries that
+    /// pointed at the released CLB (another controller's entries stay).
+    async fn report_release(
+        &self,
+        ingress: &Ingress,
+        cloud: &CloudView,
+    ) -> Result<(), ReconcileError> {
+        if let Some(lb) = &cloud.load_balancer {
+            let ours = status_entries(&address_of(lb));
+            let current = current_status(ingress);
+            let kept: Vec<IngressLoadBalancerIngress> = current
+                .iter()
+                .filter(|e| !ours.contains(e))
+                .cloned()
+                .collect();
+            if kept.len() != current.len() {
+                self.cluster.write_status(ingress, kept).await?;
+            }
+        }
+        self.cluster.set_lb_annotation(ingress, None).await?;
+        Ok(())
+    }
+
+    pub(super) async fn warn_all(&self, ingress: &Ingress, problems: &[Problem]) {
+        for p in problems {
+            self.event(ingress, EventType::Warning, p.code, &p.to_string())
+                .await;
+        }
+    }
+
+    async fn event(&self, ingress: &Ingress, type_: EventType, reason: &str, note: &str) {
+        let record = EventRecord {
+            type_,
+            reason,
+            action: "Reconcile",
+            note,
+        };
+        if let Err(e) = self
+            .cluster
+            .emit_event(ingress, &record, Timestamp::now())
+            .await
+        {
+            tracing::warn!(reason, error = %e, "event write failed");
+        }
+    }
+}
+
+/// A plan cut short by `stop_after` is not converged: the next run finishes it.
+fn stopped(mut outcome: IngressOutcome, applied: &Applied) -> IngressOutcome {
+    if applied.stopped {
+        outcome.status = OutcomeStatus::Failed;
+        outcome.code = Some("Interrupted".into());
+        outcome.message = Some(format!(
+            "stopped after {} action(s) (stop_after)",
+            applied.actions
+        ));
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_the_vip_as_ip_else_the_domain_as_hostname() {
+        let with_vip = LbAddress {
+            id: "lb-1".into(),
+            vips: vec!["1.2.3.4".into()],
+            domain: Some("lb-1.clb.example".into()),
+        };
+        assert_eq!(status_entries(&with_vip)[0].ip.as_deref(), Some("1.2.3.4"));
+        assert_eq!(status_entries(&with_vip)[0].hostname, None);
+        let domain_only = LbAddress {
+            vips: vec![],
+            ..with_vip
+        };
+        assert_eq!(
+            status_entries(&domain_only)[0].hostname.as_deref(),
+            Some("lb-1.clb.example")
+        );
+        let neither = LbAddress {
+            domain: None,
+            ..domain_only
+        };
+        assert!(status_entries(&neither).is_empty());
+    }
+}
