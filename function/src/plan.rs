@@ -14,8 +14,10 @@ use crate::model::desired::{DesiredListener, DesiredRule};
 use crate::model::lb::{Certificate, Domain, LbType, ListenerKey, Protocol, RuleKey, TargetKey};
 use crate::model::ownership::{self, Adoption, IngressFact, Release};
 use crate::model::problem::codes;
+use crate::model::service_config::RuleAttributes;
 use crate::model::{Desired, LbSource, LbSpec, Problem};
 
+mod attributes;
 #[cfg(test)]
 pub(crate) mod sim;
 #[cfg(test)]
@@ -85,6 +87,8 @@ pub struct CloudListener {
     pub name: String,
     pub certificate: Option<Certificate>,
     pub sni: bool,
+    /// `KeepaliveEnable`, when the API shows it.
+    pub keepalive: Option<bool>,
     pub rules: Vec<CloudRule>,
 }
 
@@ -106,6 +110,8 @@ pub struct CloudRule {
     /// The rule's (its domain's) certificate on SNI listeners.
     pub certificate: Option<Certificate>,
     pub default_server: bool,
+    /// Scheduler, session, forward type and health check (what a TkeServiceConfig sets).
+    pub attributes: RuleAttributes,
     pub targets: Vec<CloudTarget>,
 }
 
@@ -196,6 +202,18 @@ pub enum Action {
         listener: ListenerRef,
         domain: Domain,
         certificate: Certificate,
+    },
+    /// ModifyRule: the TkeServiceConfig attributes of one rule that differ.
+    ModifyRule {
+        rule: RuleRef,
+        attributes: RuleAttributes,
+    },
+    /// ModifyListener `KeepaliveEnable` (TkeServiceConfig `keepaliveEnable`).
+    SetKeepalive { listener: ListenerRef, enable: bool },
+    /// ModifyDomainAttributes `DefaultServer: true` (TkeServiceConfig `defaultServer`).
+    SetDefaultServer {
+        listener: ListenerRef,
+        domain: Domain,
     },
     /// BatchRegisterTargets (≤ 500, across listeners and rules).
     RegisterTargets { targets: Vec<BatchTarget> },
@@ -438,6 +456,7 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
         .collect();
 
     let mut handled: BTreeSet<ListenerKey> = BTreeSet::new();
+    let mut selected = Vec::new();
     for (key, dl) in &desired.listeners {
         if let Some(f) = foreign_ports.get(&key.port) {
             problems.push(Problem::warning(
@@ -470,6 +489,11 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
         if let Some(cl) = ours.get(key) {
             handled.insert(*key);
             diff_listener(&mut ph, *key, dl, &rules, cl);
+            selected.push(attributes::Selected {
+                listener: listener_ref(cl),
+                cloud: Some(*cl),
+                rules,
+            });
             continue;
         }
         for (k, cl) in &ours {
@@ -478,6 +502,18 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
             }
         }
         new_listener(&mut ph, *key, dl, &rules);
+        selected.push(attributes::Selected {
+            listener: ListenerRef {
+                key: *key,
+                id: None,
+            },
+            cloud: None,
+            rules,
+        });
+    }
+    if let Some(config) = &desired.service_config {
+        let actions = attributes::plan(config, default, &selected, &mut problems);
+        ph.modify.extend(actions);
     }
     for (k, cl) in &ours {
         if !handled.contains(k) {
@@ -820,6 +856,22 @@ impl fmt::Display for Action {
                 f,
                 "ModifyDomainAttributes {listener} {domain} cert=[{certificate}]"
             ),
+            Action::ModifyRule { rule, attributes } => {
+                write!(f, "ModifyRule {rule} {attributes}")
+            }
+            Action::SetKeepalive { listener, enable } => {
+                write!(
+                    f,
+                    "ModifyListener {listener} keepalive={}",
+                    u8::from(*enable)
+                )
+            }
+            Action::SetDefaultServer { listener, domain } => {
+                write!(
+                    f,
+                    "ModifyDomainAttributes {listener} {domain} default_server=on"
+                )
+            }
             Action::RegisterTargets { targets } => {
                 write!(f, "RegisterTargets ({})", targets.len())?;
                 write_targets(f, targets)

@@ -172,6 +172,25 @@ impl Resolver {
         Some(first.clone())
     }
 
+    /// After `domain` became the default domain of `listener`: a later DeleteRule must not
+    /// hand the default to another domain when it deletes the old default's rules.
+    fn default_domain_moved(&mut self, listener: ListenerKey, domain: &str) {
+        let on_listener: Vec<(&String, &String)> = self
+            .rules
+            .iter()
+            .filter(|((k, _, _), _)| *k == listener)
+            .map(|((_, d, _), loc)| (d, loc))
+            .collect();
+        self.default_servers
+            .retain(|loc| !on_listener.iter().any(|(_, l)| *l == loc));
+        self.default_servers.extend(
+            on_listener
+                .iter()
+                .filter(|(d, _)| d.as_str() == domain)
+                .map(|(_, loc)| (*loc).clone()),
+        );
+    }
+
     fn rule(&self, r: &RuleRef) -> Result<(String, String), CloudError> {
         let listener = self.listener(&r.listener)?;
         if let Some(loc) = &r.location_id {
@@ -400,6 +419,43 @@ async fn run_action(
                     ..Default::default()
                 })
                 .await?;
+        }
+        Action::ModifyRule { rule, attributes } => {
+            let (listener_id, loc) = res.rule(rule)?;
+            applied.writes += 1;
+            client
+                .modify_rule(&super::attributes::modify_rule_request(
+                    res.lb()?.to_string(),
+                    listener_id,
+                    loc,
+                    attributes,
+                ))
+                .await?;
+        }
+        Action::SetKeepalive { listener, enable } => {
+            applied.writes += 1;
+            client
+                .modify_listener(&ModifyListenerRequest {
+                    load_balancer_id: res.lb()?.to_string(),
+                    listener_id: res.listener(listener)?,
+                    keepalive_enable: Some(i64::from(*enable)),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Action::SetDefaultServer { listener, domain } => {
+            let domain = res.domain(domain)?;
+            applied.writes += 1;
+            client
+                .modify_domain_attributes(&ModifyDomainAttributesRequest {
+                    load_balancer_id: res.lb()?.to_string(),
+                    listener_id: res.listener(listener)?,
+                    domain: domain.clone(),
+                    default_server: Some(true),
+                    ..Default::default()
+                })
+                .await?;
+            res.default_domain_moved(listener.key, &domain);
         }
         Action::RegisterTargets { targets } => {
             let req = batch_request(res, targets)?;
@@ -728,6 +784,7 @@ mod tests {
             url: url.into(),
             certificate: None,
             default_server,
+            attributes: Default::default(),
             targets: Vec::new(),
         }
     }
@@ -749,6 +806,7 @@ mod tests {
                     name: crate::model::ownership::OUR_LISTENER_NAME.into(),
                     certificate: None,
                     sni: false,
+                    keepalive: None,
                     rules,
                 }],
             }),

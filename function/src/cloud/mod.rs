@@ -5,6 +5,7 @@
 //! per action on top. Async CLB writes wait for their task before returning.
 
 pub mod apply;
+pub mod attributes;
 pub mod clb;
 pub mod client;
 pub mod config;

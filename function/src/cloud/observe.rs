@@ -177,6 +177,7 @@ fn cloud_listener(
             url: r.url.clone(),
             certificate: r.certificate.as_ref().and_then(certificate),
             default_server: r.default_server.unwrap_or(false),
+            attributes: super::attributes::observed(r),
             targets: bound
                 .remove(&(l.listener_id.clone(), r.location_id.clone()))
                 .unwrap_or_default(),
@@ -189,6 +190,7 @@ fn cloud_listener(
         name: l.listener_name.clone(),
         certificate: l.certificate.as_ref().and_then(certificate),
         sni: l.sni_switch == Some(1),
+        keepalive: l.keepalive_enable.map(|k| k == 1),
         rules,
     })
 }

@@ -21,7 +21,7 @@ pub const HTTPS_RULES: &str = "kubernetes.io/ingress.https-rules";
 
 /// TKE annotations that change listeners, rules or lifecycle in ways we do not implement:
 /// reported as `UnsupportedAnnotation` so nobody believes they took effect.
-pub const UNSUPPORTED: [&str; 11] = [
+pub const UNSUPPORTED: [&str; 10] = [
     "kubernetes.io/ingress.rule-mix-both",
     "ingress.cloud.tencent.com/rewrite-support",
     "ingress.cloud.tencent.com/auto-rewrite",
@@ -30,7 +30,6 @@ pub const UNSUPPORTED: [&str; 11] = [
     "ingress.cloud.tencent.com/certificate",
     "ingress.cloud.tencent.com/enable-group",
     "ingress.cloud.tencent.com/mode",
-    "ingress.cloud.tencent.com/tke-service-config",
     "ingress.cloud.tencent.com/tke-service-config-auto",
     "ingress.cloud.tencent.com/loadbalance-retain",
 ];

@@ -14,6 +14,7 @@ use super::lb::{Certificate, Domain, LbType, ListenerKey, Protocol, RuleKey, Tar
 use super::ownership;
 use super::paths::{clb_domain, clb_url};
 use super::problem::{codes, Problem, Severity};
+use super::service_config::{self, ServiceConfig};
 use super::tls::{self, TlsCerts};
 use super::view::ClusterView;
 
@@ -40,6 +41,8 @@ pub struct Desired {
     pub listeners: BTreeMap<ListenerKey, DesiredListener>,
     /// Per-rule warnings: each skipped rule, backend or certificate.
     pub problems: Vec<Problem>,
+    /// Listener and rule attributes from the named TkeServiceConfig.
+    pub service_config: Option<ServiceConfig>,
 }
 
 /// Where the CLB comes from.
@@ -362,6 +365,8 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
     };
 
     let tls = tls::certificates(view, &mut problems);
+    let (service_config, config_problems) = service_config::from_view(view);
+    problems.extend(config_problems);
     let mut b = RuleBuilder {
         view,
         tls: &tls,
@@ -445,6 +450,7 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
         load_balancer,
         listeners,
         problems: b.problems,
+        service_config,
     }))
 }
 

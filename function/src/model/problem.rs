@@ -79,6 +79,14 @@ pub mod codes {
     pub const BAD_HTTP_RULES: &str = "E4022";
     /// Bad `kubernetes.io/ingress.https-rules`.
     pub const BAD_HTTPS_RULES: &str = "E4023";
+    /// The TkeServiceConfig an Ingress names does not exist in its namespace.
+    pub const TKE_SERVICE_CONFIG_NOT_FOUND: &str = "E4043";
+    /// `tke-service-config-auto` is not a bool.
+    pub const BAD_TKE_SERVICE_CONFIG_AUTO: &str = "E4050";
+    /// A manual TkeServiceConfig name ends in a suffix reserved for automatic configs.
+    pub const RESERVED_TKE_SERVICE_CONFIG_NAME: &str = "E4051";
+    /// A malformed part of a TkeServiceConfig (TKE documents no code for it); it is skipped.
+    pub const INVALID_TKE_SERVICE_CONFIG: &str = "InvalidTkeServiceConfig";
     /// Bad `kubernetes.io/ingress.rule-mix`.
     pub const BAD_RULE_MIX: &str = "E4044";
     /// Bad create parameters (e.g. a malformed cross-vpc-id).

@@ -126,6 +126,7 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
                         name: name.clone(),
                         certificate: certificate.clone(),
                         sni: *sni,
+                        keepalive: None,
                         rules: Vec::new(),
                     });
                 }
@@ -167,6 +168,7 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
                         url: r.key.url.clone(),
                         certificate: r.certificate.clone(),
                         default_server,
+                        attributes: Default::default(),
                         targets: Vec::new(),
                     });
                 }
@@ -191,6 +193,54 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
                 }
                 if !hit {
                     return Err(format!("domain {domain} not found"));
+                }
+            }
+            Action::ModifyRule { rule, attributes } => {
+                let https = listener_mut(lb, &rule.listener)?.protocol == Protocol::Https;
+                if attributes.forward_type.is_some() && !https {
+                    return Err("ForwardType on a non-HTTPS listener".into());
+                }
+                let r = rule_mut(lb, rule)?;
+                let (have, want) = (&mut r.attributes, attributes);
+                fn set<T: Clone>(have: &mut Option<T>, want: &Option<T>) {
+                    if want.is_some() {
+                        have.clone_from(want);
+                    }
+                }
+                set(&mut have.scheduler, &want.scheduler);
+                set(&mut have.session_expire_time, &want.session_expire_time);
+                set(&mut have.forward_type, &want.forward_type);
+                let (h, w) = (&mut have.health_check, &want.health_check);
+                set(&mut h.enable, &w.enable);
+                set(&mut h.interval_time, &w.interval_time);
+                set(&mut h.timeout, &w.timeout);
+                set(&mut h.health_num, &w.health_num);
+                set(&mut h.unhealth_num, &w.unhealth_num);
+                set(&mut h.http_code, &w.http_code);
+                set(&mut h.http_check_path, &w.http_check_path);
+                set(&mut h.http_check_domain, &w.http_check_domain);
+                set(&mut h.http_check_method, &w.http_check_method);
+                set(&mut h.source_ip_type, &w.source_ip_type);
+                if let (Some(i), Some(t)) = (h.interval_time, h.timeout) {
+                    if i <= t {
+                        return Err("TimeOut must be less than IntervalTime".into());
+                    }
+                }
+            }
+            Action::SetKeepalive { listener, enable } => {
+                listener_mut(lb, listener)?.keepalive = Some(*enable);
+            }
+            Action::SetDefaultServer { listener, domain } => {
+                let default = default_domain(lb).map(str::to_string);
+                let Domain::Name(domain) = resolve_domain(domain, default.as_deref()) else {
+                    return Err("default domain unresolved".into());
+                };
+                let l = listener_mut(lb, listener)?;
+                if !l.rules.iter().any(|r| r.domain == domain) {
+                    return Err(format!("domain {domain} not found"));
+                }
+                for r in &mut l.rules {
+                    r.default_server = r.domain == domain;
                 }
             }
             Action::RegisterTargets { targets } => {

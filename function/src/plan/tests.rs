@@ -34,6 +34,7 @@ fn desired(source: LbSource, listeners: Vec<(ListenerKey, DesiredListener)>) -> 
         load_balancer: source,
         listeners: listeners.into_iter().collect(),
         problems: Vec::new(),
+        service_config: None,
     }
 }
 
@@ -93,7 +94,7 @@ fn converge(d: &Desired, view: &mut CloudView) -> Plan {
     p
 }
 
-fn check_golden(name: &str, actual: &str) {
+pub(super) fn check_golden(name: &str, actual: &str) {
     let path = format!("{}/src/plan/golden/{name}.txt", env!("CARGO_MANIFEST_DIR"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).expect("write golden");
@@ -206,6 +207,7 @@ fn adopted_view(created_by: bool) -> CloudView {
                     name: OUR_LISTENER_NAME.into(),
                     certificate: None,
                     sni: false,
+                    keepalive: None,
                     rules: vec![],
                 },
                 CloudListener {
@@ -215,6 +217,7 @@ fn adopted_view(created_by: bool) -> CloudView {
                     name: "user-tcp".into(),
                     certificate: None,
                     sni: false,
+                    keepalive: None,
                     rules: vec![],
                 },
             ],
@@ -286,6 +289,7 @@ fn adoption_of_free_clb_tags_it_first_and_leaves_foreign_listeners_alone_later()
         name: "user".into(),
         certificate: None,
         sni: false,
+        keepalive: None,
         rules: vec![],
     };
     view.load_balancer.as_mut().unwrap().listeners.push(foreign);
@@ -578,6 +582,7 @@ fn arb_cloud_listener() -> impl Strategy<Value = CloudListener> {
                         url,
                         certificate,
                         default_server: i == 0,
+                        attributes: Default::default(),
                         targets,
                     })
                     .collect()
@@ -595,6 +600,7 @@ fn arb_cloud_listener() -> impl Strategy<Value = CloudListener> {
                 },
                 certificate: certificate.filter(|_| protocol == Protocol::Https),
                 sni: sni && protocol == Protocol::Https,
+                keepalive: None,
                 rules,
             }
         })
