@@ -256,6 +256,50 @@ def main():
     d = c.DescribeLoadBalancers(req(clb.DescribeLoadBalancersRequest, {"LoadBalancerIds": [lb]}))
     check(d.TotalCount == 1, "calls succeed again once the faults are cleared")
 
+    # What a TkeServiceConfig sets: rule health check, session, forward type (HTTPS only),
+    # listener keep-alive, the listener's default domain; all read back by DescribeListeners.
+    r = c.CreateRule(req(clb.CreateRuleRequest, {
+        "LoadBalancerId": lb, "ListenerId": https_l,
+        "Rules": [{"Domain": "c.example.com", "Url": "/",
+                   "Certificate": {"SSLMode": "UNIDIRECTIONAL", "CertId": "cert-c"}}]}))
+    loc_c = r.LocationIds[0]
+    wait_task(c, r.RequestId)
+    r = c.ModifyRule(req(clb.ModifyRuleRequest, {
+        "LoadBalancerId": lb, "ListenerId": https_l, "LocationId": loc_c, "ForwardType": "GRPC",
+        "SessionExpireTime": 600, "Scheduler": "IP_HASH",
+        "HealthCheck": {"HealthSwitch": 1, "IntervalTime": 10, "TimeOut": 4, "HealthNum": 2, "UnHealthNum": 5,
+                        "HttpCode": 2, "HttpCheckPath": "/healthz", "HttpCheckDomain": "c.example.com",
+                        "HttpCheckMethod": "GET", "SourceIpType": 1}}))
+    wait_task(c, r.RequestId)
+    r = c.ModifyListener(req(clb.ModifyListenerRequest, {
+        "LoadBalancerId": lb, "ListenerId": https_l, "KeepaliveEnable": 1}))
+    wait_task(c, r.RequestId)
+    r = c.ModifyDomainAttributes(req(clb.ModifyDomainAttributesRequest, {
+        "LoadBalancerId": lb, "ListenerId": https_l, "Domain": "c.example.com", "DefaultServer": True}))
+    wait_task(c, r.RequestId)
+    expect_error(lambda: c.ModifyRule(req(clb.ModifyRuleRequest, {
+        "LoadBalancerId": lb, "ListenerId": http_l, "LocationId": loc_root, "ForwardType": "GRPC"})),
+        "InvalidParameterValue", "ForwardType on an HTTP listener")
+    expect_error(lambda: c.ModifyRule(req(clb.ModifyRuleRequest, {
+        "LoadBalancerId": lb, "ListenerId": https_l, "LocationId": loc_c,
+        "HealthCheck": {"IntervalTime": 4}})),
+        "InvalidParameterValue", "an IntervalTime not above the TimeOut")
+    dl = c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": lb, "ListenerIds": [https_l]}))
+    https = dl.Listeners[0]
+    check(https.KeepaliveEnable == 1, "ModifyListener KeepaliveEnable read back")
+    by_domain = {x.Domain: x for x in https.Rules}
+    rc = by_domain["c.example.com"]
+    check(rc.ForwardType == "GRPC" and rc.SessionExpireTime == 600 and rc.Scheduler == "IP_HASH",
+          "ModifyRule forward type, session and scheduler read back")
+    hc = rc.HealthCheck
+    check((hc.HealthSwitch, hc.IntervalTime, hc.TimeOut, hc.HealthNum, hc.UnHealthNum, hc.HttpCode,
+           hc.HttpCheckPath, hc.HttpCheckDomain, hc.HttpCheckMethod, hc.SourceIpType) ==
+          (1, 10, 4, 2, 5, 2, "/healthz", "c.example.com", "GET", 1), "ModifyRule health check read back")
+    check(rc.DefaultServer is True and by_domain["b.example.com"].DefaultServer is False,
+          "ModifyDomainAttributes moved the default domain")
+    check(by_domain["b.example.com"].ForwardType == "HTTP" and by_domain["b.example.com"].HealthCheck.IntervalTime == 5,
+          "a rule not modified keeps the CLB's defaults")
+
     # Deletes.
     r = c.DeleteRule(req(clb.DeleteRuleRequest, {"LoadBalancerId": lb, "ListenerId": http_l, "LocationIds": [loc_api]}))
     wait_task(c, r.RequestId)

@@ -41,18 +41,6 @@ fn web_rules(instances: &[&str], web_port: u16) -> Vec<RuleTargets> {
     v
 }
 
-/// Applies the namespace, Nodes, Services and the two-host Ingress from `samples/`.
-async fn apply_web(stack: &Stack) {
-    for file in [
-        "00-namespace.yaml",
-        "01-nodes.yaml",
-        "02-services.yaml",
-        "03-ingress-web.yaml",
-    ] {
-        stack.kubectl.apply_sample(file).await;
-    }
-}
-
 /// Waits until the Ingress `name` has a CLB whose rules are `want` and whose VIP is in the
 /// Ingress status; returns the CLB.
 async fn converged(stack: &Stack, name: &str, want: &[RuleTargets]) -> Value {

@@ -180,3 +180,28 @@ fn audit_policy_drops_writes_of_the_service_account_rbac_yaml_creates() {
         accounts[0]
     );
 }
+
+#[test]
+fn tke_service_config_crd_serves_the_kind_the_function_reads_and_rbac_lets_it() {
+    let crd = yaml("kubernetes/tkeserviceconfig-crd.yaml");
+    assert_eq!(crd["spec"]["group"].as_str(), Some("cloud.tencent.com"));
+    assert_eq!(crd["spec"]["scope"].as_str(), Some("Namespaced"));
+    assert_eq!(
+        crd["spec"]["names"]["plural"].as_str(),
+        Some("tkeserviceconfigs")
+    );
+    assert_eq!(
+        crd["spec"]["names"]["kind"].as_str(),
+        Some("TkeServiceConfig")
+    );
+    assert_eq!(
+        crd["spec"]["versions"][0]["name"].as_str(),
+        Some("v1alpha1")
+    );
+    let rbac = infra("kubernetes/rbac.yaml");
+    let rule = rbac
+        .split("- apiGroups:")
+        .find(|r| r.contains("\"cloud.tencent.com\""))
+        .expect("an RBAC rule for cloud.tencent.com");
+    assert!(rule.contains("\"tkeserviceconfigs\"") && rule.contains("\"get\""));
+}

@@ -217,6 +217,18 @@ impl Kubectl {
     }
 }
 
+/// Applies the namespace, Nodes, Services and the two-host Ingress `web` from `samples/`.
+pub async fn apply_web(stack: &Stack) {
+    for file in [
+        "00-namespace.yaml",
+        "01-nodes.yaml",
+        "02-services.yaml",
+        "03-ingress-web.yaml",
+    ] {
+        stack.kubectl.apply_sample(file).await;
+    }
+}
+
 /// Everything running for one test.
 pub struct Stack {
     pub clb: SimHandle,

@@ -1,0 +1,279 @@
+//! TkeServiceConfig end to end: `kubectl` writes the CRD object and the Ingress annotation to
+//! kube-sim, the audit webhook wakes the function, which sets the attributes on clb-sim; the
+//! CLB is read back with the official Python SDK. Counts writes, never time.
+
+mod serverless_support;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use serverless_support::*;
+
+const NS: &str = "shop";
+const ANNOTATION: &str = "ingress.cloud.tencent.com/tke-service-config";
+
+/// The TkeServiceConfig `web-config` with `shop_scheduler` on shop.example.com/ (and a
+/// section for a host the Ingress does not have, and one for a listener it does not have).
+fn config(shop_scheduler: &str) -> String {
+    format!(
+        r#"apiVersion: cloud.tencent.com/v1alpha1
+kind: TkeServiceConfig
+metadata:
+  name: web-config
+  namespace: shop
+spec:
+  loadBalancer:
+    l7Listeners:
+    - protocol: HTTP
+      port: 80
+      keepaliveEnable: 1
+      defaultServer: shop.example.com
+      domains:
+      - domain: shop.example.com
+        rules:
+        - url: /
+          scheduler: {shop_scheduler}
+          session:
+            enable: true
+            sessionExpireTime: 600
+          healthCheck:
+            enable: true
+            intervalTime: 10
+            timeout: 4
+            healthNum: 2
+            unHealthNum: 5
+            httpCheckPath: /healthz
+            httpCheckMethod: GET
+      - domain: nowhere.example.com
+        rules:
+        - url: /
+          scheduler: IP_HASH
+    - protocol: HTTPS
+      port: 443
+      keepaliveEnable: 1
+"#
+    )
+}
+
+/// DescribeListeners of `lb_id` through the official Python SDK (tests/py/describe_listeners.py).
+async fn sdk_listeners(stack: &Stack, lb_id: &str) -> Value {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup",
+        python.display()
+    );
+    let cfg = stack.clb.config();
+    let out = tokio::process::Command::new(&python)
+        .arg(root.join("tests/py/describe_listeners.py"))
+        .args(["--endpoint", &stack.clb.addr().to_string()])
+        .args(["--secret-id", &cfg.secret_id])
+        .args(["--secret-key", &cfg.secret_key])
+        .args(["--region", &cfg.region])
+        .args(["--lb", lb_id])
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .output()
+        .await
+        .expect("run the SDK script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("SDK JSON")
+}
+
+/// The HTTP:80 rule `domain` `/` as the SDK shows it.
+fn sdk_rule<'a>(listeners: &'a Value, domain: &str) -> &'a Value {
+    listeners["Listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["Port"] == 80)
+        .flat_map(|l| l["Rules"].as_array().into_iter().flatten())
+        .find(|r| r["Domain"] == domain && r["Url"] == "/")
+        .unwrap_or_else(|| panic!("no rule {domain}/ in {listeners}"))
+}
+
+/// Scheduler of shop.example.com/ on the CLB, from clb-sim's state.
+fn shop_scheduler(lb: &Value) -> Option<String> {
+    lb["Listeners"]
+        .as_array()?
+        .iter()
+        .flat_map(|l| l["Rules"].as_array().into_iter().flatten())
+        .find(|r| r["Domain"] == "shop.example.com" && r["Url"] == "/")?["Scheduler"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Waits until shop.example.com/ has `want` as its scheduler on the CLB.
+async fn scheduler_becomes(stack: &Stack, uid: &str, want: &str) {
+    eventually(&format!("the shop rule takes {want}"), || {
+        let lb = stack.lb_of(uid).ok_or("no CLB")?;
+        match shop_scheduler(&lb) {
+            Some(s) if s == want => Ok(()),
+            other => Err(format!("scheduler {other:?}")),
+        }
+    })
+    .await;
+}
+
+/// `kubectl annotate --overwrite ingress web <ANNOTATION><suffix>` (`=value` or `-`).
+async fn annotate(stack: &Stack, suffix: &str) {
+    let arg = format!("{ANNOTATION}{suffix}");
+    stack
+        .kubectl
+        .run(&["annotate", "--overwrite", "ingress", "web", "-n", NS, &arg])
+        .await;
+}
+
+/// Write calls since the first `from` writes, by action name.
+fn writes_since(stack: &Stack, from: usize) -> Vec<String> {
+    let mut w: Vec<String> = stack
+        .cloud_writes()
+        .into_iter()
+        .skip(from)
+        .map(|c| c.action)
+        .collect();
+    w.sort();
+    w
+}
+
+/// Warning reasons the function reported on the Ingress `web`.
+fn warnings(stack: &Stack) -> Vec<String> {
+    stack
+        .kube
+        .list_objects("events.k8s.io/v1", "Event", Some(NS))
+        .iter()
+        .filter(|e| e["regarding"]["name"] == "web" && e["type"] == "Warning")
+        .filter_map(|e| e["reason"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Waits for a Warning `reason` on the Ingress `web`.
+async fn warned(stack: &Stack, reason: &str) {
+    eventually(&format!("a Warning {reason}"), || {
+        let w = warnings(stack);
+        if w.iter().any(|r| r == reason) {
+            Ok(())
+        } else {
+            Err(format!("warnings {w:?}"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tke_service_config_sets_only_what_it_selects_follows_edits_and_reports_bad_ones() {
+    let stack = Stack::start().await;
+    apply_web(&stack).await;
+    let uid = stack.ingress_uid(NS, "web");
+    eventually("the web Ingress has its three rules", || {
+        let lb = stack.lb_of(&uid).ok_or("no CLB")?;
+        match rules(&lb).len() {
+            3 => Ok(()),
+            n => Err(format!("{n} rules")),
+        }
+    })
+    .await;
+    // The config exists before anything names it: nothing changes.
+    stack.kubectl.apply_yaml(&config("LEAST_CONN")).await;
+    stack.quiet(0).await;
+    let before = stack.cloud_writes().len();
+    let lb = stack.lb_of(&uid).expect("CLB");
+    assert_eq!(shop_scheduler(&lb).as_deref(), Some("WRR"));
+    let lb_id = lb["LoadBalancerId"].as_str().expect("id").to_string();
+
+    // Named: exactly the three attribute calls, nothing else.
+    annotate(&stack, "=web-config").await;
+    scheduler_becomes(&stack, &uid, "LEAST_CONN").await;
+    stack.quiet(0).await;
+    assert_eq!(
+        writes_since(&stack, before),
+        ["ModifyDomainAttributes", "ModifyListener", "ModifyRule"]
+    );
+    let sdk = sdk_listeners(&stack, &lb_id).await;
+    let http = sdk["Listeners"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["Port"] == 80))
+        .expect("HTTP:80");
+    assert_eq!(http["KeepaliveEnable"], 1);
+    let shop = sdk_rule(&sdk, "shop.example.com");
+    assert_eq!(shop["Scheduler"], "LEAST_CONN");
+    assert_eq!(shop["SessionExpireTime"], 600);
+    assert_eq!(shop["DefaultServer"], true);
+    let hc = &shop["HealthCheck"];
+    assert_eq!(
+        (
+            &hc["HealthSwitch"],
+            &hc["IntervalTime"],
+            &hc["TimeOut"],
+            &hc["HealthNum"],
+            &hc["UnHealthNum"],
+            &hc["HttpCheckPath"],
+            &hc["HttpCheckMethod"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from(10),
+            &Value::from(4),
+            &Value::from(2),
+            &Value::from(5),
+            &Value::from("/healthz"),
+            &Value::from("GET")
+        )
+    );
+    let admin = sdk_rule(&sdk, "admin.example.com");
+    assert_eq!(admin["DefaultServer"], false, "one default per listener");
+    assert_eq!(
+        admin["Scheduler"], "WRR",
+        "a rule no section selects is left alone"
+    );
+    assert_eq!(admin["SessionExpireTime"], 0);
+    assert_eq!(admin["HealthCheck"]["IntervalTime"], 5);
+
+    // Edited: the audit event of the TkeServiceConfig reconciles the Ingress; one ModifyRule.
+    let before = stack.cloud_writes().len();
+    stack.kubectl.apply_yaml(&config("IP_HASH")).await;
+    scheduler_becomes(&stack, &uid, "IP_HASH").await;
+    stack.quiet(0).await;
+    assert_eq!(writes_since(&stack, before), ["ModifyRule"]);
+
+    // Steady state: a sweep writes nothing.
+    let before = stack.cloud_writes().len();
+    stack.fire_timer().await;
+    stack.quiet(0).await;
+    assert!(writes_since(&stack, before).is_empty());
+
+    // Malformed: a Warning naming the config; the rest of it still holds, nothing written.
+    stack.kubectl.apply_yaml(&config("RANDOM")).await;
+    warned(&stack, "InvalidTkeServiceConfig").await;
+    stack.quiet(0).await;
+    assert!(writes_since(&stack, before).is_empty());
+    assert_eq!(
+        shop_scheduler(&stack.lb_of(&uid).expect("CLB")).as_deref(),
+        Some("IP_HASH")
+    );
+
+    // Missing: TKE's E4043, nothing written.
+    annotate(&stack, "=absent").await;
+    warned(&stack, "E4043").await;
+    stack.quiet(0).await;
+    assert!(writes_since(&stack, before).is_empty());
+
+    // Removed: as TKE documents, the CLB keeps what the config set; nothing written.
+    annotate(&stack, "-").await;
+    stack.quiet(0).await;
+    assert!(writes_since(&stack, before).is_empty());
+    let sdk = sdk_listeners(&stack, &lb_id).await;
+    assert_eq!(sdk_rule(&sdk, "shop.example.com")["Scheduler"], "IP_HASH");
+    assert!(
+        !warnings(&stack)
+            .iter()
+            .any(|r| r == "UnsupportedAnnotation"),
+        "the annotation is supported"
+    );
+}
