@@ -239,6 +239,21 @@ async fn audit_id_header_is_used_and_echoed_and_the_token_names_the_user() {
     let (sim, r) = sim_with(KubeSimConfig::default(), 0).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let token = sim.add_token("system:serviceaccount:clb-system:clb-reconciler");
+    // RBAC governs service accounts: this one may write Ingresses.
+    for obj in [
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "ingress-writer"},
+               "rules": [{"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"],
+                          "verbs": ["create"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "clb-reconciler"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "ingress-writer"},
+               "subjects": [{"kind": "ServiceAccount", "name": "clb-reconciler",
+                             "namespace": "clb-system"}]}),
+    ] {
+        sim.put_object(obj).unwrap();
+    }
     let resp = reqwest::Client::new()
         .post(format!(
             "{}/apis/networking.k8s.io/v1/namespaces/default/ingresses",

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::resources::{group_versions, ResourceType, TYPES};
+use super::resources::{group_versions, ResourceType, TOKEN_SUBRESOURCE, TYPES};
 
 /// The version kube-sim claims to be. An assumption: the reconciler is built against
 /// k8s-openapi's `latest` (1.37) feature but uses only APIs GA since 1.21.
@@ -78,8 +78,7 @@ fn resource_entry(t: &ResourceType) -> Value {
         "singularName": t.singular,
         "namespaced": t.namespaced,
         "kind": t.kind,
-        // No watch: kube-sim does not serve watches, so it does not advertise them.
-        "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update"],
+        "verbs": t.verbs,
         "shortNames": t.short_names,
     })
 }
@@ -103,6 +102,17 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "namespaced": t.namespaced,
                 "kind": t.kind,
                 "verbs": ["get", "patch", "update"],
+            }));
+        }
+        if t.group.is_empty() && t.plural == "serviceaccounts" {
+            resources.push(json!({
+                "name": format!("{}/{TOKEN_SUBRESOURCE}", t.plural),
+                "singularName": "",
+                "namespaced": true,
+                "group": "authentication.k8s.io",
+                "version": "v1",
+                "kind": "TokenRequest",
+                "verbs": ["create"],
             }));
         }
     }

@@ -27,6 +27,13 @@
 //! Authentication: a bearer token from `kubeconfig_yaml()`/`add_token()` names the user;
 //! an unknown token is 401; a request without credentials is `kubernetes-admin`, because
 //! kubectl (client-go) never sends a token over plain HTTP. kube-rs does send it.
+//! kubectl does send `--as` (impersonation), so `kubectl --as=system:serviceaccount:NS:SA`
+//! and `kubectl auth can-i --as=...` act as a service account.
+//!
+//! Authorization (`rbac`): requests of service accounts (`system:serviceaccount:NS:NAME`,
+//! e.g. tokens from `service_account_token()` or `kubectl create token`) are judged by the
+//! stored Roles, ClusterRoles and bindings and refused with the apiserver's 403; everyone
+//! else is unrestricted.
 //!
 //! Note for callers: kube 5's default client retries 429/503/504 itself (honouring
 //! `Retry-After`), so an injected 429 is only seen in `request_log()`, not by the caller.
@@ -40,6 +47,7 @@ pub mod discovery;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod rbac;
 pub mod resources;
 pub mod selector;
 mod server;
@@ -246,11 +254,38 @@ impl KubeSimHandle {
 
     /// Registers a fresh bearer token for `username` and returns it.
     pub fn add_token(&self, username: &str) -> String {
-        let token = random_token();
-        if let Ok(mut t) = self.shared.tokens.lock() {
-            t.insert(token.clone(), username.to_string());
-        }
-        token
+        server::register_token(&self.shared, username)
+    }
+
+    /// A token of the ServiceAccount `namespace/name` (which must exist), as the
+    /// TokenRequest subresource (`kubectl create token`) mints it: RBAC governs its requests.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> Result<String, ApiError> {
+        let store = self
+            .shared
+            .store
+            .lock()
+            .map_err(|_| ApiError::for_code(500, "store lock poisoned"))?;
+        let answer = rbac::token_request(&store, namespace, name, None, |username| {
+            Ok(self.add_token(&username))
+        })?;
+        answer["status"]["token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::for_code(500, "TokenRequest answered no token"))
+    }
+
+    /// A kubeconfig for the ServiceAccount `namespace/name` with a fresh token of it.
+    pub fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, ApiError> {
+        let token = self.service_account_token(namespace, name)?;
+        Ok(kubeconfig(
+            &self.url(),
+            &rbac::service_account_user(namespace, name),
+            &token,
+        ))
     }
 
     /// A kube client for the admin user over real HTTP.

@@ -1,5 +1,6 @@
 //! Request bodies in Kubernetes protobuf, for the kinds kubectl's typed `create`
-//! subcommands send that way (`kubectl create namespace`, `kubectl create secret ...`).
+//! subcommands send that way (`kubectl create namespace`, `kubectl create secret ...`,
+//! `create serviceaccount|role|rolebinding|token`, `auth can-i`).
 //! Envelope: the magic `k8s\0`, then `runtime.Unknown {typeMeta = 1 {apiVersion = 1,
 //! kind = 2}, raw = 2}`; `raw` is the object's generated.proto message. Only the fields a
 //! client sets on create are decoded; other kinds are refused with 415.
@@ -189,6 +190,121 @@ fn secret(raw: &[u8], obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// How one field of a generated.proto message maps to JSON.
+enum Field {
+    Str(&'static str),
+    Strs(&'static str),
+    Int(&'static str),
+    Meta,
+    Msg(&'static str, &'static [(u64, Field)]),
+    Msgs(&'static str, &'static [(u64, Field)]),
+}
+
+/// Decodes a message by its field table (unknown fields are skipped, as proto does).
+fn message(raw: &[u8], fields: &[(u64, Field)], obj: &mut Value) -> Result<(), ApiError> {
+    let mut r = Reader::new(raw);
+    while let Some(f) = r.next() {
+        let (n, wire) = f?;
+        let Some((_, field)) = fields.iter().find(|(k, _)| *k == n) else {
+            continue;
+        };
+        match (field, wire) {
+            // gogo-protobuf writes empty optional strings; JSON (omitempty) would not.
+            (Field::Str(_), Wire::Bytes([])) => {}
+            (Field::Str(k), Wire::Bytes(x)) => obj[*k] = json!(string(x)?),
+            (Field::Strs(k), Wire::Bytes(x)) => push(obj, k, json!(string(x)?)),
+            (Field::Int(k), Wire::Varint(v)) => obj[*k] = json!(v as i64),
+            (Field::Meta, Wire::Bytes(x)) => obj["metadata"] = object_meta(x)?,
+            (Field::Msg(k, sub), Wire::Bytes(x)) => {
+                let mut v = json!({});
+                message(x, sub, &mut v)?;
+                obj[*k] = v;
+            }
+            (Field::Msgs(k, sub), Wire::Bytes(x)) => {
+                let mut v = json!({});
+                message(x, sub, &mut v)?;
+                push(obj, k, v);
+            }
+            _ => return Err(malformed()),
+        }
+    }
+    Ok(())
+}
+
+fn push(obj: &mut Value, key: &str, v: Value) {
+    match obj.get_mut(key).and_then(Value::as_array_mut) {
+        Some(a) => a.push(v),
+        None => obj[key] = json!([v]),
+    }
+}
+
+/// k8s.io/api generated.proto field numbers of the kinds below.
+const POLICY_RULE: &[(u64, Field)] = &[
+    (1, Field::Strs("verbs")),
+    (2, Field::Strs("apiGroups")),
+    (3, Field::Strs("resources")),
+    (4, Field::Strs("resourceNames")),
+    (5, Field::Strs("nonResourceURLs")),
+];
+const ROLE: &[(u64, Field)] = &[(1, Field::Meta), (2, Field::Msgs("rules", POLICY_RULE))];
+const SUBJECT: &[(u64, Field)] = &[
+    (1, Field::Str("kind")),
+    (2, Field::Str("apiGroup")),
+    (3, Field::Str("name")),
+    (4, Field::Str("namespace")),
+];
+const ROLE_REF: &[(u64, Field)] = &[
+    (1, Field::Str("apiGroup")),
+    (2, Field::Str("kind")),
+    (3, Field::Str("name")),
+];
+const ROLE_BINDING: &[(u64, Field)] = &[
+    (1, Field::Meta),
+    (2, Field::Msgs("subjects", SUBJECT)),
+    (3, Field::Msg("roleRef", ROLE_REF)),
+];
+const SERVICE_ACCOUNT: &[(u64, Field)] = &[(1, Field::Meta)];
+const TOKEN_REQUEST: &[(u64, Field)] = &[
+    (1, Field::Meta),
+    (
+        2,
+        Field::Msg(
+            "spec",
+            &[
+                (1, Field::Strs("audiences")),
+                (4, Field::Int("expirationSeconds")),
+            ],
+        ),
+    ),
+];
+const RESOURCE_ATTRIBUTES: &[(u64, Field)] = &[
+    (1, Field::Str("namespace")),
+    (2, Field::Str("verb")),
+    (3, Field::Str("group")),
+    (4, Field::Str("version")),
+    (5, Field::Str("resource")),
+    (6, Field::Str("subresource")),
+    (7, Field::Str("name")),
+];
+const NON_RESOURCE_ATTRIBUTES: &[(u64, Field)] =
+    &[(1, Field::Str("path")), (2, Field::Str("verb"))];
+const SELF_SUBJECT_ACCESS_REVIEW: &[(u64, Field)] = &[
+    (1, Field::Meta),
+    (
+        2,
+        Field::Msg(
+            "spec",
+            &[
+                (1, Field::Msg("resourceAttributes", RESOURCE_ATTRIBUTES)),
+                (
+                    2,
+                    Field::Msg("nonResourceAttributes", NON_RESOURCE_ATTRIBUTES),
+                ),
+            ],
+        ),
+    ),
+];
+
 /// The JSON form of a protobuf request body.
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let rest = body.strip_prefix(MAGIC).ok_or_else(malformed)?;
@@ -214,6 +330,15 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     match (api_version.as_str(), kind.as_str()) {
         ("v1", "Namespace") => namespace(raw, &mut obj)?,
         ("v1", "Secret") => secret(raw, &mut obj)?,
+        ("v1", "ServiceAccount") => message(raw, SERVICE_ACCOUNT, &mut obj)?,
+        ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => message(raw, ROLE, &mut obj)?,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => {
+            message(raw, ROLE_BINDING, &mut obj)?
+        }
+        ("authentication.k8s.io/v1", "TokenRequest") => message(raw, TOKEN_REQUEST, &mut obj)?,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            message(raw, SELF_SUBJECT_ACCESS_REVIEW, &mut obj)?
+        }
         _ => {
             return Err(ApiError::unsupported_body(&format!(
                 "application/vnd.kubernetes.protobuf for {api_version} {kind}"

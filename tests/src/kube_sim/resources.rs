@@ -49,7 +49,23 @@ pub struct ResourceType {
     /// Objects of two endpoints sharing one store share this key.
     pub storage: &'static str,
     pub view: View,
+    /// The verbs served (discovery advertises them; others are 405).
+    pub verbs: &'static [&'static str],
 }
+
+/// What an ordinary stored type serves (no watch: kube-sim serves no watches).
+pub const STORED_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+];
+
+/// The `serviceaccounts/token` subresource (TokenRequest, what `kubectl create token` posts).
+pub const TOKEN_SUBRESOURCE: &str = "token";
 
 impl ResourceType {
     pub fn api_version(&self) -> String {
@@ -96,6 +112,27 @@ const fn rt(
         name_rule: NameRule::Subdomain,
         storage: plural,
         view: View::Stored,
+        verbs: STORED_VERBS,
+    }
+}
+
+/// An RBAC type (the rbac registries allow create on update).
+const fn rbac(
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+) -> ResourceType {
+    ResourceType {
+        create_on_update: true,
+        ..rt(
+            "rbac.authorization.k8s.io",
+            plural,
+            singular,
+            kind,
+            &[],
+            namespaced,
+        )
     }
 }
 
@@ -172,6 +209,38 @@ pub static TYPES: &[ResourceType] = &[
     ResourceType {
         unconditional_update: false,
         ..rt("coordination.k8s.io", "leases", "lease", "Lease", &[], true)
+    },
+    ResourceType {
+        create_on_update: true,
+        ..rt(
+            "",
+            "serviceaccounts",
+            "serviceaccount",
+            "ServiceAccount",
+            &["sa"],
+            true,
+        )
+    },
+    rbac("roles", "role", "Role", true),
+    rbac("rolebindings", "rolebinding", "RoleBinding", true),
+    rbac("clusterroles", "clusterrole", "ClusterRole", false),
+    rbac(
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+    ),
+    // A question, not an object: answered from the RBAC objects above, never stored.
+    ResourceType {
+        verbs: &["create"],
+        ..rt(
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews",
+            "selfsubjectaccessreview",
+            "SelfSubjectAccessReview",
+            &[],
+            false,
+        )
     },
     ResourceType {
         version: "v1alpha1",

@@ -14,7 +14,8 @@ use super::discovery;
 use super::openapi;
 use super::patch::{self, PatchKind};
 use super::protobuf;
-use super::resources::{self, ResourceType};
+use super::rbac;
+use super::resources::{self, ResourceType, TOKEN_SUBRESOURCE};
 use super::selector::{labels_of, FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{self, Preconditions, Store};
@@ -130,7 +131,8 @@ fn user_for(shared: &Shared, headers: &HeaderMap) -> Result<UserInfo, ApiError> 
         .get(token)
         .cloned()
         .ok_or_else(ApiError::unauthorized)?;
-    let mut groups = vec!["system:authenticated".to_string()];
+    let mut groups = rbac::service_account_groups(&username);
+    groups.push("system:authenticated".to_string());
     if username == super::ADMIN_USER {
         groups.insert(0, "kubeadm:cluster-admins".into());
     }
@@ -163,7 +165,8 @@ fn parse_target(path: &str) -> Option<Result<Target, ApiError>> {
         return no_route();
     }
     if let Some(s) = &sub {
-        if s != "status" || !t.status_subresource {
+        let token = s == TOKEN_SUBRESOURCE && t.group.is_empty() && t.plural == "serviceaccounts";
+        if !token && (s != "status" || !t.status_subresource) {
             return no_route();
         }
     }
@@ -539,6 +542,68 @@ fn discovery_request(
     Some(Reply::Json(200, v))
 }
 
+/// RBAC for a resource request; then the requests answered from identities and rules rather
+/// than stored (TokenRequest, SelfSubjectAccessReview). `None`: an ordinary request, allowed.
+fn auth_request(
+    shared: &Shared,
+    method: &Method,
+    tg: &Target,
+    q: &HashMap<String, String>,
+    user: &UserInfo,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<Reply>, ApiError> {
+    let verb = rbac::verb_of(method, tg.name.is_some(), q);
+    let store = shared
+        .store
+        .lock()
+        .map_err(|_| ApiError::for_code(500, "store lock poisoned"))?;
+    rbac::authorize(
+        &store,
+        user,
+        &rbac::Attributes {
+            verb: &verb,
+            group: tg.t.group,
+            resource: tg.t.plural,
+            subresource: tg.sub.as_deref(),
+            namespace: tg.ns.as_deref(),
+            name: tg.name.as_deref(),
+        },
+    )?;
+    let token = tg.sub.as_deref() == Some(TOKEN_SUBRESOURCE);
+    let review = tg.t.group == "authorization.k8s.io";
+    if !token && !review {
+        return Ok(None);
+    }
+    if method != Method::POST {
+        return Err(ApiError::method_not_allowed(method.as_str(), tg.t.plural));
+    }
+    let body = if body.is_empty() {
+        None
+    } else {
+        Some(parse_body(headers, body)?)
+    };
+    let answer = match (token, tg.ns.as_deref(), tg.name.as_deref()) {
+        (true, Some(ns), Some(name)) => {
+            rbac::token_request(&store, ns, name, body.as_ref(), |username| {
+                Ok(register_token(shared, &username))
+            })?
+        }
+        (true, _, _) => return Err(ApiError::no_route(tg.t.plural)),
+        (false, _, _) => rbac::self_subject_access_review(&store, user, body.as_ref())?,
+    };
+    Ok(Some(Reply::Json(201, answer)))
+}
+
+/// A fresh random bearer token naming `username`.
+pub fn register_token(shared: &Shared, username: &str) -> String {
+    let token = super::random_token();
+    if let Ok(mut t) = shared.tokens.lock() {
+        t.insert(token.clone(), username.to_string());
+    }
+    token
+}
+
 fn take_fault(shared: &Shared, method: &str, path: &str) -> Option<u16> {
     let mut faults = shared.faults.lock().ok()?;
     let f = faults.iter_mut().find(|f| f.matches(method, path))?;
@@ -582,6 +647,13 @@ pub async fn handle(
             e
         })?;
         let user = user_for(&shared, &headers)?;
+        let user = {
+            let store = shared
+                .store
+                .lock()
+                .map_err(|_| ApiError::for_code(500, "store lock poisoned"))?;
+            rbac::impersonate(&store, user, &headers)?
+        };
         username = user.username.clone();
         if let Some(code) = take_fault(&shared, method.as_str(), &path) {
             return Err(ApiError::for_code(code, format!("injected fault ({code})")));
@@ -594,6 +666,9 @@ pub async fn handle(
         };
         let target = target?;
         let q = query_map(&query);
+        if let Some(r) = auth_request(&shared, &method, &target, &q, &user, &headers, &body)? {
+            return Ok(r);
+        }
         let (r, ctx, w) = resource_request(&shared, &method, target, &q, &headers, &body);
         audit_ctx = ctx.map(|c| (c, user));
         warnings = w;

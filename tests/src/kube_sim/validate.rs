@@ -558,6 +558,15 @@ fn known_fields(t: &ResourceType) -> Option<&'static [&'static str]> {
             "deprecatedCount",
         ],
         ("discovery.k8s.io", "endpointslices") => &["addressType", "endpoints", "ports"],
+        ("", "serviceaccounts") => &[
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
+        ("rbac.authorization.k8s.io", "roles" | "clusterroles") => &["rules", "aggregationRule"],
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
+            &["subjects", "roleRef"]
+        }
         ("networking.k8s.io", "ingressclasses") | ("coordination.k8s.io", "leases") => &["spec"],
         _ => &["spec", "status"],
     })
