@@ -2,5 +2,6 @@
 //! API fake (`kube-sim`), both real HTTP servers spoken to by real clients.
 
 pub mod clb_sim;
+pub mod function_rbac;
 pub mod kube_sim;
 pub mod kubectl;

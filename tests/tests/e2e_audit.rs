@@ -45,7 +45,7 @@ async fn an_ingress_created_and_deleted_through_the_api_gets_and_loses_its_clb_v
     .await
     .unwrap();
     let cluster = clb_ingress::cluster::ClusterClient::from_kubeconfig_yaml(
-        &kube.kubeconfig_yaml_for("system:serviceaccount:kube-system:clb-ingress"),
+        &clb_ingress_tests::function_rbac::install(&kube).unwrap(),
     )
     .await
     .unwrap();

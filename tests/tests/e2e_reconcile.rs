@@ -6,6 +6,7 @@ mod e2e_support;
 
 use clb_ingress::handler::{IngressKey, OutcomeStatus};
 use clb_ingress_tests::clb_sim::client::SimClient;
+use clb_ingress_tests::function_rbac;
 use e2e_support::*;
 use serde_json::json;
 
@@ -156,6 +157,17 @@ async fn deleted_ingress_releases_the_clb_it_created() {
         env.kube_writes(),
         vec!["DELETE /apis/coordination.k8s.io/v1/namespaces/shop/leases/clb-ingress-web"]
     );
+    // ... and it really went: rbac.yaml grants the delete to the function's account.
+    assert_eq!(env.kube_forbidden(), Vec::<String>::new());
+    assert!(env
+        .kube
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(NS),
+            "clb-ingress-web"
+        )
+        .is_none());
     // Nothing left: the next run is quiet.
     env.clb.clear_calls();
     env.kube.clear_request_log();
@@ -572,7 +584,10 @@ async fn run_binary(env: &Env, args: &[&str]) -> (bool, String, String) {
         .args(args)
         .env_clear()
         .env("CLUSTER_ID", CLUSTER)
-        .env("KUBECONFIG_DATA", env.kube.kubeconfig_yaml())
+        .env(
+            "KUBECONFIG_DATA",
+            function_rbac::kubeconfig(&env.kube).unwrap(),
+        )
         .env("TENCENTCLOUD_SECRETID", &c.secret_id)
         .env("TENCENTCLOUD_SECRETKEY", &c.secret_key)
         .env("TENCENTCLOUD_REGION", &c.region)

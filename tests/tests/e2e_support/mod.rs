@@ -14,6 +14,7 @@ use clb_ingress::cluster::ClusterClient;
 use clb_ingress::handler::{IngressKey, IngressOutcome};
 use clb_ingress::reconcile::{Reconciler, ReconcilerOptions};
 use clb_ingress_tests::clb_sim::{self, CallRecord, LoadBalancer, SimConfig, SimHandle};
+use clb_ingress_tests::function_rbac;
 use clb_ingress_tests::kube_sim::{self, KubeSimConfig, KubeSimHandle};
 use serde_json::{json, Value};
 
@@ -62,7 +63,10 @@ pub async fn env_with(cfg: SimConfig) -> Env {
             .expect("cloud config"),
     )
     .expect("cloud client");
-    let cluster = ClusterClient::from_kubeconfig_yaml(&kube.kubeconfig_yaml())
+    // The function runs as its service account with rbac.yaml's rights; the test's own
+    // fixtures and readers go around the API (or through the admin kubeconfig).
+    let kubeconfig = function_rbac::install(&kube).expect("rbac.yaml installed");
+    let cluster = ClusterClient::from_kubeconfig_yaml(&kubeconfig)
         .await
         .expect("cluster client");
     let env = Env {
@@ -226,6 +230,16 @@ impl Env {
             .into_iter()
             .filter(|r| r.method != "GET")
             .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    /// Requests to the Kubernetes API that RBAC refused (403).
+    pub fn kube_forbidden(&self) -> Vec<String> {
+        self.kube
+            .request_log()
+            .into_iter()
+            .filter(|r| r.status == 403)
+            .map(|r| format!("{} {} ({})", r.method, r.path, r.username))
             .collect()
     }
 

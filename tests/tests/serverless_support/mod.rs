@@ -29,6 +29,7 @@ use clb_ingress::handler::{
 use clb_ingress::reconcile::{Reconciler, ReconcilerOptions};
 use clb_ingress::runtime::web::{router, ServeOptions};
 use clb_ingress_tests::clb_sim::{self, CallRecord, SimConfig, SimHandle};
+use clb_ingress_tests::function_rbac;
 use clb_ingress_tests::kube_sim::{self, KubeSimConfig, KubeSimHandle};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -268,7 +269,8 @@ impl Stack {
         .await
         .unwrap();
 
-        let cluster = ClusterClient::from_kubeconfig_yaml(&kube.kubeconfig_yaml_for(FUNCTION_USER))
+        let kubeconfig = function_rbac::install(&kube).expect("rbac.yaml installed");
+        let cluster = ClusterClient::from_kubeconfig_yaml(&kubeconfig)
             .await
             .unwrap();
         let sim = clb.config();
