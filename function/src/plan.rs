@@ -18,10 +18,13 @@ use crate::model::service_config::RuleAttributes;
 use crate::model::{Desired, LbSource, LbSpec, Problem};
 
 mod attributes;
+mod default_server;
 #[cfg(test)]
 pub(crate) mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tke;
 
 /// What the observer read from the cloud for one Ingress: its CLB (found by the UID tag
 /// or by existLbId), or `None` when there is none.
@@ -144,6 +147,8 @@ pub struct NewRule {
     pub key: RuleKey,
     /// The domain's certificate (SNI listeners only).
     pub certificate: Option<Certificate>,
+    /// `DefaultServer=true`: this rule's domain becomes the listener's default domain.
+    pub default_server: bool,
 }
 
 /// One entry of BatchRegisterTargets / BatchDeregisterTargets / ModifyTargetWeight.
@@ -486,9 +491,21 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
                 keep
             });
         }
+        // A TkeServiceConfig `defaultServer` for this listener is the user's explicit word:
+        // it wins over the defaultBackend's domain (else each would undo the other).
+        let configured = desired
+            .service_config
+            .as_ref()
+            .and_then(|c| c.listeners.get(key))
+            .is_some_and(|s| s.default_server.is_some());
+        let default_server = dl
+            .default_server
+            .as_ref()
+            .filter(|_| !configured)
+            .map(|d| resolve_domain(d, default));
         if let Some(cl) = ours.get(key) {
             handled.insert(*key);
-            diff_listener(&mut ph, *key, dl, &rules, cl);
+            diff_listener(&mut ph, *key, dl, &rules, cl, default_server.as_ref());
             selected.push(attributes::Selected {
                 listener: listener_ref(cl),
                 cloud: Some(*cl),
@@ -501,7 +518,7 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
                 ph.clear_ports.push(listener_ref(cl));
             }
         }
-        new_listener(&mut ph, *key, dl, &rules);
+        new_listener(&mut ph, *key, dl, &rules, default_server.as_ref());
         selected.push(attributes::Selected {
             listener: ListenerRef {
                 key: *key,
@@ -532,6 +549,7 @@ fn new_listener(
     key: ListenerKey,
     dl: &DesiredListener,
     rules: &BTreeMap<RuleKey, &DesiredRule>,
+    default_server: Option<&Domain>,
 ) {
     let sni = key.protocol == Protocol::Https && dl.sni;
     let certificate = if key.protocol == Protocol::Https && !sni {
@@ -541,7 +559,14 @@ fn new_listener(
     };
     ph.new_listeners.push((key, certificate, sni));
     let listener = ListenerRef { key, id: None };
-    add_new_rules(ph, &listener, dl, rules.iter().collect(), sni);
+    add_new_rules(
+        ph,
+        &listener,
+        dl,
+        rules.iter().collect(),
+        sni,
+        default_server.cloned(),
+    );
 }
 
 fn add_new_rules(
@@ -550,15 +575,19 @@ fn add_new_rules(
     dl: &DesiredListener,
     rules: Vec<(&RuleKey, &&DesiredRule)>,
     sni: bool,
+    new_default: Option<Domain>,
 ) {
     if rules.is_empty() {
         return;
     }
+    let default = default_server::new_rule_index(&rules, new_default.as_ref());
     let new_rules = rules
         .iter()
-        .map(|(k, r)| NewRule {
+        .enumerate()
+        .map(|(i, (k, r))| NewRule {
             key: (*k).clone(),
             certificate: rule_certificate(listener.key, dl, r, sni),
+            default_server: default == Some(i),
         })
         .collect();
     ph.create_rules.push(Action::CreateRules {
@@ -587,6 +616,7 @@ fn diff_listener(
     dl: &DesiredListener,
     rules: &BTreeMap<RuleKey, &DesiredRule>,
     cl: &CloudListener,
+    default_server: Option<&Domain>,
 ) {
     let https = key.protocol == Protocol::Https;
     // SNI cannot be switched off again: once on, it stays on and certificates stay per domain.
@@ -663,7 +693,8 @@ fn diff_listener(
             }
         }
     }
-    add_new_rules(ph, &listener, dl, to_create, sni);
+    let new_default = default_server::diff(&mut ph.modify, &listener, default_server, cl);
+    add_new_rules(ph, &listener, dl, to_create, sni, new_default);
     for (domain, certificate) in domain_certs {
         ph.modify.push(Action::ModifyDomainAttributes {
             listener: listener.clone(),
@@ -844,6 +875,9 @@ impl fmt::Display for Action {
                     write!(f, "\n      {}", r.key)?;
                     if let Some(c) = &r.certificate {
                         write!(f, " cert=[{c}]")?;
+                    }
+                    if r.default_server {
+                        write!(f, " default-server")?;
                     }
                 }
                 Ok(())

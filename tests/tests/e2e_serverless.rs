@@ -35,7 +35,9 @@ fn web_rules(instances: &[&str], web_port: u16) -> Vec<RuleTargets> {
     let mut v = vec![
         rule("admin.example.com", "/", web_port),
         rule("shop.example.com", "/", web_port),
-        rule("shop.example.com", "/api", 30081),
+        // pathType Prefix /api: exact `=/api` plus prefix `/api/` (Kubernetes semantics).
+        rule("shop.example.com", "=/api", 30081),
+        rule("shop.example.com", "/api/", 30081),
     ];
     v.sort();
     v

@@ -171,10 +171,11 @@ async fn tke_service_config_sets_only_what_it_selects_follows_edits_and_reports_
     let stack = Stack::start().await;
     apply_web(&stack).await;
     let uid = stack.ingress_uid(NS, "web");
-    eventually("the web Ingress has its three rules", || {
+    // shop/ and admin/, and Prefix /api as two CLB rules (=/api, /api/).
+    eventually("the web Ingress has its four rules", || {
         let lb = stack.lb_of(&uid).ok_or("no CLB")?;
         match rules(&lb).len() {
-            3 => Ok(()),
+            4 => Ok(()),
             n => Err(format!("{n} rules")),
         }
     })

@@ -377,6 +377,7 @@ async fn run_action(
                     url: r.key.url.clone(),
                     domain: Some(domain.clone()),
                     certificate: r.certificate.as_ref().map(cert_input),
+                    default_server: r.default_server.then_some(true),
                     ..Default::default()
                 });
                 keys.push((domain, r.key.url.clone()));
@@ -402,6 +403,10 @@ async fn run_action(
             }
             for ((domain, url), loc) in keys.into_iter().zip(created.location_ids) {
                 res.rules.insert((listener.key, domain, url), loc);
+            }
+            if let Some(r) = rules.iter().find(|r| r.default_server) {
+                let domain = res.domain(&r.key.domain)?;
+                res.default_domain_moved(listener.key, &domain);
             }
         }
         Action::ModifyDomainAttributes {

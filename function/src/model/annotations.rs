@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::listen_ports::{self, ListenPorts, LISTEN_PORTS};
 use super::problem::{codes, Problem};
 
 pub const EXIST_LB_ID: &str = "kubernetes.io/ingress.existLbId";
@@ -21,12 +22,11 @@ pub const HTTPS_RULES: &str = "kubernetes.io/ingress.https-rules";
 
 /// TKE annotations that change listeners, rules or lifecycle in ways we do not implement:
 /// reported as `UnsupportedAnnotation` so nobody believes they took effect.
-pub const UNSUPPORTED: [&str; 10] = [
+pub const UNSUPPORTED: [&str; 9] = [
     "kubernetes.io/ingress.rule-mix-both",
     "ingress.cloud.tencent.com/rewrite-support",
     "ingress.cloud.tencent.com/auto-rewrite",
     "ingress.cloud.tencent.com/auto-rewrite-code",
-    "ingress.cloud.tencent.com/listen-ports",
     "ingress.cloud.tencent.com/certificate",
     "ingress.cloud.tencent.com/enable-group",
     "ingress.cloud.tencent.com/mode",
@@ -54,6 +54,8 @@ pub struct Annotations {
     pub rule_mix: bool,
     pub http_rules: Vec<MixEntry>,
     pub https_rules: Vec<MixEntry>,
+    /// `listen-ports`: the listeners of each protocol (default HTTP:80, HTTPS:443).
+    pub listen_ports: ListenPorts,
 }
 
 impl Annotations {
@@ -279,6 +281,12 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Annotations, Vec<Proble
         &out.extensive_parameters,
         out.lb_type(),
     ));
+    if let Some(v) = get(LISTEN_PORTS) {
+        match listen_ports::parse(v) {
+            Ok(p) => out.listen_ports = p,
+            Err(p) => problems.push(p),
+        }
+    }
     for key in UNSUPPORTED {
         if annotations.contains_key(key) {
             problems.push(Problem::warning(

@@ -12,7 +12,7 @@ use super::backends::service_targets;
 use super::class::{self, ClassVerdict};
 use super::lb::{Certificate, Domain, LbType, ListenerKey, Protocol, RuleKey, TargetKey};
 use super::ownership;
-use super::paths::{clb_domain, clb_url};
+use super::paths::{clb_domain, clb_urls};
 use super::problem::{codes, Problem, Severity};
 use super::service_config::{self, ServiceConfig};
 use super::tls::{self, TlsCerts};
@@ -134,6 +134,9 @@ pub struct DesiredListener {
     /// SNI on: certificates per domain (on the rules). Never switched off again.
     pub sni: bool,
     pub rules: BTreeMap<RuleKey, DesiredRule>,
+    /// The domain that must be the listener's default server (requests for hosts no rule
+    /// names go there): the default domain when the Ingress has a `spec.defaultBackend`.
+    pub default_server: Option<Domain>,
 }
 
 /// One domain+URL rule and its targets (target → weight).
@@ -234,8 +237,11 @@ pub fn rule_listeners(
     out
 }
 
-/// Where `spec.defaultBackend` goes. ASSUMPTION (TKE does not document it): the catch-all
-/// rule `/` of the default domain, unless a host-less rule for `/` already exists.
+/// Where `spec.defaultBackend` goes. ASSUMPTION (tke-annotations.md §5: TKE's mapping is
+/// undocumented): the catch-all rule `/` of the default domain (the VIP), unless a host-less
+/// rule for `/` already exists, and that domain is made the listener's DefaultServer, so a
+/// request whose Host no rule names reaches it (Kubernetes: unmatched requests go to the
+/// default backend; host-less rules match every host, as on the default domain).
 pub fn default_backend_rule() -> RuleKey {
     RuleKey {
         domain: Domain::Default,
@@ -399,8 +405,8 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
         }
         for path in paths {
             let label = format!("{host_label}{}", path.path.as_deref().unwrap_or("/"));
-            let url = match clb_url(path.path.as_deref(), &path.path_type) {
-                Ok(url) => url,
+            let urls = match clb_urls(path.path.as_deref(), &path.path_type) {
+                Ok(urls) => urls,
                 Err(p) => {
                     b.problems.push(p.for_rule(label));
                     continue;
@@ -408,17 +414,25 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
             };
             let placed =
                 rule_listeners(tls.enabled, &ann, host, path.path.as_deref(), &path.backend);
-            for listener in placed {
-                let key = RuleKey {
-                    domain: domain.clone(),
-                    url: url.clone(),
-                };
-                b.add(listener, key, &path.backend, &label, true);
+            for listener in ann.listen_ports.place(placed, &label, &mut b.problems) {
+                for url in &urls {
+                    let key = RuleKey {
+                        domain: domain.clone(),
+                        url: url.clone(),
+                    };
+                    b.add(listener, key, &path.backend, &label, true);
+                }
             }
         }
     }
+    let mut default_servers = Vec::new();
     if let Some(backend) = spec.and_then(|s| s.default_backend.as_ref()) {
-        for listener in rule_listeners(tls.enabled, &ann, None, None, backend) {
+        let placed = rule_listeners(tls.enabled, &ann, None, None, backend);
+        for listener in ann
+            .listen_ports
+            .place(placed, "defaultBackend", &mut b.problems)
+        {
+            default_servers.push(listener);
             b.add(
                 listener,
                 default_backend_rule(),
@@ -438,11 +452,22 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
             let listener = DesiredListener {
                 certificate: if https { tls.default.clone() } else { None },
                 sni: https && tls.sni(),
+                default_server: default_servers.contains(&key).then_some(Domain::Default),
                 rules,
             };
             (key, listener)
         })
         .collect();
+    // One rule placed on several listeners (or as several CLB rules) fails the same way on
+    // each: say it once.
+    let mut seen = Vec::new();
+    b.problems.retain(|p| {
+        let new = !seen.contains(p);
+        if new {
+            seen.push(p.clone());
+        }
+        new
+    });
     Decision::Manage(Box::new(Desired {
         cluster_id: cluster_id.to_string(),
         ingress_uid: uid.to_string(),
@@ -455,4 +480,4 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,6 +6,7 @@ pub mod class;
 pub mod create_params;
 pub mod desired;
 pub mod lb;
+pub mod listen_ports;
 pub mod ownership;
 pub mod paths;
 pub mod problem;

@@ -8,25 +8,30 @@ pub const MAX_URL_LEN: usize = 200;
 /// Longest CLB rule domain [DOC 214/9032: 1-80 characters].
 pub const MAX_DOMAIN_LEN: usize = 80;
 
-/// Ingress `pathType` + `path` → CLB rule URL.
+/// Ingress `pathType` + `path` → the CLB rule URLs that together give its semantics.
 ///
 /// The fact this rests on (tencent-cloud-more.md §1.3, DOC 214/9032): a plain CLB URL `/a` is
 /// a *string* prefix matched longest-first (`/a` also matches `/ab`), a leading `=` makes
-/// it an exact match, and a rule `/a/` answers `/a` with a 301 redirect.
+/// it an exact match (tried before any prefix), and a rule `/a/` answers `/a` with a 301
+/// redirect.
 ///
 /// - `Exact` `/a` → `=/a`. ASSUMPTION: TKE's own mapping is undocumented
 ///   (tencent-cloud-more.md §1.3 "`Exact` → `=`?"); `=` is in the CLB's and TKE's (E4031)
 ///   allowed character sets, so this is the closest CLB form.
-/// - `Prefix` `/a/` or `/a` → `/a` (trailing slash dropped, as Kubernetes ignores it and a
-///   CLB rule with it would 301 the bare path). Known difference: Kubernetes matches by path
-///   element, so `/a` does not match `/ab` there but does on the CLB.
-/// - `ImplementationSpecific` (and no pathType) → the path as written (TKE passes it
-///   through; ASSUMPTION, unverified).
+/// - `Prefix` `/a` or `/a/` → two rules, `=/a` and `/a/` ([`prefix_urls`]): Kubernetes
+///   matches by path element, so `/a`, `/a/` and `/a/b` match and `/ab` does not. The exact
+///   rule answers `/a` itself (no 301 from `/a/`), the prefix rule everything below it; a
+///   request for `/ab` falls through to a shorter rule, as in Kubernetes. Cost: two CLB rules
+///   per Prefix path other than `/` (`/` alone is one rule: it matches everything).
+/// - `ImplementationSpecific` (and no pathType) → the path as written, one rule: TKE's plain
+///   CLB string-prefix matching (TKE passes it through; ASSUMPTION, unverified).
 /// - No path → `/`.
 ///
 /// A path that does not start with `/`, is too long, or uses characters outside the CLB's
-/// non-regex set `a-z A-Z 0-9 . - _ / = ? :` is refused with E4031 (TKE's code).
-pub fn clb_url(path: Option<&str>, path_type: &str) -> Result<String, Problem> {
+/// non-regex set `a-z A-Z 0-9 . - _ / = ? :` is refused with E4031 (TKE's code). Regular
+/// expressions (`~`) are refused too: TKE documents none for Ingress paths (its E4031
+/// character set has no `~`).
+pub fn clb_urls(path: Option<&str>, path_type: &str) -> Result<Vec<String>, Problem> {
     let path = path.filter(|p| !p.is_empty()).unwrap_or("/");
     let valid_chars = path
         .chars()
@@ -37,17 +42,10 @@ pub fn clb_url(path: Option<&str>, path_type: &str) -> Result<String, Problem> {
             format!("path {path:?} is not a valid CLB URL (must start with / and use a-z A-Z 0-9 . - _ / = ? :)"),
         ));
     }
-    let url = match path_type {
-        "Exact" => format!("={path}"),
-        "Prefix" => {
-            let trimmed = path.trim_end_matches('/');
-            if trimmed.is_empty() {
-                "/".to_string()
-            } else {
-                trimmed.to_string()
-            }
-        }
-        "ImplementationSpecific" | "" => path.to_string(),
+    let urls = match path_type {
+        "Exact" => vec![format!("={path}")],
+        "Prefix" => prefix_urls(path),
+        "ImplementationSpecific" | "" => vec![path.to_string()],
         other => {
             return Err(Problem::warning(
                 codes::INVALID_PATH,
@@ -55,13 +53,23 @@ pub fn clb_url(path: Option<&str>, path_type: &str) -> Result<String, Problem> {
             ))
         }
     };
-    if url.len() > MAX_URL_LEN {
+    if urls.iter().any(|u| u.len() > MAX_URL_LEN) {
         return Err(Problem::warning(
             codes::INVALID_PATH,
             format!("path {path:?} is longer than {MAX_URL_LEN} characters as a CLB URL"),
         ));
     }
-    Ok(url)
+    Ok(urls)
+}
+
+/// The CLB rules of a Kubernetes `Prefix` path (see [`clb_urls`]): the exact path without
+/// its trailing slashes, and the string prefix with exactly one.
+pub fn prefix_urls(path: &str) -> Vec<String> {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return vec!["/".to_string()];
+    }
+    vec![format!("={trimmed}"), format!("{trimmed}/")]
 }
 
 /// Ingress host → CLB rule domain. No host → the CLB's default domain (its VIP, as TKE
@@ -97,19 +105,47 @@ mod tests {
 
     #[test]
     fn path_type_mapping_table() {
-        let cases = [
-            (Some("/api"), "Exact", "=/api"),
-            (Some("/api"), "Prefix", "/api"),
-            (Some("/api/"), "Prefix", "/api"),
-            (Some("/"), "Prefix", "/"),
-            (Some("/api/"), "ImplementationSpecific", "/api/"),
-            (None, "ImplementationSpecific", "/"),
-            (None, "Prefix", "/"),
-            (Some("/a_b:c?x=1"), "Exact", "=/a_b:c?x=1"),
+        let cases: [(Option<&str>, &str, &[&str]); 9] = [
+            (Some("/api"), "Exact", &["=/api"]),
+            (Some("/api"), "Prefix", &["=/api", "/api/"]),
+            (Some("/api/"), "Prefix", &["=/api", "/api/"]),
+            (Some("/a/b//"), "Prefix", &["=/a/b", "/a/b/"]),
+            (Some("/"), "Prefix", &["/"]),
+            (Some("/api/"), "ImplementationSpecific", &["/api/"]),
+            (None, "ImplementationSpecific", &["/"]),
+            (None, "Prefix", &["/"]),
+            (Some("/a_b:c?x=1"), "Exact", &["=/a_b:c?x=1"]),
         ];
         for (path, ty, want) in cases {
-            assert_eq!(clb_url(path, ty).unwrap(), want, "{path:?} {ty}");
+            assert_eq!(clb_urls(path, ty).unwrap(), want, "{path:?} {ty}");
         }
+    }
+
+    /// Nginx-style CLB matching (tencent-cloud-more.md §1.3): exact rules first, then the
+    /// longest string prefix. Used to prove the Prefix shapes give Kubernetes semantics.
+    fn clb_match<'a>(rules: &'a [String], request: &str) -> Option<&'a str> {
+        if let Some(exact) = rules.iter().find(|r| r.strip_prefix('=') == Some(request)) {
+            return Some(exact);
+        }
+        rules
+            .iter()
+            .filter(|r| !r.starts_with('=') && request.starts_with(r.as_str()))
+            .max_by_key(|r| r.len())
+            .map(String::as_str)
+    }
+
+    #[test]
+    fn prefix_rules_match_by_path_element_like_kubernetes() {
+        let rules = clb_urls(Some("/a"), "Prefix").unwrap();
+        for hit in ["/a", "/a/", "/a/b", "/a/b/c"] {
+            assert!(clb_match(&rules, hit).is_some(), "{hit} must match /a");
+        }
+        for miss in ["/ab", "/abc/", "/", "/b/a"] {
+            assert_eq!(clb_match(&rules, miss), None, "{miss} must not match /a");
+        }
+        // The same path as ImplementationSpecific keeps CLB string-prefix matching.
+        let plain = clb_urls(Some("/a"), "ImplementationSpecific").unwrap();
+        assert!(clb_match(&plain, "/ab").is_some());
     }
 
     #[test]
@@ -119,10 +155,15 @@ mod tests {
             ("api", "Prefix"),
             ("/a b", "Prefix"),
             ("/(.*)", "ImplementationSpecific"),
+            ("~/api/.*", "ImplementationSpecific"),
             ("/x", "Regex"),
             (long.as_str(), "Prefix"),
         ] {
-            assert_eq!(clb_url(Some(path), ty).unwrap_err().code, "E4031", "{path}");
+            assert_eq!(
+                clb_urls(Some(path), ty).unwrap_err().code,
+                "E4031",
+                "{path}"
+            );
         }
     }
 

@@ -139,6 +139,9 @@ pub mod codes {
     pub const LB_CREATING: &str = "LoadBalancerCreating";
     /// `spec.ingressClassName` names an IngressClass that does not exist: held, nothing done.
     pub const INGRESS_CLASS_NOT_FOUND: &str = "IngressClassNotFound";
+    /// Malformed `ingress.cloud.tencent.com/listen-ports`. TKE documents no code for it
+    /// (tke-annotations.md §3), so this is a named reason of ours.
+    pub const BAD_LISTEN_PORTS: &str = "InvalidListenPorts";
     /// A destructive step without positive proof; nothing is done.
     pub const NO_RELEASE_PROOF: &str = "NoReleaseProof";
 }

@@ -203,6 +203,7 @@ mod tests {
                     certificate: None,
                     sni: false,
                     rules,
+                    default_server: None,
                 },
             )]
             .into(),

@@ -161,7 +161,17 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
                     if r.certificate.is_some() && !l.sni {
                         return Err("rule certificate on a non-SNI listener".into());
                     }
-                    let default_server = l.rules.is_empty();
+                    // The flag belongs to the domain: a new rule of the default domain is default.
+                    let default_server = l.rules.is_empty()
+                        || r.default_server
+                        || l.rules
+                            .iter()
+                            .any(|x| x.domain == domain && x.default_server);
+                    if r.default_server {
+                        for x in &mut l.rules {
+                            x.default_server = false;
+                        }
+                    }
                     l.rules.push(CloudRule {
                         location_id: fresh("loc"),
                         domain,
@@ -293,6 +303,15 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
                     l.rules.retain(|r| &r.location_id != id);
                     if l.rules.len() == before {
                         return Err(format!("rule {id} not found"));
+                    }
+                }
+                // The API promotes the earliest remaining domain when the default one left
+                // (tencent-cloud-more.md §1.2); rules here are in creation order.
+                if !l.rules.iter().any(|r| r.default_server) {
+                    if let Some(first) = l.rules.first().map(|r| r.domain.clone()) {
+                        for r in l.rules.iter_mut().filter(|r| r.domain == first) {
+                            r.default_server = true;
+                        }
                     }
                 }
             }

@@ -63,6 +63,7 @@ fn http(rules: Vec<(RuleKey, DesiredRule)>) -> DesiredListener {
     DesiredListener {
         certificate: None,
         sni: false,
+        default_server: None,
         rules: rules.into_iter().collect(),
     }
 }
@@ -88,7 +89,7 @@ fn web() -> Desired {
     )
 }
 
-fn converge(d: &Desired, view: &mut CloudView) -> Plan {
+pub(super) fn converge(d: &Desired, view: &mut CloudView) -> Plan {
     let p = plan(d, view).expect("plan");
     apply_to_view(&p, view).expect("apply");
     p
@@ -483,28 +484,36 @@ fn arb_desired_listener(https: bool) -> impl Strategy<Value = DesiredListener> {
         arb_cert(),
         0..3,
     );
-    (rules, domain_certs, arb_cert(), any::<bool>()).prop_map(
-        move |(rules, domain_certs, default_cert, sni)| DesiredListener {
-            certificate: https.then_some(default_cert),
-            sni: https && sni,
-            rules: rules
-                .into_iter()
-                .map(|(k, targets)| {
-                    let certificate = match &k.domain {
-                        Domain::Name(n) if https => domain_certs.get(n).cloned(),
-                        _ => None,
-                    };
-                    (
-                        k,
-                        DesiredRule {
-                            certificate,
-                            targets,
-                        },
-                    )
-                })
-                .collect(),
-        },
+    (
+        rules,
+        domain_certs,
+        arb_cert(),
+        any::<bool>(),
+        any::<bool>(),
     )
+        .prop_map(
+            move |(rules, domain_certs, default_cert, sni, default_backend)| DesiredListener {
+                certificate: https.then_some(default_cert),
+                sni: https && sni,
+                default_server: default_backend.then_some(Domain::Default),
+                rules: rules
+                    .into_iter()
+                    .map(|(k, targets)| {
+                        let certificate = match &k.domain {
+                            Domain::Name(n) if https => domain_certs.get(n).cloned(),
+                            _ => None,
+                        };
+                        (
+                            k,
+                            DesiredRule {
+                                certificate,
+                                targets,
+                            },
+                        )
+                    })
+                    .collect(),
+            },
+        )
 }
 
 fn arb_desired() -> impl Strategy<Value = Desired> {

@@ -271,13 +271,14 @@ impl Env {
     }
 }
 
-/// `{"rules": [{"host": h, "http": {"paths": [{path, Prefix, backend svc:port}]}}]}`.
+/// `{"rules": [{"host": h, "http": {"paths": [{path, ImplementationSpecific, svc:port}]}}]}`:
+/// one CLB rule per path, URL as written (a `Prefix` path costs two, `model::paths`).
 pub fn rules(entries: &[(&str, &str, &str, i32)]) -> Value {
     let rules: Vec<Value> = entries
         .iter()
         .map(|(host, path, svc, port)| {
             let mut rule = json!({"http": {"paths": [{
-                "path": path, "pathType": "Prefix",
+                "path": path, "pathType": "ImplementationSpecific",
                 "backend": {"service": {"name": svc, "port": {"number": port}}}
             }]}});
             if !host.is_empty() {

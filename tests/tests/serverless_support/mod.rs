@@ -212,6 +212,12 @@ impl Kubectl {
         self.run(&["apply", "-f", &path.to_string_lossy()]).await
     }
 
+    /// `kubectl -n NS annotate --overwrite ingress NAME KEY=VALUE` (or `KEY-` to remove).
+    pub async fn annotate_ingress(&self, ns: &str, name: &str, change: &str) -> String {
+        self.run(&["-n", ns, "annotate", "--overwrite", "ingress", name, change])
+            .await
+    }
+
     /// `kubectl apply -f` of YAML text (written to a file first).
     pub async fn apply_yaml(&self, yaml: &str) -> String {
         self.0.apply_yaml(yaml).await

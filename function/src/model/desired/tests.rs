@@ -10,7 +10,7 @@ fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).expect("fixture")
 }
 
-fn ingress(
+pub(crate) fn ingress(
     annotations: serde_json::Value,
     spec: serde_json::Value,
 ) -> k8s_openapi::api::networking::v1::Ingress {
@@ -55,21 +55,24 @@ fn service(
     )
 }
 
-fn secret(name: &str, data: serde_json::Value) -> (String, k8s_openapi::api::core::v1::Secret) {
+pub(crate) fn secret(
+    name: &str,
+    data: serde_json::Value,
+) -> (String, k8s_openapi::api::core::v1::Secret) {
     (
         name.to_string(),
         from(json!({"metadata": {"name": name}, "stringData": data})),
     )
 }
 
-fn path(p: &str, ty: &str, svc: &str, port: serde_json::Value) -> serde_json::Value {
+pub(crate) fn path(p: &str, ty: &str, svc: &str, port: serde_json::Value) -> serde_json::Value {
     json!({"path": p, "pathType": ty, "backend": {"service": {"name": svc, "port": port}}})
 }
 
 /// Two Ready nodes (one by providerID, one by label), one NotReady, one excluded; Services
 /// `web` (NodePort 80→30080, named "http"), `api` (LoadBalancer 8080→30081), `internal`
 /// (ClusterIP).
-fn base_view(ing: k8s_openapi::api::networking::v1::Ingress) -> ClusterView {
+pub(crate) fn base_view(ing: k8s_openapi::api::networking::v1::Ingress) -> ClusterView {
     ClusterView {
         ingress: ing,
         services: [
@@ -96,7 +99,7 @@ fn base_view(ing: k8s_openapi::api::networking::v1::Ingress) -> ClusterView {
     }
 }
 
-fn manage(view: &ClusterView) -> Desired {
+pub(crate) fn manage(view: &ClusterView) -> Desired {
     match desire(view, CLUSTER) {
         Decision::Manage(d) => *d,
         other => panic!("expected Manage, got {other:?}"),
@@ -141,10 +144,13 @@ fn http_rules_use_ready_not_excluded_nodes_with_nodeport() {
     );
     let l = &d.listeners[&ListenerKey::HTTP_80];
     assert!(!l.sni && l.certificate.is_none());
-    assert_eq!(
-        l.rules[&rk(Some("a.com"), "/api")].targets,
-        node_targets(30080)
-    );
+    // Prefix /api: the exact rule and the /api/ prefix rule, same targets.
+    for url in ["=/api", "/api/"] {
+        assert_eq!(
+            l.rules[&rk(Some("a.com"), url)].targets,
+            node_targets(30080)
+        );
+    }
     assert!(d.problems.is_empty(), "{:?}", d.problems);
     assert_eq!(d.ingress, "shop/web");
 }
@@ -161,7 +167,7 @@ fn service_port_by_name_and_loadbalancer_type_work() {
     let rules = &d.listeners[&ListenerKey::HTTP_80].rules;
     assert_eq!(rules[&rk(Some("a.com"), "/")].targets, node_targets(30080));
     assert_eq!(
-        rules[&rk(Some("a.com"), "/v2")].targets,
+        rules[&rk(Some("a.com"), "=/v2")].targets,
         node_targets(30081)
     );
 }
@@ -184,7 +190,8 @@ fn empty_host_wildcard_and_default_backend_map_to_domains() {
         keys,
         vec![
             &rk(None, "/"),
-            &rk(None, "/shop"),
+            &rk(None, "/shop/"),
+            &rk(None, "=/shop"),
             &rk(Some("*.b.com"), "/")
         ]
     );
@@ -222,7 +229,7 @@ fn each_path_type_maps_to_its_clb_url() {
         .keys()
         .map(|k| k.url.as_str())
         .collect();
-    assert_eq!(urls, vec!["/impl/", "/prefix", "=/exact"]);
+    assert_eq!(urls, vec!["/impl/", "/prefix/", "=/exact", "=/prefix"]);
 }
 
 #[test]
@@ -243,7 +250,7 @@ fn broken_backends_are_skipped_with_codes_and_good_rules_stay() {
     let rules = &d.listeners[&ListenerKey::HTTP_80].rules;
     assert_eq!(
         rules.keys().collect::<Vec<_>>(),
-        vec![&rk(Some("a.com"), "/ok")]
+        vec![&rk(Some("a.com"), "/ok/"), &rk(Some("a.com"), "=/ok")]
     );
     assert_eq!(
         codes_of(&d),
@@ -271,10 +278,11 @@ fn duplicate_rules_keep_the_first_and_warn() {
         ]}}]}),
     )));
     assert_eq!(
-        d.listeners[&ListenerKey::HTTP_80].rules[&rk(Some("a.com"), "/x")].targets,
+        d.listeners[&ListenerKey::HTTP_80].rules[&rk(Some("a.com"), "=/x")].targets,
         node_targets(30080)
     );
-    assert_eq!(codes_of(&d), vec!["DuplicateRule"]);
+    // Both CLB rules of the second Prefix path are taken.
+    assert_eq!(codes_of(&d), vec!["DuplicateRule", "DuplicateRule"]);
 }
 
 #[test]
@@ -336,7 +344,7 @@ fn direct_access_binds_ready_endpoint_ips_on_the_named_endpoint_port() {
     );
     // ClusterIP is fine in direct mode.
     assert_eq!(
-        rules[&rk(Some("a.com"), "/in")].targets,
+        rules[&rk(Some("a.com"), "=/in")].targets,
         [(eni("10.1.0.9", 9000), 10)].into()
     );
     assert!(d.problems.is_empty(), "{:?}", d.problems);

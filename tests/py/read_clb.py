@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Reads one CLB back through the official Tencent Cloud Python SDK, as a user's script would,
+and prints what the end-to-end tests compare against: listeners, their rules (with the
+DefaultServer flag) and the CLB's redirects, as one JSON document.
+
+Usage: read_clb.py --endpoint 127.0.0.1:PORT --secret-id ID --secret-key KEY --region R --lb LB_ID
+       [--rewrites]
+"""
+import argparse
+import json
+
+from tencentcloud.common import credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.clb.v20180317 import clb_client, models as clb
+
+
+def req(model_cls, params):
+    r = model_cls()
+    r.from_json_string(json.dumps(params))
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for flag in ("--endpoint", "--secret-id", "--secret-key", "--region", "--lb"):
+        ap.add_argument(flag, required=True)
+    ap.add_argument("--rewrites", action="store_true", help="also DescribeRewrite")
+    a = ap.parse_args()
+    http = HttpProfile(endpoint=a.endpoint, protocol="http")
+    c = clb_client.ClbClient(
+        credential.Credential(a.secret_id, a.secret_key), a.region, ClientProfile(httpProfile=http)
+    )
+    listeners = c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": a.lb}))
+    out = {"listeners": [], "rewrites": []}
+    for l in listeners.Listeners or []:
+        rules = []
+        for r in l.Rules or []:
+            rules.append({"domain": r.Domain, "url": r.Url, "default_server": bool(r.DefaultServer)})
+        rules.sort(key=lambda r: (r["domain"], r["url"]))
+        out["listeners"].append(
+            {"protocol": l.Protocol, "port": l.Port, "name": l.ListenerName, "rules": rules}
+        )
+    out["listeners"].sort(key=lambda l: (l["protocol"], l["port"]))
+    ports = {l.ListenerId: "%s:%d" % (l.Protocol, l.Port) for l in listeners.Listeners or []}
+    urls = {
+        r.LocationId: (r.Domain, r.Url)
+        for l in listeners.Listeners or []
+        for r in l.Rules or []
+    }
+    rewrites = (
+        c.DescribeRewrite(req(clb.DescribeRewriteRequest, {"LoadBalancerId": a.lb})).RewriteSet
+        if a.rewrites
+        else []
+    )
+    for r in rewrites or []:
+        t = r.RewriteTarget
+        target = urls.get(t.TargetLocationId, ("?", "?"))
+        out["rewrites"].append(
+            {
+                "from": "%s %s%s" % (ports.get(r.ListenerId, "?"), r.Domain, r.Url),
+                "to": "%s %s%s" % (ports.get(t.TargetListenerId, "?"), target[0], target[1]),
+                "code": t.RewriteCode,
+                "type": t.RewriteType,
+            }
+        )
+    out["rewrites"].sort(key=lambda r: r["from"])
+    print(json.dumps(out, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+//! TKE's listener and rule annotations end to end, as a user meets them: `kubectl` writes to
+//! kube-sim, its audit webhook wakes the function, which drives clb-sim; the CLB is read
+//! back with the official Python SDK (tests/py/read_clb.py). Covers `listen-ports`,
+//! `pathType: Prefix` (Kubernetes semantics) and `spec.defaultBackend` as the listener's
+//! default server: the CLB holds what the Ingress says, a change changes it, removing the
+//! annotation restores the default, a malformed value is a Warning Event with its code and
+//! changes nothing, and the steady state writes nothing.
+
+mod serverless_support;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use serverless_support::*;
+
+const NS: &str = "shop";
+const LISTEN_PORTS: &str = "ingress.cloud.tencent.com/listen-ports";
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The CLB `lb_id` as the official SDK describes it (tests/py/read_clb.py).
+pub async fn sdk_read(stack: &Stack, lb_id: &str, rewrites: bool) -> Value {
+    let root = workspace_root();
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup",
+        python.display()
+    );
+    let cfg = stack.clb.config();
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.arg(root.join("tests/py/read_clb.py"))
+        .args(["--endpoint", &stack.clb.addr().to_string()])
+        .args(["--secret-id", &cfg.secret_id])
+        .args(["--secret-key", &cfg.secret_key])
+        .args(["--region", &cfg.region])
+        .args(["--lb", lb_id])
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy");
+    if rewrites {
+        cmd.arg("--rewrites");
+    }
+    let out = cmd.output().await.expect("run read_clb.py");
+    assert!(
+        out.status.success(),
+        "read_clb.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("read_clb.py prints JSON")
+}
+
+/// `["HTTP:80", ...]` of an SDK read.
+pub fn sdk_listeners(read: &Value) -> Vec<String> {
+    read["listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| format!("{}:{}", l["protocol"].as_str().unwrap_or(""), l["port"]))
+        .collect()
+}
+
+/// `["domain url", ...]` of one listener of an SDK read; default-server rules end in ` *`.
+pub fn sdk_rules(read: &Value, listener: &str) -> Vec<String> {
+    read["listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| format!("{}:{}", l["protocol"].as_str().unwrap_or(""), l["port"]) == listener)
+        .flat_map(|l| l["rules"].as_array().cloned().unwrap_or_default())
+        .map(|r| {
+            let star = if r["default_server"] == true {
+                " *"
+            } else {
+                ""
+            };
+            format!(
+                "{} {}{star}",
+                r["domain"].as_str().unwrap_or(""),
+                r["url"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Warning Events about `shop/name`: their reasons.
+pub fn warnings(stack: &Stack, name: &str) -> Vec<String> {
+    stack
+        .kube
+        .list_objects("events.k8s.io/v1", "Event", Some(NS))
+        .iter()
+        .filter(|e| e["regarding"]["name"] == name && e["type"] == "Warning")
+        .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Nodes and Services from samples/, then the Ingress `web` of `yaml`.
+pub async fn apply_with(stack: &Stack, yaml: &str) {
+    for file in ["00-namespace.yaml", "01-nodes.yaml", "02-services.yaml"] {
+        stack.kubectl.apply_sample(file).await;
+    }
+    stack.kubectl.apply_yaml(yaml).await;
+}
+
+/// Waits until the CLB of `shop/name` has exactly `want` listeners (clb-sim state), returns
+/// its id.
+pub async fn listeners_become(stack: &Stack, name: &str, want: &[(&str, i64)]) -> String {
+    let want: Vec<(String, i64)> = want.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+    eventually(&format!("{NS}/{name} has listeners {want:?}"), || {
+        let ing = stack.ingress(NS, name).ok_or("no Ingress")?;
+        let uid = ing["metadata"]["uid"].as_str().unwrap_or("").to_string();
+        let lb = stack.lb_of(&uid).ok_or("no CLB")?;
+        let got = listeners(&lb);
+        // Every listener carries its rules before we call it converged.
+        let with_rules = lb["Listeners"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|l| l["Rules"].as_array().is_some_and(|r| !r.is_empty()));
+        if got == want && with_rules {
+            Ok(lb["LoadBalancerId"].as_str().unwrap_or("").to_string())
+        } else {
+            Err(format!("listeners {got:?}"))
+        }
+    })
+    .await
+}
+
+const WEB: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: shop
+  annotations:
+    kubernetes.io/ingress.class: qcloud
+    ingress.cloud.tencent.com/listen-ports: '[{"HTTP":80},{"HTTP":8080}]'
+spec:
+  defaultBackend:
+    service:
+      name: api
+      port:
+        number: 8080
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - path: /api
+        pathType: Prefix
+        backend:
+          service:
+            name: api
+            port:
+              number: 8080
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: web
+            port:
+              number: 80
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_ports_prefix_paths_and_default_backend_follow_the_ingress() {
+    let stack = Stack::start().await;
+    apply_with(&stack, WEB).await;
+    let lb_id = listeners_become(&stack, "web", &[("HTTP", 80), ("HTTP", 8080)]).await;
+    stack.quiet(0).await;
+
+    let read = sdk_read(&stack, &lb_id, false).await;
+    assert_eq!(sdk_listeners(&read), vec!["HTTP:80", "HTTP:8080"]);
+    let vip = stack.lb_of(&stack.ingress_uid(NS, "web")).unwrap()["LoadBalancerVips"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Prefix /api is two CLB rules (=/api exact, /api/ prefix): /apix does not reach api.
+    // defaultBackend is `/` on the VIP, the listener's default server.
+    let want = vec![
+        format!("{vip} / *"),
+        "shop.example.com /".to_string(),
+        "shop.example.com /api/".to_string(),
+        "shop.example.com =/api".to_string(),
+    ];
+    for listener in ["HTTP:80", "HTTP:8080"] {
+        assert_eq!(sdk_rules(&read, listener), want, "{listener}");
+    }
+
+    // Steady state: a sweep over it writes nothing.
+    let writes = stack.cloud_writes().len();
+    stack.fire_timer().await;
+    assert_eq!(stack.cloud_writes().len(), writes, "steady state writes");
+
+    // Changing the annotation moves the rules to the new listener set.
+    stack
+        .kubectl
+        .annotate_ingress(NS, "web", &format!(r#"{LISTEN_PORTS}=[{{"HTTP":9090}}]"#))
+        .await;
+    listeners_become(&stack, "web", &[("HTTP", 9090)]).await;
+    let read = sdk_read(&stack, &lb_id, false).await;
+    assert_eq!(sdk_rules(&read, "HTTP:9090"), want);
+
+    // A malformed value: a Warning Event with its code, and the CLB stays as it was.
+    stack.quiet(0).await;
+    let before = stack.clb.state();
+    let writes = stack.cloud_writes().len();
+    stack
+        .kubectl
+        .annotate_ingress(
+            NS,
+            "web",
+            &format!(r#"{LISTEN_PORTS}=[{{"HTTP":"eighty"}}]"#),
+        )
+        .await;
+    eventually("a Warning InvalidListenPorts", || {
+        let w = warnings(&stack, "web");
+        if w.iter().any(|r| r == "InvalidListenPorts") {
+            Ok(())
+        } else {
+            Err(format!("warnings {w:?}"))
+        }
+    })
+    .await;
+    stack.quiet(0).await;
+    assert_eq!(
+        stack.cloud_writes().len(),
+        writes,
+        "a malformed value writes nothing"
+    );
+    assert_eq!(
+        lbs(&stack.clb.state()),
+        lbs(&before),
+        "a malformed value changes nothing"
+    );
+
+    // Removing the annotation restores TKE's default listener, HTTP:80.
+    stack
+        .kubectl
+        .run(&[
+            "-n",
+            NS,
+            "annotate",
+            "ingress",
+            "web",
+            &format!("{LISTEN_PORTS}-"),
+        ])
+        .await;
+    listeners_become(&stack, "web", &[("HTTP", 80)]).await;
+    let read = sdk_read(&stack, &lb_id, false).await;
+    assert_eq!(sdk_rules(&read, "HTTP:80"), want);
+}
