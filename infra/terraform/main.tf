@@ -4,8 +4,10 @@
 # (see README.md): it invokes this same function with {"clslogs":…}.
 
 locals {
-  # Exactly the actions function/src/cloud calls (clb.rs, tag.rs as of this commit): reads,
-  # the async-task poll, and the writes of a plan. Keep in step when the client grows.
+  # Exactly the actions the function calls: function/src/cloud/actions.rs (CALLED), kept in
+  # step with this file and with the client's call sites by that module's tests. Client
+  # methods nothing in the function calls (ModifyLoadBalancerAttributes,
+  # SetLoadBalancerSecurityGroups, DeleteListener) are not granted.
   clb_actions = [
     "clb:DescribeLoadBalancers",
     "clb:DescribeListeners",
@@ -13,11 +15,8 @@ locals {
     "clb:DescribeTaskStatus",
     "clb:CreateLoadBalancer",
     "clb:DeleteLoadBalancer",
-    "clb:ModifyLoadBalancerAttributes",
-    "clb:SetLoadBalancerSecurityGroups",
     "clb:CreateListener",
     "clb:ModifyListener",
-    "clb:DeleteListener",
     "clb:DeleteLoadBalancerListeners",
     "clb:CreateRule",
     "clb:ModifyRule",
@@ -28,7 +27,7 @@ locals {
     "clb:BatchModifyTargetWeight",
   ]
   # Tag actions: tags are set at create time by CreateLoadBalancer(Tags); these add and remove
-  # the cluster/UID tags of reused (existLbId) CLBs.
+  # the cluster/UID tags of reused (existLbId) CLBs, so they are granted on CLBs only.
   tag_actions = [
     "tag:TagResources",
     "tag:UnTagResources",
@@ -37,11 +36,16 @@ locals {
   # asynchronously once per shard (function/src/cloud/scf.rs, API action `Invoke`). SCF's
   # policy examples name the action `scf:InvokeFunction`; whether the `Invoke` API is
   # authorised by it or by `scf:Invoke` is unverified (tencent-cloud-more.md §4.4), so both
-  # are allowed, on this one function only.
+  # are allowed, on this one function only (actions.rs SCF_INVOKE_CAM_ACTIONS).
   scf_actions = [
     "scf:Invoke",
     "scf:InvokeFunction",
   ]
+  # Every CLB of the region in this account, as a six-segment resource name
+  # (tencent-cloud.md §3: qcs::clb:<region>:uin/<uin>:clb/<lb-id>). Whether CAM checks the
+  # Tag API's actions against the tagged resource's name is UNVERIFIED; if it does not, the
+  # Tag statement needs the tag service's own resource instead.
+  clb_resources = "qcs::clb:${var.region}:uin/${data.tencentcloud_user_info.current.owner_uin}:clb/*"
   function_resource = "qcs::scf:${var.region}:uin/${data.tencentcloud_user_info.current.owner_uin}:namespace/${var.namespace}/function/${var.function_name}"
 }
 
@@ -69,12 +73,12 @@ resource "tencentcloud_cam_policy" "function" {
       {
         effect   = "allow"
         action   = local.clb_actions
-        resource = ["qcs::clb:${var.region}::clb/*"]
+        resource = [local.clb_resources]
       },
       {
         effect   = "allow"
         action   = local.tag_actions
-        resource = ["*"]
+        resource = [local.clb_resources]
       },
       {
         effect   = "allow"

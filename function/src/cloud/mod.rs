@@ -4,6 +4,7 @@
 //! counts what it sends ([`CallStats`]); `clb` and `tag` add typed requests and one method
 //! per action on top. Async CLB writes wait for their task before returning.
 
+pub mod actions;
 pub mod apply;
 pub mod attributes;
 pub mod clb;
