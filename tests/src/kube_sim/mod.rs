@@ -288,6 +288,16 @@ impl KubeSimHandle {
         ))
     }
 
+    /// Every bearer token kube-sim accepts (the admin's and every minted one): what must
+    /// never show up in a log.
+    pub fn bearer_tokens(&self) -> Vec<String> {
+        self.shared
+            .tokens
+            .lock()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// A kube client for the admin user over real HTTP.
     pub async fn client(&self) -> kube::Client {
         client_from_yaml(&self.kubeconfig_yaml()).await

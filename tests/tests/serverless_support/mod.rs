@@ -42,7 +42,7 @@ pub const TAG_CLUSTER: &str = "tke-clusterId";
 pub const TAG_INGRESS_UID: &str = "tke-lb-ingress-uuid";
 /// The function's own kube identity (infra/kubernetes/rbac.yaml).
 pub const FUNCTION_USER: &str = "system:serviceaccount:kube-system:clb-ingress";
-const WEBHOOK_TOKEN: &str = "e2e-webhook-token-0123456789";
+pub const WEBHOOK_TOKEN: &str = "e2e-webhook-token-0123456789";
 
 /// Upper bound of polls for one condition; each poll waits [`POLL_PAUSE`].
 pub const POLL_TRIES: u32 = 1500;
