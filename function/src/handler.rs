@@ -36,6 +36,8 @@ pub enum OutcomeStatus {
     Ignored,
     /// Another run holds the Ingress's Lease; it was marked dirty for that run.
     SkippedBusy,
+    /// `mode: skip`: left alone (its CLB at most marked so that a delete keeps it).
+    Skipped,
     /// The Ingress is invalid (a Warning Event says why); nothing was changed.
     Invalid,
     /// A read or write failed, or the deadline ran out; the next trigger or sweep retries.

@@ -12,13 +12,17 @@ use serde::Serialize;
 
 use crate::model::desired::{DesiredListener, DesiredRule};
 use crate::model::lb::{Certificate, Domain, LbType, ListenerKey, Protocol, RuleKey, TargetKey};
-use crate::model::ownership::{self, Adoption, IngressFact, Release};
+use crate::model::lifecycle::LbAttributes;
+use crate::model::lifecycle::{self as lifecycle_model, Releasing};
+use crate::model::ownership::{self, Adoption, IngressFact};
 use crate::model::problem::codes;
 use crate::model::service_config::RuleAttributes;
 use crate::model::{Desired, LbSource, LbSpec, Problem};
 
 mod attributes;
 mod default_server;
+mod lifecycle;
+pub use lifecycle::plan_skip;
 #[cfg(test)]
 pub(crate) mod sim;
 #[cfg(test)]
@@ -48,6 +52,8 @@ pub struct CloudLb {
     pub tags: BTreeMap<String, String>,
     /// Every listener, ours or not (ownership is decided here, by name).
     pub listeners: Vec<CloudListener>,
+    /// Deletion protection, pass-to-target, security groups.
+    pub attributes: LbAttributes,
 }
 
 impl CloudLb {
@@ -234,6 +240,14 @@ pub enum Action {
     },
     /// DeleteLoadBalancer.
     DeleteLoadBalancer { lb_id: String },
+    /// ModifyLoadBalancerAttributes: `DeleteProtect` / `LoadBalancerPassToTarget` (omitted
+    /// = unchanged).
+    ModifyLoadBalancerAttributes {
+        delete_protect: Option<bool>,
+        pass_to_target: Option<bool>,
+    },
+    /// SetLoadBalancerSecurityGroups: the full ordered set; empty unbinds all.
+    SetSecurityGroups { security_groups: Vec<String> },
 }
 
 /// An ordered list of calls, plus what the planner refused to do.
@@ -537,6 +551,7 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
             ph.delete_listeners.push(listener_ref(cl));
         }
     }
+    lifecycle::lb_actions(&mut ph, desired, lb);
     Ok(Plan {
         load_balancer_id: lb.map(|l| l.id.clone()),
         actions: ph.into_actions(),
@@ -740,11 +755,18 @@ pub fn plan_release(
         return Ok(Plan::default());
     };
     let mut actions = Vec::new();
-    match ownership::release_action(fact, &lb.tags, cluster_id, ingress_uid)? {
-        Release::DeleteLoadBalancer => actions.push(Action::DeleteLoadBalancer {
+    let mut problems = Vec::new();
+    match lifecycle_model::release_action(fact, &lb.tags, &lb.attributes, cluster_id, ingress_uid)?
+    {
+        Releasing::Delete => actions.push(Action::DeleteLoadBalancer {
             lb_id: lb.id.clone(),
         }),
-        Release::CleanUp { untag } => {
+        Releasing::Untag { untag, kept } => {
+            problems.push(kept);
+            actions.push(Action::UnTagResources { keys: untag });
+        }
+        Releasing::CleanUp { untag, kept } => {
+            problems.extend(kept);
             let ours: Vec<ListenerRef> = lb
                 .listeners
                 .iter()
@@ -763,7 +785,7 @@ pub fn plan_release(
     Ok(Plan {
         load_balancer_id: Some(lb.id.clone()),
         actions,
-        problems: Vec::new(),
+        problems,
     })
 }
 
@@ -930,6 +952,26 @@ impl fmt::Display for Action {
                 Ok(())
             }
             Action::DeleteLoadBalancer { lb_id } => write!(f, "DeleteLoadBalancer {lb_id}"),
+            Action::ModifyLoadBalancerAttributes {
+                delete_protect,
+                pass_to_target,
+            } => {
+                write!(f, "ModifyLoadBalancerAttributes")?;
+                if let Some(v) = delete_protect {
+                    write!(f, " DeleteProtect={v}")?;
+                }
+                if let Some(v) = pass_to_target {
+                    write!(f, " LoadBalancerPassToTarget={v}")?;
+                }
+                Ok(())
+            }
+            Action::SetSecurityGroups { security_groups } => {
+                write!(
+                    f,
+                    "SetLoadBalancerSecurityGroups [{}]",
+                    security_groups.join(",")
+                )
+            }
         }
     }
 }

@@ -15,7 +15,8 @@ use super::clb::{
     BatchModifyTargetWeightRequest, BatchTarget as ApiBatchTarget, BatchTargetsRequest,
     CertificateInput, CreateListenerRequest, CreateLoadBalancerResponse, CreateRuleRequest,
     DeleteLoadBalancerRequest, DeleteRuleRequest, DescribeLoadBalancersRequest, Filter,
-    ModifyDomainAttributesRequest, ModifyListenerRequest, RsWeightRule, RuleInput, TagInfo, Target,
+    ModifyDomainAttributesRequest, ModifyListenerRequest, ModifyLoadBalancerAttributesRequest,
+    RsWeightRule, RuleInput, SetLoadBalancerSecurityGroupsRequest, TagInfo, Target,
 };
 use super::client::{CloudClient, CLB_SERVICE, CLB_VERSION};
 use super::error::CloudError;
@@ -529,6 +530,29 @@ async fn run_action(
             }
             res.rules.retain(|_, loc| !location_ids.contains(loc));
         }
+        Action::ModifyLoadBalancerAttributes {
+            delete_protect,
+            pass_to_target,
+        } => {
+            applied.writes += 1;
+            client
+                .modify_load_balancer_attributes(&ModifyLoadBalancerAttributesRequest {
+                    load_balancer_id: res.lb()?.to_string(),
+                    delete_protect: *delete_protect,
+                    load_balancer_pass_to_target: *pass_to_target,
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Action::SetSecurityGroups { security_groups } => {
+            applied.writes += 1;
+            client
+                .set_load_balancer_security_groups(&SetLoadBalancerSecurityGroupsRequest {
+                    load_balancer_id: res.lb()?.to_string(),
+                    security_groups: security_groups.clone(),
+                })
+                .await?;
+        }
         Action::DeleteLoadBalancer { lb_id } => {
             applied.writes += 1;
             match client
@@ -814,6 +838,7 @@ mod tests {
                     keepalive: None,
                     rules,
                 }],
+                attributes: Default::default(),
             }),
         };
         Resolver::new(&Plan::default(), &cloud)

@@ -12,6 +12,7 @@ use super::clb::{
 use super::client::CloudClient;
 use super::error::CloudError;
 use crate::model::lb::{Backend, Certificate, LbType, Protocol, SslMode, TargetKey};
+use crate::model::lifecycle::{LbAttributes, FLAG_DELETE_PROTECT};
 use crate::model::ownership::{TAG_CLUSTER_ID, TAG_INGRESS_UID};
 use crate::plan::{CloudLb, CloudListener, CloudRule, CloudTarget, CloudView};
 
@@ -110,6 +111,11 @@ pub fn cloud_lb(lb: &LoadBalancer) -> Result<CloudLb, CloudError> {
             .map(|t| (t.tag_key.clone(), t.tag_value.clone()))
             .collect(),
         listeners: Vec::new(),
+        attributes: LbAttributes {
+            delete_protect: lb.attribute_flags.iter().any(|f| f == FLAG_DELETE_PROTECT),
+            pass_to_target: lb.load_balancer_pass_to_target.unwrap_or(false),
+            security_groups: lb.secure_groups.clone(),
+        },
     })
 }
 

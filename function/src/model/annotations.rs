@@ -22,16 +22,14 @@ pub const HTTPS_RULES: &str = "kubernetes.io/ingress.https-rules";
 
 /// TKE annotations that change listeners, rules or lifecycle in ways we do not implement:
 /// reported as `UnsupportedAnnotation` so nobody believes they took effect.
-pub const UNSUPPORTED: [&str; 9] = [
+pub const UNSUPPORTED: [&str; 7] = [
     "kubernetes.io/ingress.rule-mix-both",
     "ingress.cloud.tencent.com/rewrite-support",
     "ingress.cloud.tencent.com/auto-rewrite",
     "ingress.cloud.tencent.com/auto-rewrite-code",
     "ingress.cloud.tencent.com/certificate",
     "ingress.cloud.tencent.com/enable-group",
-    "ingress.cloud.tencent.com/mode",
     "ingress.cloud.tencent.com/tke-service-config-auto",
-    "ingress.cloud.tencent.com/loadbalance-retain",
 ];
 
 /// `InternetChargeType` values the TKE annotation documents.
@@ -56,6 +54,8 @@ pub struct Annotations {
     pub https_rules: Vec<MixEntry>,
     /// `listen-ports`: the listeners of each protocol (default HTTP:80, HTTPS:443).
     pub listen_ports: ListenPorts,
+    /// `mode`, `loadbalance-retain`, protection, security groups, pass-to-target.
+    pub lifecycle: super::lifecycle::Lifecycle,
 }
 
 impl Annotations {
@@ -158,7 +158,7 @@ fn parse_mix_rules(
 }
 
 /// Go's `strconv.ParseBool`, which TKE (written in Go) is assumed to use.
-fn parse_bool(v: &str) -> Option<bool> {
+pub(crate) fn parse_bool(v: &str) -> Option<bool> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
@@ -167,7 +167,7 @@ fn parse_bool(v: &str) -> Option<bool> {
 }
 
 /// `<prefix>-` followed by lower-case letters and digits, as Tencent ids are.
-fn is_id(v: &str, prefix: &str) -> bool {
+pub(crate) fn is_id(v: &str, prefix: &str) -> bool {
     v.strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('-'))
         .is_some_and(|r| {
@@ -287,8 +287,11 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Annotations, Vec<Proble
             Err(p) => problems.push(p),
         }
     }
-    for key in UNSUPPORTED {
-        if annotations.contains_key(key) {
+    let (lifecycle, more) = super::lifecycle::parse(annotations);
+    out.lifecycle = lifecycle;
+    problems.extend(more);
+    for key in UNSUPPORTED.iter().chain(&super::lifecycle::UNSUPPORTED) {
+        if annotations.contains_key(*key) {
             problems.push(Problem::warning(
                 codes::UNSUPPORTED_ANNOTATION,
                 format!("{key} is not supported by clb-ingress and is ignored"),

@@ -11,6 +11,7 @@ use super::annotations::{self, Annotations};
 use super::backends::service_targets;
 use super::class::{self, ClassVerdict};
 use super::lb::{Certificate, Domain, LbType, ListenerKey, Protocol, RuleKey, TargetKey};
+use super::lifecycle::{self, Lifecycle};
 use super::ownership;
 use super::paths::{clb_domain, clb_urls};
 use super::problem::{codes, Problem, Severity};
@@ -28,6 +29,12 @@ pub enum Decision {
     /// Refused or held as a whole (e.g. bad extensiveParameters, or an IngressClass that
     /// does not exist): change nothing.
     Invalid(Vec<Problem>),
+    /// Ours, in `mode: skip`: no write for this Ingress beyond marking its CLB (if it has
+    /// one) so that a release keeps it ([`super::lifecycle::TAG_SKIP`]).
+    Skip {
+        ingress_uid: String,
+        exist_lb_id: Option<String>,
+    },
 }
 
 /// The CLB one Ingress should have, keyed by natural keys only.
@@ -39,6 +46,8 @@ pub struct Desired {
     pub ingress: String,
     pub load_balancer: LbSource,
     pub listeners: BTreeMap<ListenerKey, DesiredListener>,
+    /// Lifecycle and safety annotations: CLB attributes and lifecycle tags.
+    pub lifecycle: Lifecycle,
     /// Per-rule warnings: each skipped rule, backend or certificate.
     pub problems: Vec<Problem>,
     /// Listener and rule attributes from the named TkeServiceConfig.
@@ -362,12 +371,23 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
     let (errors, mut problems): (Vec<Problem>, Vec<Problem>) = ann_problems
         .into_iter()
         .partition(|p| p.severity == Severity::Error);
+    if ann.lifecycle.skip {
+        // Hands off wins over everything else the annotations say, even malformed parts.
+        return Decision::Skip {
+            ingress_uid: uid.to_string(),
+            exist_lb_id: ann.exist_lb_id.clone(),
+        };
+    }
     if !errors.is_empty() {
         return Decision::Invalid(errors);
     }
     let load_balancer = match &ann.exist_lb_id {
         Some(id) => LbSource::Adopt { lb_id: id.clone() },
-        None => LbSource::Create(lb_spec(&ann, cluster_id, uid, namespace, name)),
+        None => {
+            let mut spec = lb_spec(&ann, cluster_id, uid, namespace, name);
+            spec.tags.extend(lifecycle::create_tags(&ann.lifecycle));
+            LbSource::Create(spec)
+        }
     };
 
     let tls = tls::certificates(view, &mut problems);
@@ -474,6 +494,7 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
         ingress: format!("{namespace}/{name}"),
         load_balancer,
         listeners,
+        lifecycle: ann.lifecycle.clone(),
         problems: b.problems,
         service_config,
     }))

@@ -142,6 +142,11 @@ pub mod codes {
     /// Malformed `ingress.cloud.tencent.com/listen-ports`. TKE documents no code for it
     /// (tke-annotations.md §3), so this is a named reason of ours.
     pub const BAD_LISTEN_PORTS: &str = "InvalidListenPorts";
+    /// A lifecycle annotation (mode, retain, protection, security groups, pass-to-target)
+    /// with a malformed value. TKE's code for these is not documented.
+    pub const INVALID_ANNOTATION: &str = "InvalidAnnotationValue";
+    /// Release kept the CLB (mode: skip, or deletion protection) and says why.
+    pub const LB_KEPT: &str = "LoadBalancerKept";
     /// A destructive step without positive proof; nothing is done.
     pub const NO_RELEASE_PROOF: &str = "NoReleaseProof";
 }

@@ -207,6 +207,7 @@ mod tests {
                 },
             )]
             .into(),
+            lifecycle: Default::default(),
             problems: Vec::new(),
             service_config,
         }

@@ -65,6 +65,7 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
                 status: 1,
                 tags: spec.tags.clone(),
                 listeners: Vec::new(),
+                attributes: Default::default(),
             });
             continue;
         }
@@ -83,6 +84,23 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
             Action::CreateLoadBalancer { .. } | Action::DeleteLoadBalancer { .. } => {}
             Action::TagResources { tags } => {
                 lb.tags.extend(tags.clone());
+            }
+            Action::ModifyLoadBalancerAttributes {
+                delete_protect,
+                pass_to_target,
+            } => {
+                if delete_protect.is_none() && pass_to_target.is_none() {
+                    return Err("ModifyLoadBalancerAttributes that changes nothing".into());
+                }
+                if let Some(v) = delete_protect {
+                    lb.attributes.delete_protect = *v;
+                }
+                if let Some(v) = pass_to_target {
+                    lb.attributes.pass_to_target = *v;
+                }
+            }
+            Action::SetSecurityGroups { security_groups } => {
+                lb.attributes.security_groups = security_groups.clone();
             }
             Action::UnTagResources { keys } => {
                 for k in keys {

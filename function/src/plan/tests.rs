@@ -9,6 +9,8 @@ use crate::model::ownership::{
     adoption_tags, tags_for_new_lb, IngressFact, OUR_LISTENER_NAME, TAG_CREATED_BY,
 };
 
+mod lifecycle;
+
 const CLUSTER: &str = "cls-test";
 const UID: &str = "uid-1";
 
@@ -33,6 +35,7 @@ fn desired(source: LbSource, listeners: Vec<(ListenerKey, DesiredListener)>) -> 
         ingress: "default/web".into(),
         load_balancer: source,
         listeners: listeners.into_iter().collect(),
+        lifecycle: Default::default(),
         problems: Vec::new(),
         service_config: None,
     }
@@ -222,6 +225,7 @@ fn adopted_view(created_by: bool) -> CloudView {
                     rules: vec![],
                 },
             ],
+            attributes: Default::default(),
         }),
     }
 }
@@ -270,6 +274,7 @@ fn adoption_of_free_clb_tags_it_first_and_leaves_foreign_listeners_alone_later()
             status: 1,
             tags: [("team".to_string(), "web".to_string())].into(),
             listeners: vec![],
+            attributes: Default::default(),
         }),
     };
     let mut d = web();
@@ -522,32 +527,39 @@ fn arb_desired() -> impl Strategy<Value = Desired> {
         proptest::option::of(arb_desired_listener(true)),
         proptest::option::of(arb_desired_listener(false)),
     );
-    (any::<bool>(), listeners).prop_map(|(adopt, (h80, h443, h8080))| {
-        let source = if adopt {
-            LbSource::Adopt {
-                lb_id: "lb-1".into(),
+    (any::<bool>(), listeners, lifecycle::arb_lifecycle()).prop_map(
+        |(adopt, (h80, h443, h8080), lc)| {
+            let source = if adopt {
+                LbSource::Adopt {
+                    lb_id: "lb-1".into(),
+                }
+            } else {
+                LbSource::Create(spec())
+            };
+            let mut listeners = Vec::new();
+            if let Some(l) = h80 {
+                listeners.push((ListenerKey::HTTP_80, l));
             }
-        } else {
-            LbSource::Create(spec())
-        };
-        let mut listeners = Vec::new();
-        if let Some(l) = h80 {
-            listeners.push((ListenerKey::HTTP_80, l));
-        }
-        if let Some(l) = h443 {
-            listeners.push((ListenerKey::HTTPS_443, l));
-        }
-        if let Some(l) = h8080 {
-            listeners.push((
-                ListenerKey {
-                    protocol: Protocol::Http,
-                    port: 8080,
-                },
-                l,
-            ));
-        }
-        desired(source, listeners)
-    })
+            if let Some(l) = h443 {
+                listeners.push((ListenerKey::HTTPS_443, l));
+            }
+            if let Some(l) = h8080 {
+                listeners.push((
+                    ListenerKey {
+                        protocol: Protocol::Http,
+                        port: 8080,
+                    },
+                    l,
+                ));
+            }
+            let mut d = desired(source, listeners);
+            if let LbSource::Create(spec) = &mut d.load_balancer {
+                spec.tags.extend(crate::model::lifecycle::create_tags(&lc));
+            }
+            d.lifecycle = lc;
+            d
+        },
+    )
 }
 
 fn arb_cloud_rule() -> impl Strategy<Value = (String, String, Option<Certificate>, Vec<CloudTarget>)>
@@ -661,6 +673,7 @@ fn arb_cloud(d: &Desired) -> impl Strategy<Value = CloudView> {
                     status: 1,
                     tags,
                     listeners,
+                    attributes: Default::default(),
                 }),
             }
         })

@@ -71,7 +71,11 @@ impl Reconciler {
             Prepared::Ignored { .. } => dry("ignored", Vec::new(), Vec::new()),
             Prepared::Invalid { problems, .. } => dry("invalid", Vec::new(), problems),
             Prepared::Planned(p) => dry(
-                if p.release { "release" } else { "manage" },
+                match (p.release, p.skip) {
+                    (true, _) => "release",
+                    (_, true) => "skip",
+                    _ => "manage",
+                },
                 vec![p.plan],
                 p.problems,
             ),

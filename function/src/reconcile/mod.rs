@@ -147,6 +147,13 @@ impl Reconciler {
             }),
             Decision::Release => self.plan_out_of_class(view).await,
             Decision::Manage(desired) => self.plan_manage(view, *desired).await,
+            Decision::Skip {
+                ingress_uid,
+                exist_lb_id,
+            } => {
+                self.plan_skip(view, &ingress_uid, exist_lb_id.as_deref())
+                    .await
+            }
         }
     }
 

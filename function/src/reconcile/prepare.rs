@@ -40,6 +40,8 @@ pub(super) struct Planned {
     pub problems: Vec<Problem>,
     /// Releasing (out of class), not managing.
     pub release: bool,
+    /// `mode: skip`: the plan at most marks the CLB; nothing is written on the Ingress.
+    pub skip: bool,
     pub reads: u32,
 }
 
@@ -48,7 +50,7 @@ impl Planned {
     pub(super) fn is_quiet(&self) -> bool {
         self.plan.is_empty()
             && self.problems.is_empty()
-            && is_reported(&self.view.ingress, &self.cloud, self.release)
+            && (self.skip || is_reported(&self.view.ingress, &self.cloud, self.release))
     }
 }
 
@@ -84,6 +86,7 @@ impl Reconciler {
                 plan,
                 problems: Vec::new(),
                 release: true,
+                skip: false,
                 reads: reads.calls,
             }))),
             Err(p) => Ok(Prepared::Invalid {
@@ -91,6 +94,34 @@ impl Reconciler {
                 problems: vec![p],
             }),
         }
+    }
+
+    /// `mode: skip`: the CLB it has (by UID) or names (`existLbId`), and the plan that at
+    /// most marks it so that a release keeps it.
+    pub(super) async fn plan_skip(
+        &self,
+        view: ClusterView,
+        uid: &str,
+        exist_lb_id: Option<&str>,
+    ) -> Result<Prepared, ReconcileError> {
+        let lookup = match exist_lb_id {
+            Some(id) => Lookup::ById(id),
+            None => Lookup::ByUid {
+                cluster_id: &self.cluster_id,
+                uid,
+            },
+        };
+        let (cloud, reads) = observe(&self.cloud, lookup).await?;
+        let plan = plan::plan_skip(&cloud, &self.cluster_id, uid);
+        Ok(Prepared::Planned(Box::new(Planned {
+            view,
+            cloud,
+            plan,
+            problems: Vec::new(),
+            release: false,
+            skip: true,
+            reads: reads.calls,
+        })))
     }
 
     /// Ours: the CLB it has (by UID) or names (`existLbId`), and the plan to converge it.
@@ -132,6 +163,7 @@ impl Reconciler {
                     plan,
                     problems,
                     release: false,
+                    skip: false,
                     reads,
                 })))
             }

@@ -10,7 +10,8 @@ use crate::cloud::apply::apply;
 use crate::cloud::clb::LoadBalancer;
 use crate::cloud::observe::{cloud_lb, cluster_load_balancers, read_listeners};
 use crate::handler::{ActionCounts, IngressOutcome, OutcomeStatus};
-use crate::model::ownership::{self, IngressFact, TAG_INGRESS_UID};
+use crate::model::lifecycle;
+use crate::model::ownership::{IngressFact, TAG_INGRESS_UID};
 use crate::model::Problem;
 use crate::plan::{self, CloudView, Plan};
 
@@ -70,8 +71,14 @@ impl Reconciler {
         let mut reads = 0;
         let tags: BTreeMap<String, String> = cloud_lb.tags.clone();
         if !matches!(
-            ownership::release_action(IngressFact::Gone, &tags, &self.cluster_id, &uid),
-            Ok(ownership::Release::DeleteLoadBalancer)
+            lifecycle::release_action(
+                IngressFact::Gone,
+                &tags,
+                &cloud_lb.attributes,
+                &self.cluster_id,
+                &uid
+            ),
+            Ok(lifecycle::Releasing::Delete)
         ) {
             reads += read_listeners(&self.cloud, &mut cloud_lb, false).await?;
         }
@@ -102,6 +109,9 @@ impl Reconciler {
             match self.release_plan(lb).await {
                 Ok((Ok(plan), cloud, reads)) => {
                     counts.cloud_reads += reads;
+                    for p in &plan.problems {
+                        tracing::warn!(lb = %lb.load_balancer_id, problem = %p, "orphan kept");
+                    }
                     match apply(&self.cloud, &plan, &cloud, &self.opts.apply).await {
                         Ok(a) => {
                             counts.applied += a.actions as u32;

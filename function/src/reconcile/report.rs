@@ -20,6 +20,8 @@ pub mod reasons {
     pub const RELEASED: &str = "ReleasedLoadBalancer";
     /// A cloud call failed mid-plan; the next run resumes.
     pub const SYNC_FAILED: &str = "SyncLoadBalancerFailed";
+    /// `mode: skip`: the CLB was marked to be kept; nothing else is written.
+    pub const SKIPPED: &str = "SkippedLoadBalancer";
 }
 
 /// The address of an observed CLB, as the status shows it.
@@ -92,7 +94,16 @@ impl Reconciler {
             .clone()
             .or_else(|| applied.created.as_ref().map(|c| c.id.clone()));
         let lb_id = lb_id.as_deref().unwrap_or("?");
-        let status = if p.release {
+        let status = if p.skip {
+            if applied.actions > 0 {
+                let note = format!(
+                    "mode: skip: CLB {lb_id} is left alone and kept when this Ingress is deleted"
+                );
+                self.event(ingress, EventType::Normal, reasons::SKIPPED, &note)
+                    .await;
+            }
+            OutcomeStatus::Skipped
+        } else if p.release {
             self.report_release(ingress, &p.cloud).await?;
             if applied.actions > 0 {
                 let note = format!("CLB {lb_id}: released ({} call(s))", applied.actions);

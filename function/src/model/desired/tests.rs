@@ -697,7 +697,7 @@ mod never_panics {
                     }
                 }
                 Decision::Invalid(p) => prop_assert!(!p.is_empty()),
-                Decision::Release => {}
+                Decision::Release | Decision::Skip { .. } => {}
             }
         }
     }
@@ -732,4 +732,40 @@ fn an_ingress_class_that_does_not_exist_holds_and_never_releases() {
         "metadata": {"name": "edge"}, "spec": {"controller": "k8s.io/ingress-nginx"}
     })));
     assert_eq!(desire(&view, CLUSTER), Decision::Release);
+}
+
+fn web_rules() -> serde_json::Value {
+    json!({"rules": [{"host": "a.com", "http": {"paths": [path("/api", "Prefix", "web", json!({"number": 80}))]}}]})
+}
+
+#[test]
+fn mode_skip_is_a_skip_decision_even_beside_a_malformed_annotation() {
+    let view = base_view(ingress(
+        json!({"ingress.cloud.tencent.com/mode": "skip", "kubernetes.io/ingress.extensiveParameters": "{",
+               "kubernetes.io/ingress.existLbId": "lb-keep1"}),
+        web_rules(),
+    ));
+    assert_eq!(
+        desire(&view, CLUSTER),
+        Decision::Skip {
+            ingress_uid: "uid-1".into(),
+            exist_lb_id: Some("lb-keep1".into()),
+        }
+    );
+}
+
+#[test]
+fn retain_rides_in_the_create_tags_and_a_malformed_lifecycle_value_only_warns() {
+    let d = manage(&base_view(ingress(
+        json!({"ingress.cloud.tencent.com/loadbalance-retain": "true",
+               "ingress.cloud.tencent.com/deletion-protection": "maybe"}),
+        web_rules(),
+    )));
+    let LbSource::Create(spec) = &d.load_balancer else {
+        panic!("expected a CLB to create");
+    };
+    assert_eq!(spec.tags["tke-lifecycle-owner"], "user");
+    assert_eq!(codes_of(&d), vec![codes::INVALID_ANNOTATION]);
+    assert_eq!(d.lifecycle.attributes.delete_protect, None);
+    assert_eq!(d.listeners.len(), 1);
 }
