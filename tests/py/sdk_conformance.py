@@ -300,6 +300,29 @@ def main():
     check(by_domain["b.example.com"].ForwardType == "HTTP" and by_domain["b.example.com"].HealthCheck.IntervalTime == 5,
           "a rule not modified keeps the CLB's defaults")
 
+    # Lifecycle attributes: deletion protection, pass-to-target, security groups.
+    r = c.ModifyLoadBalancerAttributes(req(clb.ModifyLoadBalancerAttributesRequest, {
+        "LoadBalancerId": lb, "DeleteProtect": True, "LoadBalancerPassToTarget": True}))
+    check(bool(r.DealName), "ModifyLoadBalancerAttributes returns a DealName")
+    wait_task(c, r.RequestId)
+    c.SetLoadBalancerSecurityGroups(req(clb.SetLoadBalancerSecurityGroupsRequest, {
+        "LoadBalancerId": lb, "SecurityGroups": ["sg-aaaa1111", "sg-bbbb2222"]}))
+    m = c.DescribeLoadBalancers(req(clb.DescribeLoadBalancersRequest, {"LoadBalancerIds": [lb]})).LoadBalancerSet[0]
+    check("DeleteProtect" in (m.AttributeFlags or []), "AttributeFlags shows DeleteProtect")
+    check(m.LoadBalancerPassToTarget is True, "LoadBalancerPassToTarget read back")
+    check(m.SecureGroups == ["sg-aaaa1111", "sg-bbbb2222"], "SecureGroups read back in order")
+    expect_error(lambda: c.DeleteLoadBalancer(req(clb.DeleteLoadBalancerRequest, {"LoadBalancerIds": [lb],
+                                                                                  "ForceDelete": True})),
+                 "FailedOperation", "a deletion-protected CLB refuses even ForceDelete")
+    c.SetLoadBalancerSecurityGroups(req(clb.SetLoadBalancerSecurityGroupsRequest, {"LoadBalancerId": lb}))
+    r = c.ModifyLoadBalancerAttributes(req(clb.ModifyLoadBalancerAttributesRequest, {
+        "LoadBalancerId": lb, "DeleteProtect": False}))
+    wait_task(c, r.RequestId)
+    m = c.DescribeLoadBalancers(req(clb.DescribeLoadBalancersRequest, {"LoadBalancerIds": [lb]})).LoadBalancerSet[0]
+    check(not m.SecureGroups and "DeleteProtect" not in (m.AttributeFlags or []),
+          "SecurityGroups omitted unbinds all; DeleteProtect off again")
+    check(m.LoadBalancerPassToTarget is True, "an omitted attribute stays as it was")
+
     # Deletes.
     r = c.DeleteRule(req(clb.DeleteRuleRequest, {"LoadBalancerId": lb, "ListenerId": http_l, "LocationIds": [loc_api]}))
     wait_task(c, r.RequestId)
