@@ -122,7 +122,12 @@ impl Reconciler {
                 return Ok(IngressOutcome::new(OutcomeStatus::Ignored));
             }
             Prepared::Planned(p) if p.is_quiet() => {
-                let mut outcome = IngressOutcome::new(OutcomeStatus::Converged);
+                let status = if p.skip {
+                    OutcomeStatus::Skipped
+                } else {
+                    OutcomeStatus::Converged
+                };
+                let mut outcome = IngressOutcome::new(status);
                 outcome.actions.cloud_reads = reads;
                 return Ok(outcome);
             }
