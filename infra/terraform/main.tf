@@ -6,8 +6,7 @@
 locals {
   # Exactly the actions the function calls: function/src/cloud/actions.rs (CALLED), kept in
   # step with this file and with the client's call sites by that module's tests. Client
-  # methods nothing in the function calls (ModifyLoadBalancerAttributes,
-  # SetLoadBalancerSecurityGroups, DeleteListener) are not granted.
+  # methods nothing in the function calls (DeleteListener) are not granted.
   clb_actions = [
     "clb:DescribeLoadBalancers",
     "clb:DescribeListeners",
@@ -25,6 +24,8 @@ locals {
     "clb:BatchRegisterTargets",
     "clb:BatchDeregisterTargets",
     "clb:BatchModifyTargetWeight",
+    "clb:ModifyLoadBalancerAttributes",
+    "clb:SetLoadBalancerSecurityGroups",
   ]
   # Tag actions: tags are set at create time by CreateLoadBalancer(Tags); these add and remove
   # the cluster/UID tags of reused (existLbId) CLBs, so they are granted on CLBs only.

@@ -27,6 +27,9 @@ pub const CALLED: &[(&str, &str)] = &[
     (CLB_SERVICE, "BatchRegisterTargets"),
     (CLB_SERVICE, "BatchDeregisterTargets"),
     (CLB_SERVICE, "BatchModifyTargetWeight"),
+    // lifecycle annotations: deletion protection, pass-to-target, security groups.
+    (CLB_SERVICE, "ModifyLoadBalancerAttributes"),
+    (CLB_SERVICE, "SetLoadBalancerSecurityGroups"),
     // reused (existLbId) CLBs get and lose our cluster/UID tags.
     (TAG_SERVICE, "TagResources"),
     (TAG_SERVICE, "UnTagResources"),
@@ -37,11 +40,7 @@ pub const CALLED: &[(&str, &str)] = &[
 /// Actions the client has a method for that nothing in the function calls (tests and tools
 /// use them). Not granted: a function that starts calling one fails the tests below until
 /// it moves to [`CALLED`] and the policy grants it.
-pub const CLIENT_ONLY: &[(&str, &str)] = &[
-    (CLB_SERVICE, "ModifyLoadBalancerAttributes"),
-    (CLB_SERVICE, "SetLoadBalancerSecurityGroups"),
-    (CLB_SERVICE, "DeleteListener"),
-];
+pub const CLIENT_ONLY: &[(&str, &str)] = &[(CLB_SERVICE, "DeleteListener")];
 
 /// CAM action names that authorise SCF's `Invoke` API. SCF's policy examples name
 /// `scf:InvokeFunction`; whether `Invoke` is authorised by it or by `scf:Invoke` is
