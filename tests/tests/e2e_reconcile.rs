@@ -177,6 +177,46 @@ async fn deleted_ingress_releases_the_clb_it_created() {
 }
 
 #[tokio::test]
+async fn without_lease_delete_in_the_role_a_gone_ingresss_lease_is_refused_and_stays() {
+    let env = env().await;
+    web_ingress(&env, "web");
+    env.reconcile("web").await;
+    // The ClusterRole as rbac.yaml had it before: Leases without `delete`.
+    let mut role = env
+        .kube
+        .get_object(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            None,
+            "clb-ingress",
+        )
+        .expect("rbac.yaml's ClusterRole");
+    for rule in role["rules"].as_array_mut().unwrap() {
+        if rule["resources"] == json!(["leases"]) {
+            rule["verbs"] = json!(["get", "create", "update", "patch"]);
+        }
+    }
+    env.put(role);
+    env.delete_ingress("web");
+    env.kube.clear_request_log();
+
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Released);
+    assert_eq!(
+        env.kube_forbidden(),
+        vec!["DELETE /apis/coordination.k8s.io/v1/namespaces/shop/leases/clb-ingress-web (system:serviceaccount:kube-system:clb-ingress)"]
+    );
+    assert!(env
+        .kube
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(NS),
+            "clb-ingress-web"
+        )
+        .is_some());
+}
+
+#[tokio::test]
 async fn plan_of_an_unchanged_ingress_says_nothing_would_change_and_writes_nothing() {
     let env = env().await;
     web_ingress(&env, "web");

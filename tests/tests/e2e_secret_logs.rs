@@ -137,6 +137,16 @@ async fn no_secret_appears_in_the_logs_of_an_end_to_end_run() {
     .await;
     stack.quiet(0).await;
 
+    // The whole run, as the function's service account, needed nothing rbac.yaml lacks.
+    let refused: Vec<String> = stack
+        .kube
+        .request_log()
+        .into_iter()
+        .filter(|r| r.status == 403)
+        .map(|r| format!("{} {} ({})", r.method, r.path, r.username))
+        .collect();
+    assert_eq!(refused, Vec::<String>::new());
+
     let in_process = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     // The search is not vacuous: the function, its web server and the HTTP clients logged,
     // and the binary logged its calls.

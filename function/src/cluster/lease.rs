@@ -351,8 +351,15 @@ impl ClusterClient {
             }),
             ..DeleteParams::default()
         };
-        if let Err(e) = api.delete(&name, &params).await {
-            tracing::debug!(error = %e, "deleting a gone Ingress's lease");
+        match api.delete(&name, &params).await {
+            Ok(_) => {}
+            // Refused: the cluster's RBAC lacks `delete` on leases (infra/kubernetes/rbac.yaml
+            // grants it), so every gone Ingress leaves its Lease behind; an operator must see it.
+            Err(e) if status_code(&e) == Some(403) => {
+                tracing::warn!(lease = %target, error = %e, "not allowed to delete a gone Ingress's lease");
+            }
+            // Taken or changed meanwhile (409), or already gone (404): nothing to do.
+            Err(e) => tracing::debug!(error = %e, "deleting a gone Ingress's lease"),
         }
     }
 
