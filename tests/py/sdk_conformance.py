@@ -323,6 +323,55 @@ def main():
           "SecurityGroups omitted unbinds all; DeleteProtect off again")
     check(m.LoadBalancerPassToTarget is True, "an omitted attribute stays as it was")
 
+    # Redirects: ManualRewrite, DescribeRewrite, the guard on redirected rules, DeleteRewrite,
+    # AutoRewrite.
+    r = c.ManualRewrite(req(clb.ManualRewriteRequest, {
+        "LoadBalancerId": lb, "SourceListenerId": http_l, "TargetListenerId": https_l,
+        "RewriteInfos": [{"SourceLocationId": loc_root, "TargetLocationId": loc_b, "RewriteCode": 301,
+                          "TakeUrl": True, "SourceDomain": "a.example.com"}]}))
+    wait_task(c, r.RequestId)
+    dr = c.DescribeRewrite(req(clb.DescribeRewriteRequest, {"LoadBalancerId": lb}))
+    check(len(dr.RewriteSet) == 1, "DescribeRewrite lists the redirect")
+    w = dr.RewriteSet[0]
+    check(w.LocationId == loc_root and w.ListenerId == http_l and w.Domain == "a.example.com" and w.Url == "/",
+          "the redirect's source rule")
+    check(w.RewriteTarget.TargetListenerId == https_l and w.RewriteTarget.TargetLocationId == loc_b
+          and w.RewriteTarget.RewriteCode == 301 and w.RewriteTarget.TakeUrl is True
+          and w.RewriteTarget.RewriteType == "Manual", "RewriteTarget fields")
+    expect_error(lambda: c.ManualRewrite(req(clb.ManualRewriteRequest, {
+        "LoadBalancerId": lb, "SourceListenerId": http_l, "TargetListenerId": https_l,
+        "RewriteInfos": [{"SourceLocationId": loc_root, "TargetLocationId": loc_b}]})),
+        "InvalidParameter.RewriteAlreadyExist", "a second redirect from the same rule")
+    expect_error(lambda: c.DeleteRule(req(clb.DeleteRuleRequest, {
+        "LoadBalancerId": lb, "ListenerId": http_l, "LocationIds": [loc_root]})),
+        "FailedOperation", "DeleteRule of a redirected rule")
+    expect_error(lambda: c.DeleteListener(req(clb.DeleteListenerRequest, {
+        "LoadBalancerId": lb, "ListenerId": https_l})), "FailedOperation", "DeleteListener of a redirect target")
+    pair = {"SourceLocationId": loc_root, "TargetLocationId": loc_b}
+    r = c.DeleteRewrite(req(clb.DeleteRewriteRequest, {
+        "LoadBalancerId": lb, "SourceListenerId": http_l, "TargetListenerId": https_l, "RewriteInfos": [pair]}))
+    wait_task(c, r.RequestId)
+    dr = c.DescribeRewrite(req(clb.DescribeRewriteRequest, {"LoadBalancerId": lb}))
+    check(dr.RewriteSet == [], "DeleteRewrite removed it")
+    expect_error(lambda: c.DeleteRewrite(req(clb.DeleteRewriteRequest, {
+        "LoadBalancerId": lb, "SourceListenerId": http_l, "TargetListenerId": https_l, "RewriteInfos": [pair]})),
+        "InvalidParameter.SomeRewriteNotFound", "DeleteRewrite of a missing redirect")
+    r = c.AutoRewrite(req(clb.AutoRewriteRequest, {
+        "LoadBalancerId": lb, "ListenerId": https_l, "Domains": ["b.example.com"], "RewriteCodes": [307],
+        "TakeUrls": [True]}))
+    wait_task(c, r.RequestId)
+    dr = c.DescribeRewrite(req(clb.DescribeRewriteRequest, {"LoadBalancerId": lb, "SourceListenerIds": [http_l]}))
+    check(len(dr.RewriteSet) == 1 and dr.RewriteSet[0].Domain == "b.example.com" and dr.RewriteSet[0].Url == "/"
+          and dr.RewriteSet[0].RewriteTarget.RewriteType == "Auto" and dr.RewriteSet[0].RewriteTarget.RewriteCode == 307
+          and dr.RewriteSet[0].RewriteTarget.TargetLocationId == loc_b, "AutoRewrite mirrored b.example.com/ on HTTP:80")
+    mirror = dr.RewriteSet[0].LocationId
+    r = c.DeleteRewrite(req(clb.DeleteRewriteRequest, {
+        "LoadBalancerId": lb, "SourceListenerId": http_l, "TargetListenerId": https_l,
+        "RewriteInfos": [{"SourceLocationId": mirror, "TargetLocationId": loc_b}]}))
+    wait_task(c, r.RequestId)
+    r = c.DeleteRule(req(clb.DeleteRuleRequest, {"LoadBalancerId": lb, "ListenerId": http_l, "LocationIds": [mirror]}))
+    wait_task(c, r.RequestId)
+
     # Deletes.
     r = c.DeleteRule(req(clb.DeleteRuleRequest, {"LoadBalancerId": lb, "ListenerId": http_l, "LocationIds": [loc_api]}))
     wait_task(c, r.RequestId)

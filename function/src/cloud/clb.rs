@@ -789,12 +789,12 @@ pub struct BatchModifyTargetWeightRequest {
 
 // ---------------------------------------------------------------- methods
 
-fn config_error(action: &str, message: &str) -> CloudError {
+pub(super) fn config_error(action: &str, message: &str) -> CloudError {
     CloudError::Config(format!("{action}: {message}"))
 }
 
 impl CloudClient {
-    async fn clb<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+    pub(super) async fn clb<Req: Serialize, Resp: serde::de::DeserializeOwned>(
         &self,
         action: &str,
         request: &Req,
@@ -804,7 +804,10 @@ impl CloudClient {
     }
 
     /// An async write: send it, then wait for its task (its RequestId) to finish.
-    async fn clb_async<Req: Serialize, Resp: serde::de::DeserializeOwned + HasRequestId>(
+    pub(super) async fn clb_async<
+        Req: Serialize,
+        Resp: serde::de::DeserializeOwned + HasRequestId,
+    >(
         &self,
         action: &str,
         request: &Req,

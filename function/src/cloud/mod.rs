@@ -14,6 +14,7 @@ pub mod error;
 pub mod observe;
 pub mod ratelimit;
 pub mod retry;
+pub mod rewrite;
 pub mod scf;
 pub mod sign;
 pub mod stats;

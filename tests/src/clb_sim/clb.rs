@@ -77,6 +77,10 @@ pub const CLB_ACTIONS: &[&str] = &[
     "BatchModifyTargetWeight",
     "DescribeTaskStatus",
     "DescribeLoadBalancersDetail",
+    "AutoRewrite",
+    "ManualRewrite",
+    "DeleteRewrite",
+    "DescribeRewrite",
 ];
 
 pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> ApiResult<Outcome> {
@@ -97,6 +101,10 @@ pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> Api
         "ModifyRule" => listeners::modify_rule(s, ctx, p),
         "DeleteRule" => listeners::delete_rule(s, ctx, p),
         "ModifyDomainAttributes" => listeners::modify_domain_attributes(s, ctx, p),
+        "AutoRewrite" => super::rewrite::auto_rewrite(s, ctx, p),
+        "ManualRewrite" => super::rewrite::manual_rewrite(s, ctx, p),
+        "DeleteRewrite" => super::rewrite::delete_rewrite(s, ctx, p),
+        "DescribeRewrite" => super::rewrite::describe_rewrite(s, p),
         "DescribeTargets" => targets::describe_targets(s, p),
         "RegisterTargets" => targets::register_targets(s, ctx, p),
         "DeregisterTargets" => targets::deregister_targets(s, ctx, p),
@@ -353,6 +361,7 @@ fn create_load_balancer(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcom
             internet_charge_type: charge.clone(),
             bandwidth_out: bw,
             listeners: Vec::new(),
+            rewrites: Vec::new(),
             create_params: create_params.clone(),
             creating_until: Some(ctx.now + ctx.task),
             busy_until: None,

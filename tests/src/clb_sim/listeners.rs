@@ -555,6 +555,7 @@ pub(crate) fn delete_listener(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<
     let listener_id = p.req_str("ListenerId")?;
     let lb = writable(s, &lb_id, ctx.now)?;
     listener_mut(lb, &listener_id)?;
+    super::rewrite::guard_listeners(lb, std::slice::from_ref(&listener_id))?;
     lb.listeners.retain(|l| l.id != listener_id);
     Ok(task_started(s, ctx, lb_id))
 }
@@ -569,9 +570,14 @@ pub(crate) fn delete_lb_listeners(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiRes
             for id in &ids {
                 listener_mut(lb, id)?;
             }
+            super::rewrite::guard_listeners(lb, &ids)?;
             lb.listeners.retain(|l| !ids.contains(&l.id));
         }
-        _ => lb.listeners.clear(),
+        _ => {
+            let all: Vec<String> = lb.listeners.iter().map(|l| l.id.clone()).collect();
+            super::rewrite::guard_listeners(lb, &all)?;
+            lb.listeners.clear()
+        }
     }
     Ok(task_started(s, ctx, lb_id))
 }
@@ -1011,6 +1017,8 @@ pub(crate) fn delete_rule(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outc
             ));
         }
     }
+    super::rewrite::guard_rules(lb, &doomed)?;
+    let l = listener_mut(lb, &listener_id)?;
     l.rules.retain(|r| !doomed.contains(&r.id));
     ensure_default(l, new_default.as_deref());
     Ok(task_started(s, ctx, lb_id))

@@ -29,6 +29,7 @@ pub mod limits;
 mod listeners;
 mod model;
 mod params;
+mod rewrite;
 pub mod scf;
 mod server;
 pub mod sign;
@@ -243,6 +244,7 @@ impl SimHandle {
                 internet_charge_type: "TRAFFIC_POSTPAID_BY_HOUR".into(),
                 bandwidth_out: 10,
                 listeners: Vec::new(),
+                rewrites: Vec::new(),
                 create_params: serde_json::Map::new(),
                 creating_until: None,
                 busy_until: None,

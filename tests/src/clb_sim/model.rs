@@ -28,6 +28,8 @@ pub struct LoadBalancer {
     pub internet_charge_type: String,
     pub bandwidth_out: i64,
     pub listeners: Vec<Listener>,
+    /// Redirects between its rules (ManualRewrite / AutoRewrite).
+    pub rewrites: Vec<super::rewrite::Rewrite>,
     /// CreateLoadBalancer parameters accepted but not modelled (zones, ISP, SLA, ...), kept
     /// verbatim so tests can see what reached the API; a few are echoed in describes.
     pub create_params: Map<String, Value>,
