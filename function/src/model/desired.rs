@@ -463,7 +463,7 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
         }
     }
 
-    let listeners = b
+    let mut listeners = b
         .rules
         .into_iter()
         .filter(|(_, rules)| !rules.is_empty())
@@ -478,6 +478,7 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
             (key, listener)
         })
         .collect();
+    b.problems.extend(super::limits::fit(&mut listeners));
     // One rule placed on several listeners (or as several CLB rules) fails the same way on
     // each: say it once.
     let mut seen = Vec::new();

@@ -7,6 +7,7 @@ pub mod create_params;
 pub mod desired;
 pub mod lb;
 pub mod lifecycle;
+pub mod limits;
 pub mod listen_ports;
 pub mod ownership;
 pub mod paths;

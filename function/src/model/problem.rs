@@ -145,6 +145,12 @@ pub mod codes {
     /// A lifecycle annotation (mode, retain, protection, security groups, pass-to-target)
     /// with a malformed value. TKE's code for these is not documented.
     pub const INVALID_ANNOTATION: &str = "InvalidAnnotationValue";
+    /// More listeners than a CLB takes (TKE: CreateListener LimitExceeded).
+    pub const LISTENER_LIMIT: &str = "E4004";
+    /// More rules than a listener takes (TKE: CreateRule LimitExceeded).
+    pub const RULE_LIMIT: &str = "E4005";
+    /// More targets than a rule takes; TKE documents no code for it.
+    pub const TARGET_LIMIT: &str = "TargetLimitExceeded";
     /// Release kept the CLB (mode: skip, or deletion protection) and says why.
     pub const LB_KEPT: &str = "LoadBalancerKept";
     /// A destructive step without positive proof; nothing is done.
