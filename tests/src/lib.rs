@@ -3,5 +3,6 @@
 
 pub mod clb_sim;
 pub mod function_rbac;
+pub mod fuzz;
 pub mod kube_sim;
 pub mod kubectl;

@@ -87,6 +87,78 @@ impl std::fmt::Debug for SimClient {
     }
 }
 
+/// Signs requests the way the SDKs do (TC3-HMAC-SHA256), for a client over HTTP or a driver
+/// calling the router in process (the fuzzer).
+pub struct Signer<'a> {
+    pub host: &'a str,
+    pub secret_id: &'a str,
+    pub secret_key: &'a str,
+    pub region: &'a str,
+}
+
+impl Signer<'_> {
+    /// The headers of `req`, `Authorization` included; the request's own credential, region
+    /// and timestamp win over the signer's.
+    pub fn headers(&self, req: &RawRequest) -> Vec<(&'static str, String)> {
+        let ts = req.timestamp.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        });
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        if let Ok(v) = HeaderValue::from_str(self.host) {
+            h.insert("host", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&req.action) {
+            h.insert("x-tc-action", v);
+        }
+        let mut signed = vec!["content-type".to_string(), "host".to_string()];
+        if req.sign_action {
+            signed.push("x-tc-action".into());
+        }
+        let cred = Credential {
+            secret_id: req
+                .secret_id
+                .clone()
+                .unwrap_or_else(|| self.secret_id.to_string()),
+            date: utc_date(ts).unwrap_or_default(),
+            service: req.service.clone(),
+            signed_headers: signed.clone(),
+            signature: String::new(),
+        };
+        let key = req
+            .secret_key
+            .clone()
+            .unwrap_or_else(|| self.secret_key.to_string());
+        let sig =
+            expected_signature(&key, &cred, &ts.to_string(), &h, &req.body).unwrap_or_default();
+        let auth = format!(
+            "TC3-HMAC-SHA256 Credential={}/{}/{}/tc3_request, SignedHeaders={}, Signature={}",
+            cred.secret_id,
+            cred.date,
+            cred.service,
+            signed.join(";"),
+            sig
+        );
+        vec![
+            ("Host", self.host.to_string()),
+            ("Content-Type", "application/json".to_string()),
+            ("Authorization", auth),
+            ("X-TC-Action", req.action.clone()),
+            ("X-TC-Version", req.version.clone()),
+            ("X-TC-Timestamp", ts.to_string()),
+            (
+                "X-TC-Region",
+                req.region
+                    .clone()
+                    .unwrap_or_else(|| self.region.to_string()),
+            ),
+        ]
+    }
+}
+
 impl SimClient {
     pub fn new(handle: &super::SimHandle) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -116,60 +188,17 @@ impl SimClient {
     }
 
     pub async fn send(&self, req: RawRequest) -> Result<RawResponse, reqwest::Error> {
-        let ts = req.timestamp.unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0)
-        });
-        let mut h = HeaderMap::new();
-        h.insert("content-type", HeaderValue::from_static("application/json"));
-        if let Ok(v) = HeaderValue::from_str(&self.host) {
-            h.insert("host", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&req.action) {
-            h.insert("x-tc-action", v);
-        }
-        let mut signed = vec!["content-type".to_string(), "host".to_string()];
-        if req.sign_action {
-            signed.push("x-tc-action".into());
-        }
-        let cred = Credential {
-            secret_id: req
-                .secret_id
-                .clone()
-                .unwrap_or_else(|| self.secret_id.clone()),
-            date: utc_date(ts).unwrap_or_default(),
-            service: req.service.clone(),
-            signed_headers: signed.clone(),
-            signature: String::new(),
+        let signer = Signer {
+            host: &self.host,
+            secret_id: &self.secret_id,
+            secret_key: &self.secret_key,
+            region: &self.region,
         };
-        let key = req
-            .secret_key
-            .clone()
-            .unwrap_or_else(|| self.secret_key.clone());
-        let sig =
-            expected_signature(&key, &cred, &ts.to_string(), &h, &req.body).unwrap_or_default();
-        let auth = format!(
-            "TC3-HMAC-SHA256 Credential={}/{}/{}/tc3_request, SignedHeaders={}, Signature={}",
-            cred.secret_id,
-            cred.date,
-            cred.service,
-            signed.join(";"),
-            sig
-        );
-        let resp = self
-            .http
-            .post(format!("{}/", self.base))
-            .header("Content-Type", "application/json")
-            .header("Authorization", auth)
-            .header("X-TC-Action", &req.action)
-            .header("X-TC-Version", &req.version)
-            .header("X-TC-Timestamp", ts.to_string())
-            .header(
-                "X-TC-Region",
-                req.region.clone().unwrap_or_else(|| self.region.clone()),
-            )
+        let mut post = self.http.post(format!("{}/", self.base));
+        for (name, value) in signer.headers(&req) {
+            post = post.header(name, value);
+        }
+        let resp = post
             .body(req.tamper_body.clone().unwrap_or_else(|| req.body.clone()))
             .send()
             .await?;

@@ -105,6 +105,11 @@ impl Drop for SimHandle {
     }
 }
 
+/// The emulator's routes without a socket (for a driver calling it in process, the fuzzer).
+pub fn router_in_process(cfg: SimConfig) -> axum::Router {
+    server::router(Arc::new(Sim::new(cfg)))
+}
+
 /// Starts the emulator on `127.0.0.1:0` in a tokio task.
 pub async fn spawn(cfg: SimConfig) -> std::io::Result<SimHandle> {
     spawn_on(cfg, "127.0.0.1:0").await

@@ -163,6 +163,36 @@ pub async fn spawn(cfg: KubeSimConfig) -> std::io::Result<KubeSimHandle> {
 pub async fn spawn_at(listen: SocketAddr, cfg: KubeSimConfig) -> std::io::Result<KubeSimHandle> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    let (shared, admin_token) = shared_state(&cfg, addr);
+    let app = axum::Router::new()
+        .fallback(server::handle)
+        .with_state(shared.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "kube-sim server stopped");
+        }
+    });
+    Ok(KubeSimHandle {
+        addr,
+        admin_token,
+        shared,
+        task,
+    })
+}
+
+/// The server's routes without a socket, and the admin token (for a driver calling it in
+/// process, the fuzzer). Requests must carry `axum::extract::ConnectInfo<SocketAddr>` as an
+/// extension, which a served connection adds by itself.
+pub fn router_in_process(cfg: &KubeSimConfig, addr: SocketAddr) -> (axum::Router, String) {
+    let (shared, admin_token) = shared_state(cfg, addr);
+    let router = axum::Router::new()
+        .fallback(server::handle)
+        .with_state(shared);
+    (router, admin_token)
+}
+
+fn shared_state(cfg: &KubeSimConfig, addr: SocketAddr) -> (Arc<Shared>, String) {
     let admin_token = cfg.admin_token.clone().unwrap_or_else(random_token);
     let audit = cfg.audit_webhook.as_ref().map(|url| {
         audit::AuditBackend::start(audit::WebhookConfig {
@@ -184,21 +214,7 @@ pub async fn spawn_at(listen: SocketAddr, cfg: KubeSimConfig) -> std::io::Result
         audit,
         server_address: addr.to_string(),
     });
-    let app = axum::Router::new()
-        .fallback(server::handle)
-        .with_state(shared.clone())
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "kube-sim server stopped");
-        }
-    });
-    Ok(KubeSimHandle {
-        addr,
-        admin_token,
-        shared,
-        task,
-    })
+    (shared, admin_token)
 }
 
 fn kubeconfig(server: &str, user: &str, token: &str) -> String {
