@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::runtime::web::{self, ServeOptions};
 pub use crate::shard::ShardSpec;
 use crate::trigger::{
     self, Change, DecodeError, Decoded, HttpEnvelope, Payload, SkipReason, Source,
@@ -485,47 +486,31 @@ pub async fn handle(
     }
 }
 
+/// The HTTP request inside a function-URL event goes through the web server's router (one
+/// front door: token, size, route, decoding), waits for its run (an event function is frozen
+/// once it answers) and is cut at [`HTTP_ANSWER_BUDGET`].
 async fn handle_envelope(
     engine: Arc<dyn Engine>,
     req: HttpEnvelope,
     opts: &HandleOptions,
 ) -> Value {
-    if req.method == "GET" && req.path.trim_end_matches('/').ends_with("/healthz") {
-        return http_response(200, &json!({"status": "ok"}));
-    }
-    let authorized = opts
-        .token
-        .as_ref()
-        .is_some_and(|t| t.verify(req.header("authorization")));
-    if !authorized {
-        return http_response(
-            401,
-            &error_body("unauthorized", "a valid bearer token is required"),
-        );
-    }
-    if req.method != "POST" {
-        return http_response(405, &error_body("method-not-allowed", "use POST"));
-    }
-    if req.body.len() > opts.body_limit {
-        return http_response(
-            413,
-            &error_body("too-large", &format!("body over {} bytes", opts.body_limit)),
-        );
-    }
-    let opts = HandleOptions {
-        deadline: opts.deadline.min(Instant::now() + HTTP_ANSWER_BUDGET),
-        ..opts.clone()
+    let now = Instant::now();
+    let serve = ServeOptions {
+        token: opts.token.clone(),
+        budget: opts
+            .deadline
+            .min(now + HTTP_ANSWER_BUDGET)
+            .saturating_duration_since(now),
+        ack_within: Duration::ZERO,
+        wait_for_run: true,
+        concurrency: opts.concurrency,
+        min_start: opts.min_start,
+        body_limit: opts.body_limit,
+        // One invocation carries one request.
+        max_runs: 1,
     };
-    match trigger::decode_bytes(&req.body) {
-        Ok(Payload::Decoded(decoded)) => {
-            http_response(200, &report_json(&run(engine, decoded, &opts).await))
-        }
-        Ok(Payload::Http(_)) => http_response(
-            400,
-            &error_body("malformed", "an HTTP envelope inside an HTTP envelope"),
-        ),
-        Err(e) => http_response(400, &error_body("malformed", &e.to_string())),
-    }
+    let (status, body) = web::answer_envelope(engine, req, serve).await;
+    http_response(status.as_u16(), &body)
 }
 
 pub fn report_json(report: &Report) -> Value {

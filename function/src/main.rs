@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use clb_ingress::handler::{Engine, IngressKey, WebhookToken};
 use clb_ingress::reconcile;
 use clb_ingress::runtime::shards::ShardDispatcher;
-use clb_ingress::runtime::{scf, web};
+use clb_ingress::runtime::{self, scf, web};
 use tokio::time::Instant;
 
 #[derive(Parser)]
@@ -20,8 +20,9 @@ use tokio::time::Instant;
     about = "Gives every qcloud-class Ingress a Tencent Cloud CLB"
 )]
 struct Cli {
-    /// Seconds one invocation may run when the platform does not say.
-    #[arg(long, global = true, default_value_t = 300)]
+    /// The function's timeout in seconds, for invocations whose platform does not say (runs
+    /// keep a margin under it).
+    #[arg(long, global = true, default_value_t = runtime::FUNCTION_TIMEOUT.as_secs())]
     budget_secs: u64,
     /// Reconciles in flight at once.
     #[arg(long, global = true, default_value_t = 4)]
@@ -86,7 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = scf::RuntimeConfig::from_env()?;
             let engine = build_engine().await?;
             let opts = scf::LoopOptions {
-                default_budget: budget,
+                function_timeout: budget,
                 concurrency: cli.concurrency,
                 token: webhook_token_from_env(),
                 max_invocations: None,
@@ -99,7 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let engine = build_engine().await?;
             let opts = web::ServeOptions {
-                budget,
+                budget: runtime::budget_within(budget),
                 ack_within: Duration::from_secs(ack_secs),
                 concurrency: cli.concurrency,
                 ..web::ServeOptions::new(token)

@@ -795,11 +795,11 @@ fn fill_ids(v: &mut Value, ids: &[String]) {
 fn collect_ids(v: &Value, ids: &mut Vec<String>) {
     match v {
         Value::String(s)
-            if ["lb-", "lbl-", "loc-"].iter().any(|p| s.starts_with(p)) && s.len() < 40 =>
+            if ["lb-", "lbl-", "loc-"].iter().any(|p| s.starts_with(p))
+                && s.len() < 40
+                && !ids.contains(s) =>
         {
-            if !ids.contains(s) {
-                ids.push(s.clone());
-            }
+            ids.push(s.clone());
         }
         Value::Array(items) => items.iter().for_each(|i| collect_ids(i, ids)),
         Value::Object(map) => map.values().for_each(|i| collect_ids(i, ids)),
@@ -808,7 +808,10 @@ fn collect_ids(v: &Value, ids: &mut Vec<String>) {
 }
 
 /// A raw request: any method, any header values, any body.
-pub fn raw_request() -> BoxedStrategy<(String, Vec<(String, String)>, Vec<u8>)> {
+/// Method, headers, body.
+pub type RawHttp = (String, Vec<(String, String)>, Vec<u8>);
+
+pub fn raw_request() -> BoxedStrategy<RawHttp> {
     let header_name = proptest::sample::select(
         &[
             "authorization",
@@ -1077,6 +1080,8 @@ fn current_thread() -> tokio::runtime::Runtime {
 /// Inputs a simulator serves before it is replaced by a fresh one (its state stays small).
 const SIM_LIFETIME: u64 = 2_000;
 
+type Step = Box<dyn FnMut(&mut TestRunner, bool)>;
+
 /// One fuzz target: a generator and what is done with each input.
 pub struct Target {
     pub name: &'static str,
@@ -1084,7 +1089,7 @@ pub struct Target {
     pub share: u32,
     /// Generates one input from the runner and feeds it; a panic is a finding. `fresh` asks
     /// for new state (after a panic, or periodically for the simulators).
-    step: Box<dyn FnMut(&mut TestRunner, bool)>,
+    step: Step,
 }
 
 fn target<S>(

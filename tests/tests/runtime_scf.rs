@@ -90,7 +90,7 @@ async fn start(api: Arc<FakeApi>) -> RuntimeConfig {
 
 fn opts(max: u64) -> LoopOptions {
     LoopOptions {
-        default_budget: Duration::from_secs(60),
+        function_timeout: Duration::from_secs(60),
         concurrency: 2,
         token: WebhookToken::new("tok"),
         max_invocations: Some(max),
@@ -192,6 +192,28 @@ async fn the_time_limit_header_bounds_the_invocation() {
     let dyn_engine: Arc<dyn Engine> = e.clone();
     run(&config, dyn_engine, &opts(1)).await.unwrap();
     // 1 s minus the response margin leaves no room to start a reconcile.
+    assert!(e.reconciled().is_empty());
+    let responses = api.responses.lock().unwrap().clone();
+    assert_eq!(responses[0]["not_started"][0], "shop/web");
+}
+
+#[tokio::test]
+async fn without_a_time_limit_header_the_margin_stays_free_under_the_function_timeout() {
+    let api = Arc::new(FakeApi::default());
+    api.events
+        .lock()
+        .unwrap()
+        .push_back((None, fixture_bytes("event-core-v1-exporter.json")));
+    let config = start(api.clone()).await;
+    let e = engine();
+    let dyn_engine: Arc<dyn Engine> = e.clone();
+    // A 6 s function leaves 4 s after the response margin: under the 5 s a reconcile needs
+    // to start, so nothing starts (with the whole 6 s it would have).
+    let o = LoopOptions {
+        function_timeout: Duration::from_secs(6),
+        ..opts(1)
+    };
+    run(&config, dyn_engine, &o).await.unwrap();
     assert!(e.reconciled().is_empty());
     let responses = api.responses.lock().unwrap().clone();
     assert_eq!(responses[0]["not_started"][0], "shop/web");

@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clb_ingress::handler::{Engine, WebhookToken, BODY_LIMIT};
+use clb_ingress::handler::{handle, Engine, HandleOptions, WebhookToken, BODY_LIMIT};
 use clb_ingress::runtime::web::{serve, ServeOptions};
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, Semaphore};
-use trigger_support::{fixture, fixture_bytes, summary, RecordingEngine};
+use trigger_support::{fixture, fixture_bytes, function_url_event, summary, RecordingEngine};
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -235,4 +235,119 @@ async fn slow_reconciles_are_acknowledged_then_finish_in_the_background() {
         tokio::task::yield_now().await;
     }
     assert_eq!(e.reconciled(), vec!["shop/web"]);
+}
+
+#[tokio::test]
+async fn runs_past_the_bound_are_answered_503_and_the_engine_sees_only_the_first() {
+    let gate = Arc::new(Semaphore::new(0));
+    let e = Arc::new(RecordingEngine {
+        gate: Some(gate.clone()),
+        ..RecordingEngine::default()
+    });
+    let s = Server::start(e.clone(), |o| {
+        o.ack_within = Duration::from_millis(20);
+        o.max_runs = 1;
+    })
+    .await;
+    let body = |name: &str| {
+        json!({
+            "auditID": name, "stage": "ResponseComplete", "verb": "update", "requestURI": "/x",
+            "objectRef": {"resource": "ingresses", "apiGroup": "networking.k8s.io", "namespace": "shop", "name": name},
+            "responseStatus": {"code": 200}
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let (status, ack) = s.post("/v1/audit", bearer(), body("a")).await;
+    assert_eq!((status, ack["pending"].clone()), (200, json!(true)));
+    let (status, busy) = s.post("/v1/audit", bearer(), body("b")).await;
+    assert_eq!(status, 503);
+    assert_eq!(busy["error"], "busy");
+    assert_eq!(e.reconciled(), vec!["shop/a"]);
+
+    gate.add_permits(2);
+    while e.finished.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The permit is given back when the background run ends, not when it was acknowledged.
+    let mut status = 0;
+    for _ in 0..100 {
+        (status, _) = s.post("/v1/audit", bearer(), body("b")).await;
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, 200);
+    assert_eq!(e.reconciled(), vec!["shop/a", "shop/b"]);
+}
+
+/// The same request, sent over HTTP and inside a function-URL event: (status, body).
+async fn both_doors(
+    s: &Server,
+    engine: &Arc<RecordingEngine>,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> ((u16, Value), (u16, Value)) {
+    let over_http = {
+        let mut req = s
+            .client
+            .request(
+                method.parse().unwrap(),
+                format!("http://{}{}", s.addr, path),
+            )
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let opts = HandleOptions::new(
+        tokio::time::Instant::now() + Duration::from_secs(60),
+        WebhookToken::new(TOKEN),
+    );
+    let dyn_engine: Arc<dyn Engine> = engine.clone();
+    let event = function_url_event(method, path, auth, body);
+    let resp = handle(dyn_engine, &event, &opts).await.unwrap();
+    let in_envelope = (
+        resp["statusCode"].as_u64().unwrap() as u16,
+        serde_json::from_str(resp["body"].as_str().unwrap()).unwrap_or(Value::Null),
+    );
+    (over_http, in_envelope)
+}
+
+#[tokio::test]
+async fn the_function_url_envelope_and_the_web_server_answer_every_request_alike() {
+    let e = engine();
+    let s = Server::start(e.clone(), |_| {}).await;
+    let timer = String::from_utf8(fixture_bytes("timer.json")).unwrap();
+    let audit = String::from_utf8(fixture_bytes("audit-eventlist-mixed.json")).unwrap();
+    let big = format!(
+        "{{\"kind\":\"EventList\",\"items\":[{}]}}",
+        " ".repeat(BODY_LIMIT)
+    );
+    let cases: Vec<(&str, &str, Option<&str>, &str)> = vec![
+        ("POST", "/v1/timer", None, &timer),
+        ("POST", "/v1/timer", Some("Bearer wrong"), &timer),
+        ("POST", "/v1/audit", bearer(), "{\"kind\":\"EventList\","),
+        ("POST", "/v1/audit", bearer(), &timer),
+        ("POST", "/v1/timer", bearer(), &timer),
+        ("POST", "/v1/audit", bearer(), &audit),
+        ("POST", "/v1/invoke", bearer(), "\"just a string\""),
+        ("POST", "/v1/audit", bearer(), &big),
+        ("GET", "/healthz", None, ""),
+    ];
+    for (method, path, auth, body) in cases {
+        let (http, envelope) = both_doors(&s, &e, method, path, auth, body).await;
+        assert_eq!(http.0, envelope.0, "{method} {path} {auth:?}");
+        assert_eq!(
+            http.1["error"], envelope.1["error"],
+            "{method} {path} {auth:?}"
+        );
+    }
 }

@@ -9,18 +9,19 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use super::budget_within;
+#[cfg(doc)]
+use super::{FUNCTION_TIMEOUT, RESPONSE_MARGIN};
 use crate::handler::{self, Engine, HandleOptions, WebhookToken};
 
 /// Header carrying the invocation's time limit in milliseconds. The SCF doc does not name it;
 /// the community swift-tencent-scf-runtime reads `time_limit_in_ms` (an assumption,
-/// tencent-cloud.md §5.1). Without it the configured budget applies.
+/// tencent-cloud.md §5.1). Without it the configured function timeout applies; either way
+/// [`RESPONSE_MARGIN`] is kept free.
 pub const TIME_LIMIT_HEADER: &str = "time_limit_in_ms";
 
 /// Header carrying the request id (doc: `Request_Id`; community runtime: `request_id`).
 pub const REQUEST_ID_HEADER: &str = "request_id";
-
-/// Left unused at the end of an invocation so the response is posted before SCF's own timeout.
-const RESPONSE_MARGIN: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -68,8 +69,9 @@ impl RuntimeConfig {
 /// How invocations are bounded.
 #[derive(Clone, Debug)]
 pub struct LoopOptions {
-    /// Used when the runtime does not send [`TIME_LIMIT_HEADER`].
-    pub default_budget: Duration,
+    /// The function's timeout, used when the runtime does not send [`TIME_LIMIT_HEADER`]
+    /// (normally [`FUNCTION_TIMEOUT`]).
+    pub function_timeout: Duration,
     pub concurrency: usize,
     pub token: Option<WebhookToken>,
     /// Stop after this many invocations (tests, one-shot runs); `None` loops forever.
@@ -110,10 +112,12 @@ pub async fn run(
             });
         }
         let request_id = header(&next, REQUEST_ID_HEADER).unwrap_or_default();
-        let budget = header(&next, TIME_LIMIT_HEADER)
-            .and_then(|ms| ms.trim().parse::<u64>().ok())
-            .map(|ms| Duration::from_millis(ms).saturating_sub(RESPONSE_MARGIN))
-            .unwrap_or(opts.default_budget);
+        let budget = budget_within(
+            header(&next, TIME_LIMIT_HEADER)
+                .and_then(|ms| ms.trim().parse::<u64>().ok())
+                .map(Duration::from_millis)
+                .unwrap_or(opts.function_timeout),
+        );
         let body = next
             .bytes()
             .await

@@ -21,31 +21,47 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tower::ServiceExt;
 
 use crate::handler::{self, error_body, Engine, HandleOptions, WebhookToken, BODY_LIMIT};
-use crate::trigger::{self, Payload, Source};
+use crate::trigger::{self, HttpEnvelope, Payload, Source};
 
 /// Bounds of the server.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
-    pub token: WebhookToken,
+    /// Required of every route but `/healthz`; `None` refuses every request.
+    pub token: Option<WebhookToken>,
     /// Time each batch's reconciles may take in total.
     pub budget: Duration,
     /// Longest the request waits for its reconciles before answering "accepted".
     pub ack_within: Duration,
+    /// Always wait for the run and answer its report, never leave it in the background: an
+    /// event function (the function-URL envelope) is frozen once it answers.
+    pub wait_for_run: bool,
     pub concurrency: usize,
+    /// A reconcile is not started with less than this left of the budget.
+    pub min_start: Duration,
     pub body_limit: usize,
+    /// Runs (answered or in the background) this process holds at once; a batch past it is
+    /// answered 503 and re-sent by its sender (the audit webhook retries any non-2xx), so
+    /// background work stays bounded however fast batches arrive.
+    pub max_runs: usize,
 }
 
 impl ServeOptions {
     pub fn new(token: WebhookToken) -> Self {
+        let run = HandleOptions::new(Instant::now(), Some(token.clone()));
         Self {
-            token,
-            budget: Duration::from_secs(300),
+            token: Some(token),
+            budget: super::budget_within(super::FUNCTION_TIMEOUT),
             ack_within: Duration::from_secs(20),
-            concurrency: 4,
+            wait_for_run: false,
+            concurrency: run.concurrency,
+            min_start: run.min_start,
             body_limit: BODY_LIMIT,
+            max_runs: 8,
         }
     }
 }
@@ -54,20 +70,90 @@ impl ServeOptions {
 struct AppState {
     engine: Arc<dyn Engine>,
     opts: Arc<ServeOptions>,
+    runs: Arc<Semaphore>,
 }
 
 pub fn router(engine: Arc<dyn Engine>, opts: ServeOptions) -> Router {
     let state = AppState {
         engine,
+        runs: Arc::new(Semaphore::new(opts.max_runs.max(1))),
         opts: Arc::new(opts),
     };
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(HEALTHZ, get(|| async { Json(json!({"status": "ok"})) }))
         .route("/v1/audit", post(audit))
         .route("/v1/events", post(events))
         .route("/v1/timer", post(timer))
-        .route("/v1/invoke", post(invoke))
+        .route(INVOKE, post(invoke))
+        .fallback(|| async {
+            reply(
+                StatusCode::NOT_FOUND,
+                error_body("not-found", "no such route"),
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                error_body("method-not-allowed", "use POST (GET for /healthz)"),
+            )
+        })
         .with_state(state)
+}
+
+const HEALTHZ: &str = "/healthz";
+const INVOKE: &str = "/v1/invoke";
+const ROUTES: &[&str] = &[HEALTHZ, "/v1/audit", "/v1/events", "/v1/timer", INVOKE];
+
+/// The route an HTTP envelope's path means: a path ending in one of ours is that route (an
+/// API gateway may put a prefix before it); any other path (the function URL's root) is
+/// `/v1/invoke`, which takes every payload by its shape.
+pub fn envelope_route(path: &str) -> &'static str {
+    let path = path.split('?').next().unwrap_or("").trim_end_matches('/');
+    ROUTES
+        .iter()
+        .find(|r| path.ends_with(*r))
+        .copied()
+        .unwrap_or(INVOKE)
+}
+
+/// An HTTP request carried in an SCF event, answered by the same router as the web server:
+/// the one place authentication, size limits and decoding happen.
+pub async fn answer_envelope(
+    engine: Arc<dyn Engine>,
+    envelope: HttpEnvelope,
+    opts: ServeOptions,
+) -> (StatusCode, Value) {
+    let mut request = http::Request::builder()
+        .method(envelope.method.as_str())
+        .uri(envelope_route(&envelope.path));
+    for (name, value) in &envelope.headers {
+        // The body's real length replaces whatever length the envelope declares.
+        if name != "content-length" {
+            request = request.header(name.as_str(), value.as_str());
+        }
+    }
+    let request = request
+        .header(header::CONTENT_LENGTH, envelope.body.len())
+        .body(Body::from(envelope.body));
+    let response = match request {
+        Ok(request) => match router(engine, opts).oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body("malformed", &format!("not an HTTP request: {e}")),
+            )
+        }
+    };
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    (status, body)
 }
 
 /// Serves until `shutdown` completes.
@@ -118,7 +204,12 @@ async fn accept(s: AppState, headers: HeaderMap, body: Body, allowed: &[Source])
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if !s.opts.token.verify(authorization) {
+    if !s
+        .opts
+        .token
+        .as_ref()
+        .is_some_and(|t| t.verify(authorization))
+    {
         tracing::warn!(
             has_header = authorization.is_some(),
             "refused: bad or missing token"
@@ -178,26 +269,41 @@ async fn accept(s: AppState, headers: HeaderMap, body: Body, allowed: &[Source])
         "items": decoded.items,
         "changes": decoded.changes.len(),
     });
+    let Ok(permit) = Arc::clone(&s.runs).try_acquire_owned() else {
+        tracing::warn!(source = ?decoded.source, "refused: too many runs in this process");
+        let mut busy = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_body("busy", "too many runs in progress; send the batch again"),
+        );
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return busy;
+    };
     let opts = HandleOptions {
         concurrency: s.opts.concurrency,
         body_limit: s.opts.body_limit,
-        ..HandleOptions::new(Instant::now() + s.opts.budget, Some(s.opts.token.clone()))
+        min_start: s.opts.min_start,
+        ..HandleOptions::new(Instant::now() + s.opts.budget, s.opts.token.clone())
     };
     let engine = Arc::clone(&s.engine);
     // The coordinating sweep only needs to know its shard was taken (it must not wait for
     // one shard before invoking the next), so a shard is answered 202 at once.
-    let ack_within = if decoded.source == Source::Shard {
-        Duration::ZERO
+    let ack_within = if s.opts.wait_for_run {
+        None
+    } else if decoded.source == Source::Shard {
+        Some(Duration::ZERO)
     } else {
-        s.opts.ack_within
+        Some(s.opts.ack_within)
     };
-    let mut task = tokio::spawn(async move { handler::run(engine, decoded, &opts).await });
-    let waited = if ack_within.is_zero() {
-        Err(())
-    } else {
-        tokio::time::timeout(ack_within, &mut task)
-            .await
-            .map_err(|_| ())
+    let mut task = tokio::spawn(async move {
+        let report = handler::run(engine, decoded, &opts).await;
+        drop(permit);
+        report
+    });
+    let waited = match ack_within {
+        None => Ok((&mut task).await),
+        Some(d) if d.is_zero() => Err(()),
+        Some(d) => tokio::time::timeout(d, &mut task).await.map_err(|_| ()),
     };
     match waited {
         Ok(Ok(report)) => reply(StatusCode::OK, handler::report_json(&report)),
@@ -217,7 +323,7 @@ async fn accept(s: AppState, headers: HeaderMap, body: Body, allowed: &[Source])
                     Err(e) => tracing::error!(error = %e, "background run failed"),
                 }
             });
-            let status = if ack_within.is_zero() {
+            let status = if ack_within.is_some_and(|d| d.is_zero()) {
                 StatusCode::ACCEPTED
             } else {
                 StatusCode::OK
