@@ -61,7 +61,7 @@ impl ServeOptions {
             concurrency: run.concurrency,
             min_start: run.min_start,
             body_limit: BODY_LIMIT,
-            max_runs: 8,
+            max_runs: 16,
         }
     }
 }
