@@ -609,20 +609,9 @@ async fn a_busy_lease_skips_the_run_and_marks_it_dirty() {
     );
 }
 
-/// The real `clb-ingress` binary next to this test's build directory.
-fn clb_ingress_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/e2e_reconcile-<hash> → target/<profile>/clb-ingress
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory");
-    dir.join("clb-ingress")
-}
-
 /// Runs the real binary against the simulators; returns (success, stdout, stderr).
 async fn run_binary(env: &Env, args: &[&str]) -> (bool, String, String) {
-    let bin = clb_ingress_binary();
+    let bin = clb_ingress_tests::function::binary();
     assert!(
         bin.exists(),
         "{} is missing: cargo build -p clb-ingress",
@@ -632,17 +621,11 @@ async fn run_binary(env: &Env, args: &[&str]) -> (bool, String, String) {
     let output = tokio::process::Command::new(&bin)
         .args(args)
         .env_clear()
-        .env("CLUSTER_ID", CLUSTER)
-        .env(
-            "KUBECONFIG_DATA",
-            function_rbac::kubeconfig(&env.kube).unwrap(),
-        )
-        .env("TENCENTCLOUD_SECRETID", &c.secret_id)
-        .env("TENCENTCLOUD_SECRETKEY", &c.secret_key)
-        .env("TENCENTCLOUD_REGION", &c.region)
-        .env("CLB_ENDPOINT", env.clb.url())
-        .env("TAG_ENDPOINT", env.clb.url())
-        .env("LOG_FORMAT", "text")
+        .envs(clb_ingress_tests::function::env(
+            &env.clb,
+            &function_rbac::kubeconfig(&env.kube).unwrap(),
+            CLUSTER,
+        ))
         .output()
         .await
         .expect("clb-ingress runs");

@@ -136,6 +136,11 @@ impl CloudConfig {
         if let Some(ep) = get(&["SCF_ENDPOINT"]) {
             builder = builder.scf_endpoint(ep.trim());
         }
+        // Local runs against clb-sim only (its tasks end in milliseconds): a production
+        // deployment leaves it unset and polls at the default interval.
+        if let Some(ms) = get(&["CLB_TASK_POLL_MS"]).and_then(|v| v.trim().parse::<u64>().ok()) {
+            builder = builder.task_poll_interval(Duration::from_millis(ms.max(1)));
+        }
         builder.build()
     }
 

@@ -40,6 +40,10 @@ pub struct CallRecord {
     pub request_id: String,
     /// Wall-clock time the call arrived, unix milliseconds.
     pub at_unix_ms: u64,
+    /// The request body as sent (`null` when it is not JSON), so a test can judge what a
+    /// write named: tags of a create, listener ids, tag keys removed. It carries no secret
+    /// (the signature travels in a header).
+    pub params: Value,
 }
 
 impl CallRecord {
@@ -325,6 +329,7 @@ async fn api(State(sim): State<Arc<Sim>>, method: Method, h: HeaderMap, body: By
         lb_ids: Vec::new(),
         request_id: request_id.clone(),
         at_unix_ms: arrived,
+        params: serde_json::from_slice(&body).unwrap_or(Value::Null),
     };
     let result = run(&sim, &method, &h, &body, &request_id, &mut record).await;
     let response = match result {

@@ -174,6 +174,10 @@ pub struct AuditStats {
     pub batches_delivered: u64,
     /// Batches given up after the last attempt.
     pub batches_dropped: u64,
+    /// Events in acknowledged batches, and in dropped ones: when both add up to `events`,
+    /// nothing is queued or in flight.
+    pub events_delivered: u64,
+    pub events_dropped: u64,
 }
 
 /// The running backend: events go in, batches go out from a background task.
@@ -256,7 +260,10 @@ async fn deliver(
         }
         match req.send().await {
             Ok(resp) if resp.status().is_success() => {
-                bump(&stats, |s| s.batches_delivered += 1);
+                bump(&stats, |s| {
+                    s.batches_delivered += 1;
+                    s.events_delivered += items_len(&body) as u64;
+                });
                 return;
             }
             Ok(resp) => tracing::warn!(
@@ -273,7 +280,10 @@ async fn deliver(
             delay = delay.mul_f64(1.5);
         }
     }
-    bump(&stats, |s| s.batches_dropped += 1);
+    bump(&stats, |s| {
+        s.batches_dropped += 1;
+        s.events_dropped += items_len(&body) as u64;
+    });
     tracing::error!(
         events = items_len(&body),
         "kube-sim audit: batch dropped after the last attempt"

@@ -1,0 +1,501 @@
+//! The four invariants of issue 8, judged from clb-sim's call log and state, kube-sim's
+//! Ingresses and the harness's truth — never from what the function says about itself.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::model::{variant_rules, Expect, ADOPTABLE, SLOTS};
+use super::world::{
+    has_tag, is_write, tag, World, CLUSTER_ID, OUR_LISTENER, TAG_CLUSTER, TAG_CREATED_BY, TAG_UID,
+};
+use crate::clb_sim::LoadBalancer;
+
+/// The invariant a violation breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invariant {
+    /// No write names a CLB not ours or a listener we did not create; every create is tagged.
+    I1,
+    /// A CLB of a live Ingress that stays ours is never deleted, untagged or emptied.
+    I2,
+    /// After quiet, the cloud matches the Ingresses.
+    I3,
+    /// After quiet, no cloud write.
+    I4,
+}
+
+pub const INVARIANTS: [Invariant; 4] = [Invariant::I1, Invariant::I2, Invariant::I3, Invariant::I4];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: Invariant,
+    pub what: String,
+}
+
+fn v(invariant: Invariant, what: String) -> Violation {
+    Violation { invariant, what }
+}
+
+/// CLB ids a call names: the ones clb-sim saw it touch, and any `lb-…` in its parameters
+/// (Tag API resource names included).
+fn named_lbs(params: &Value, out: &mut BTreeSet<String>) {
+    match params {
+        Value::String(s) => {
+            if s.starts_with("lb-") {
+                out.insert(s.clone());
+            } else if let Some(i) = s.find("clb/lb-") {
+                out.insert(s[i + 4..].to_string());
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| named_lbs(x, out)),
+        Value::Object(o) => o.values().for_each(|x| named_lbs(x, out)),
+        _ => {}
+    }
+}
+
+fn strings(params: &Value, out: &mut BTreeSet<String>) {
+    match params {
+        Value::String(s) => {
+            out.insert(s.clone());
+        }
+        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+/// The `TagKey → TagValue` pairs of a `Tags` parameter.
+fn tags_param(params: &Value) -> BTreeMap<String, String> {
+    params["Tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            Some((
+                t["TagKey"].as_str()?.to_string(),
+                t["TagValue"].as_str().unwrap_or("").to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// I1 over the function's calls from index `from` on.
+pub fn i1(w: &World, from: usize) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for (idx, c) in w.function_calls(from) {
+        if !is_write(&c.action) {
+            continue;
+        }
+        let mut lbs: BTreeSet<String> = c.lb_ids.iter().cloned().collect();
+        named_lbs(&c.params, &mut lbs);
+        for lb in &lbs {
+            if w.truth.untouchable.contains(lb) {
+                out.push(v(
+                    Invariant::I1,
+                    format!(
+                        "call #{idx} {} ({}) names {lb}, a CLB that is not ours",
+                        c.action, c.code
+                    ),
+                ));
+            }
+            if let Some(at) = w.truth.disowned.get(lb) {
+                if idx >= *at {
+                    out.push(v(
+                        Invariant::I1,
+                        format!(
+                            "call #{idx} {} ({}) names {lb} after the user removed our cluster tag from it",
+                            c.action, c.code
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut s = BTreeSet::new();
+        strings(&c.params, &mut s);
+        for l in s
+            .iter()
+            .filter(|x| w.truth.foreign_listeners.contains_key(*x))
+        {
+            out.push(v(
+                Invariant::I1,
+                format!(
+                    "call #{idx} {} ({}) names listener {l}, which we did not create",
+                    c.action, c.code
+                ),
+            ));
+        }
+        if c.action == "CreateLoadBalancer" {
+            let tags = tags_param(&c.params);
+            let ok = tags.get(TAG_CREATED_BY).map(String::as_str) == Some("yes")
+                && tags.get(TAG_CLUSTER).map(String::as_str) == Some(CLUSTER_ID)
+                && tags.get(TAG_UID).is_some_and(|u| !u.is_empty());
+            if !ok {
+                out.push(v(
+                    Invariant::I1,
+                    format!("call #{idx} CreateLoadBalancer without our three tags: {tags:?}"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A CLB of ours serving a live Ingress, before a step: `(slot, uid, had our listener)`.
+pub type Protected = BTreeMap<String, (usize, String, bool)>;
+
+/// The CLBs I2 protects across the next step.
+pub fn protected(w: &World) -> Protected {
+    let mut out = Protected::new();
+    for lb in w.clb.load_balancers() {
+        if !has_tag(&lb, TAG_CLUSTER, CLUSTER_ID) || w.truth.disowned.contains_key(&lb.id) {
+            continue;
+        }
+        let Some(uid) = tag(&lb, TAG_UID) else {
+            continue;
+        };
+        for slot in 0..SLOTS {
+            let Some(ing) = &w.truth.slots[slot] else {
+                continue;
+            };
+            if ing.uid == uid && w.truth.expect(slot) != Some(Expect::NotOurs) {
+                let listener = lb.listeners.iter().any(|l| l.name == OUR_LISTENER);
+                out.insert(lb.id.clone(), (slot, uid.to_string(), listener));
+            }
+        }
+    }
+    out
+}
+
+/// I2 across one step: `before` from [`protected`] and the truth before the step, the
+/// function's calls from `from` on. A CLB stays protected only when the step left its
+/// Ingress alone (same UID, same `existLbId`, still ours or held) and did not disown it.
+pub fn i2(
+    w: &World,
+    before: &Protected,
+    truth_before: &super::model::Truth,
+    from: usize,
+    console_deleted_listener: Option<&str>,
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let still: Vec<(&String, &(usize, String, bool))> = before
+        .iter()
+        .filter(|(id, (slot, uid, _))| {
+            let (Some(a), Some(b)) = (&truth_before.slots[*slot], &w.truth.slots[*slot]) else {
+                return false;
+            };
+            a.uid == *uid
+                && b.uid == *uid
+                && a.exist_lb == b.exist_lb
+                && w.truth.expect(*slot) != Some(Expect::NotOurs)
+                && !w.truth.disowned.contains_key(*id)
+        })
+        .collect();
+    let calls = w.function_calls(from);
+    let lbs: BTreeMap<String, LoadBalancer> = w
+        .clb
+        .load_balancers()
+        .into_iter()
+        .map(|lb| (lb.id.clone(), lb))
+        .collect();
+    for (id, (slot, uid, had_listener)) in still {
+        for (idx, c) in &calls {
+            let names = c.lb_ids.contains(id)
+                || c.params.to_string().contains(&format!("\"{id}\""))
+                || c.params.to_string().contains(&format!("clb/{id}\""));
+            if !names || !c.ok() {
+                continue;
+            }
+            if c.action == "DeleteLoadBalancer" {
+                out.push(v(
+                    Invariant::I2,
+                    format!("call #{idx} deleted {id}, the CLB of live ing-{slot} ({uid})"),
+                ));
+            }
+            if c.action == "UnTagResources" || c.action == "DeleteResourceTag" {
+                out.push(v(
+                    Invariant::I2,
+                    format!(
+                        "call #{idx} {} untagged {id}, the CLB of live ing-{slot} ({uid})",
+                        c.action
+                    ),
+                ));
+            }
+        }
+        match lbs.get(id) {
+            None => out.push(v(
+                Invariant::I2,
+                format!("{id}, the CLB of live ing-{slot} ({uid}), is gone"),
+            )),
+            Some(lb) => {
+                if !(has_tag(lb, TAG_CLUSTER, CLUSTER_ID) && has_tag(lb, TAG_UID, uid)) {
+                    out.push(v(
+                        Invariant::I2,
+                        format!(
+                            "{id}, the CLB of live ing-{slot} ({uid}), lost our tags: {:?}",
+                            lb.tags
+                        ),
+                    ));
+                }
+                let has_listener = lb.listeners.iter().any(|l| l.name == OUR_LISTENER);
+                // Emptied by the history itself when no rule of the Ingress has a Service.
+                if *had_listener
+                    && !has_listener
+                    && console_deleted_listener != Some(id.as_str())
+                    && w.truth.has_backend(*slot)
+                {
+                    out.push(v(
+                        Invariant::I2,
+                        format!("{id}, the CLB of live ing-{slot} ({uid}), was emptied of our listeners"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `(domain, url) → (instance, port)` targets, as served or as wanted.
+type Served = BTreeMap<(String, String), BTreeSet<(String, i64)>>;
+
+/// What our HTTP:80 listener serves.
+fn served(lb: &LoadBalancer) -> Option<Served> {
+    let l = lb
+        .listeners
+        .iter()
+        .find(|l| l.name == OUR_LISTENER && l.protocol == "HTTP" && l.port == 80)?;
+    Some(
+        l.rules
+            .iter()
+            .map(|r| {
+                (
+                    (r.domain().to_string(), r.url.clone()),
+                    r.targets.iter().map(|t| t.key()).collect(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Whether `lb` serves the Ingress of `slot` as its rules, Services and Nodes say; the
+/// difference otherwise. Rules whose Service is gone are not judged (the function reports
+/// them; whether it keeps their rule without targets is its choice).
+fn serves(w: &World, slot: usize, lb: &LoadBalancer) -> Result<(), String> {
+    let Some(ing) = &w.truth.slots[slot] else {
+        return Ok(());
+    };
+    let Some(got) = served(lb) else {
+        if w.truth.has_backend(slot) {
+            return Err(format!("{} has no HTTP:80 listener of ours", lb.id));
+        }
+        return Ok(());
+    };
+    let mut judged = BTreeSet::new();
+    for (host, path, svc) in variant_rules(ing.variant) {
+        let key = (host.to_string(), path.to_string());
+        judged.insert(key.clone());
+        let Some(want) = w.truth.targets(svc) else {
+            continue;
+        };
+        match got.get(&key) {
+            None => return Err(format!("{} lacks rule {host}{path}", lb.id)),
+            Some(t) if *t != want => {
+                return Err(format!(
+                    "{} rule {host}{path} has targets {t:?}, want {want:?}",
+                    lb.id
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let extra: Vec<_> = got.keys().filter(|k| !judged.contains(*k)).collect();
+    if !extra.is_empty() {
+        return Err(format!(
+            "{} has rules the Ingress does not ask for: {extra:?}",
+            lb.id
+        ));
+    }
+    Ok(())
+}
+
+/// I3, after quiet.
+pub fn i3(w: &World) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let lbs = w.clb.load_balancers();
+    let ours = |uid: &str| -> Vec<&LoadBalancer> {
+        lbs.iter()
+            .filter(|lb| has_tag(lb, TAG_CLUSTER, CLUSTER_ID) && has_tag(lb, TAG_UID, uid))
+            .collect()
+    };
+    let mut live_uids = BTreeSet::new();
+    for slot in 0..SLOTS {
+        let (Some(ing), Some(expect)) = (&w.truth.slots[slot], w.truth.expect(slot)) else {
+            continue;
+        };
+        if expect != Expect::NotOurs {
+            live_uids.insert(ing.uid.clone());
+        }
+        let mine = ours(&ing.uid);
+        match expect {
+            Expect::NotOurs if !mine.is_empty() => out.push(v(
+                Invariant::I3,
+                format!(
+                    "ing-{slot} is not ours, yet {} carries our tags for it",
+                    mine[0].id
+                ),
+            )),
+            Expect::Blocked | Expect::Held if mine.len() > 1 => out.push(v(
+                Invariant::I3,
+                format!("ing-{slot} has {} CLBs of ours", mine.len()),
+            )),
+            Expect::Managed => {
+                if mine.len() != 1 {
+                    let ids: Vec<&str> = mine.iter().map(|l| l.id.as_str()).collect();
+                    out.push(v(
+                        Invariant::I3,
+                        format!(
+                            "ing-{slot} ({}) has {} CLBs of ours, want 1: {ids:?}",
+                            ing.uid,
+                            mine.len()
+                        ),
+                    ));
+                    continue;
+                }
+                let lb = mine[0];
+                match ing.exist_lb {
+                    Some(i) if lb.id != w.truth.user_lbs[i] => out.push(v(
+                        Invariant::I3,
+                        format!(
+                            "ing-{slot} names {} but is served by {}",
+                            w.truth.user_lbs[i], lb.id
+                        ),
+                    )),
+                    None if !has_tag(lb, TAG_CREATED_BY, "yes") => out.push(v(
+                        Invariant::I3,
+                        format!(
+                            "ing-{slot} names no CLB but is served by {} we did not create",
+                            lb.id
+                        ),
+                    )),
+                    _ => {}
+                }
+                if let Err(e) = serves(w, slot, lb) {
+                    out.push(v(Invariant::I3, format!("ing-{slot}: {e}")));
+                }
+                let status = w.ingress(slot).and_then(|i| {
+                    i["status"]["loadBalancer"]["ingress"][0]["ip"]
+                        .as_str()
+                        .map(str::to_string)
+                });
+                if status.as_deref() != Some(lb.vip.as_str()) {
+                    out.push(v(
+                        Invariant::I3,
+                        format!(
+                            "ing-{slot} status address {status:?}, VIP of {} is {}",
+                            lb.id, lb.vip
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    for lb in &lbs {
+        if !has_tag(lb, TAG_CLUSTER, CLUSTER_ID) {
+            continue;
+        }
+        let uid = tag(lb, TAG_UID).unwrap_or("");
+        if !live_uids.contains(uid) {
+            out.push(v(
+                Invariant::I3,
+                format!(
+                    "{} carries our cluster tag for {uid:?}, an Ingress that is gone or not ours",
+                    lb.id
+                ),
+            ));
+        }
+    }
+    // Users' CLBs: ours only while a live Ingress of ours names them.
+    for i in 0..ADOPTABLE {
+        let id = &w.truth.user_lbs[i];
+        let Some(lb) = lbs.iter().find(|l| &l.id == id) else {
+            out.push(v(Invariant::I3, format!("the user's CLB {id} is gone")));
+            continue;
+        };
+        let claimants = w.truth.claimants(i);
+        if claimants.is_empty() {
+            let keeps_listener = lb.listeners.iter().any(|l| l.name == OUR_LISTENER);
+            if tag(lb, TAG_CLUSTER).is_some() || tag(lb, TAG_UID).is_some() || keeps_listener {
+                out.push(v(
+                    Invariant::I3,
+                    format!("the user's CLB {id} is named by no Ingress but keeps our tags or listeners: {:?}", lb.tags),
+                ));
+            }
+        } else if claimants.len() > 1 {
+            // Adopted by at most one of them, and then serving exactly that one.
+            let holder = claimants.iter().find(|s| {
+                w.truth.slots[**s]
+                    .as_ref()
+                    .is_some_and(|ing| has_tag(lb, TAG_UID, &ing.uid))
+            });
+            if let Some(s) = holder {
+                let ours_for_sure = w.truth.slots[*s]
+                    .as_ref()
+                    .is_some_and(|ing| w.truth.ours(ing.class) == Some(true));
+                if ours_for_sure {
+                    if let Err(e) = serves(w, *s, lb) {
+                        out.push(v(Invariant::I3, format!("ing-{s} (contended {id}): {e}")));
+                    }
+                }
+            } else if tag(lb, TAG_UID).is_some() {
+                out.push(v(
+                    Invariant::I3,
+                    format!(
+                        "the user's CLB {id} is tagged for none of the Ingresses naming it: {:?}",
+                        lb.tags
+                    ),
+                ));
+            }
+        }
+    }
+    for (id, tags, listeners) in &w.untouchable_at_start {
+        match lbs.iter().find(|l| &l.id == id) {
+            None => out.push(v(Invariant::I3, format!("{id}, not ours, is gone"))),
+            Some(lb) => {
+                let now: Vec<String> = lb.listeners.iter().map(|l| l.id.clone()).collect();
+                if &lb.tags != tags || &now != listeners {
+                    out.push(v(Invariant::I3, format!("{id}, not ours, was changed")));
+                }
+            }
+        }
+    }
+    // Listeners we did not create stay while their CLB does.
+    for (l, id) in &w.truth.foreign_listeners {
+        if let Some(lb) = lbs.iter().find(|x| &x.id == id) {
+            if !lb.listeners.iter().any(|x| &x.id == l) {
+                out.push(v(
+                    Invariant::I3,
+                    format!("listener {l} of {id}, not ours, is gone while its CLB stays"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// I4: the function's writes from `from` on, after quiet.
+pub fn i4(w: &World, from: usize) -> Vec<Violation> {
+    let writes: Vec<String> = w
+        .function_calls(from)
+        .into_iter()
+        .filter(|(_, c)| is_write(&c.action))
+        .map(|(i, c)| format!("#{i} {} {:?}", c.action, c.lb_ids))
+        .collect();
+    if writes.is_empty() {
+        Vec::new()
+    } else {
+        vec![v(
+            Invariant::I4,
+            format!("{} cloud writes after quiet: {writes:?}", writes.len()),
+        )]
+    }
+}
