@@ -28,11 +28,11 @@ pub const PENDING: &[(Kind, &str)] = &[
     ),
     (
         Kind::SetExistLb,
-        "#4: switching existLbId leaks the CLB no longer named",
+        "#4: switching existLbId leaks the CLB no longer named (I3: two CLBs of ours, or the old adopted one still serving)",
     ),
     (
         Kind::ConsoleRemoveClusterTag,
-        "#3: the replayed ClientToken hands back the disowned CLB, which is then written to",
+        "#3: nothing is written to the disowned CLB any more (I1 holds), but every run replays CreateLoadBalancer with the same ClientToken, a cloud write after quiet (I4)",
     ),
 ];
 

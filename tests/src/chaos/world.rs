@@ -33,9 +33,6 @@ pub const OUR_LISTENER: &str = "TKE-DEDICATED-LISTENER";
 /// The IngressClass of our controller that steps delete and create.
 pub const OUR_CLASS: &str = "chaos-qcloud";
 const CONTROLLER: &str = "cloud.tencent.com/clb-ingress";
-/// The function's kube identity (infra/kubernetes/rbac.yaml): its own writes come back
-/// through the audit log under this name and are recognised as its own.
-const FUNCTION_USER: &str = "system:serviceaccount:kube-system:clb-ingress";
 const WEBHOOK_TOKEN: &str = "chaos-webhook-token-0123456789";
 /// How long one settle may take before the step is reported as not settled.
 const SETTLE_LIMIT: Duration = Duration::from_secs(90);
@@ -189,8 +186,12 @@ impl World {
             rand::random::<u32>()
         ));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let mut env =
-            crate::function::env(&clb, &kube.kubeconfig_yaml_for(FUNCTION_USER), CLUSTER_ID);
+        // The function runs as its service account with exactly the rights of
+        // infra/kubernetes/rbac.yaml; its own writes come back through the audit log under
+        // that name and are recognised as its own.
+        let kubeconfig =
+            crate::function_rbac::install(&kube).map_err(|e| format!("rbac.yaml: {e:?}"))?;
+        let mut env = crate::function::env(&clb, &kubeconfig, CLUSTER_ID);
         env.push(("WEBHOOK_TOKEN".into(), WEBHOOK_TOKEN.into()));
         env.push(("CLB_TASK_POLL_MS".into(), "5".into()));
         env.push(("RUST_LOG".into(), "info".into()));
