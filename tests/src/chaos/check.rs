@@ -282,6 +282,17 @@ fn served(lb: &LoadBalancer) -> Option<Served> {
     )
 }
 
+/// The CLB rule URLs of a Kubernetes `Prefix` path: `/` matches everything; `/a` matches
+/// `/a` itself and everything under `/a/`, which on a CLB is an exact rule and a prefix rule.
+fn prefix_urls(path: &str) -> Vec<String> {
+    let p = path.trim_end_matches('/');
+    if p.is_empty() {
+        vec!["/".to_string()]
+    } else {
+        vec![format!("={p}"), format!("{p}/")]
+    }
+}
+
 /// Whether `lb` serves the Ingress of `slot` as its rules, Services and Nodes say; the
 /// difference otherwise. Rules whose Service is gone are not judged (the function reports
 /// them; whether it keeps their rule without targets is its choice).
@@ -297,20 +308,22 @@ fn serves(w: &World, slot: usize, lb: &LoadBalancer) -> Result<(), String> {
     };
     let mut judged = BTreeSet::new();
     for (host, path, svc) in variant_rules(ing.variant) {
-        let key = (host.to_string(), path.to_string());
-        judged.insert(key.clone());
-        let Some(want) = w.truth.targets(svc) else {
-            continue;
-        };
-        match got.get(&key) {
-            None => return Err(format!("{} lacks rule {host}{path}", lb.id)),
-            Some(t) if *t != want => {
-                return Err(format!(
-                    "{} rule {host}{path} has targets {t:?}, want {want:?}",
-                    lb.id
-                ))
+        for url in prefix_urls(path) {
+            let key = (host.to_string(), url.clone());
+            judged.insert(key.clone());
+            let Some(want) = w.truth.targets(svc) else {
+                continue;
+            };
+            match got.get(&key) {
+                None => return Err(format!("{} lacks rule {host}{url}", lb.id)),
+                Some(t) if *t != want => {
+                    return Err(format!(
+                        "{} rule {host}{url} has targets {t:?}, want {want:?}",
+                        lb.id
+                    ))
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
         }
     }
     let extra: Vec<_> = got.keys().filter(|k| !judged.contains(*k)).collect();

@@ -23,10 +23,6 @@ use world::World;
 /// issue 8 whose fix it waits for. `scripts/chaos --all-kinds` runs them anyway.
 pub const PENDING: &[(Kind, &str)] = &[
     (
-        Kind::DeleteIngressClass,
-        "#2: a missing IngressClass releases the CLB instead of holding it",
-    ),
-    (
         Kind::SetExistLb,
         "#4: switching existLbId leaks the CLB no longer named (I3: two CLBs of ours, or the old adopted one still serving)",
     ),
