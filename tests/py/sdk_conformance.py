@@ -300,6 +300,13 @@ def main():
     check(by_domain["b.example.com"].ForwardType == "HTTP" and by_domain["b.example.com"].HealthCheck.IntervalTime == 5,
           "a rule not modified keeps the CLB's defaults")
 
+    # The default quotas clb-sim enforces, as DescribeQuota reports them.
+    qs = {x.QuotaId: x for x in c.DescribeQuota(clb.DescribeQuotaRequest()).QuotaSet}
+    check((qs["TOTAL_LISTENER_QUOTA"].QuotaLimit, qs["TOTAL_LISTENER_RULE_QUOTA"].QuotaLimit,
+           qs["TOTAL_TARGET_BIND_QUOTA"].QuotaLimit) == (50, 50, 100), "DescribeQuota default limits")
+    check(qs["TOTAL_OPEN_CLB_QUOTA"].QuotaCurrent >= 1 and qs["TOTAL_TARGET_BIND_QUOTA"].QuotaCurrent is None,
+          "DescribeQuota counts CLBs, not per-rule use")
+
     # Lifecycle attributes: deletion protection, pass-to-target, security groups.
     r = c.ModifyLoadBalancerAttributes(req(clb.ModifyLoadBalancerAttributesRequest, {
         "LoadBalancerId": lb, "DeleteProtect": True, "LoadBalancerPassToTarget": True}))

@@ -81,6 +81,7 @@ pub const CLB_ACTIONS: &[&str] = &[
     "ManualRewrite",
     "DeleteRewrite",
     "DescribeRewrite",
+    "DescribeQuota",
 ];
 
 pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> ApiResult<Outcome> {
@@ -92,6 +93,7 @@ pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> Api
         "SetLoadBalancerSecurityGroups" => set_security_groups(s, ctx, p),
         "DescribeTaskStatus" => describe_task_status(s, ctx, p),
         "DescribeLoadBalancersDetail" => super::detail::describe_detail(s, ctx, p),
+        "DescribeQuota" => super::quota::describe_quota(s, p),
         "CreateListener" => listeners::create_listener(s, ctx, p),
         "DescribeListeners" => listeners::describe_listeners(s, p),
         "ModifyListener" => listeners::modify_listener(s, ctx, p),

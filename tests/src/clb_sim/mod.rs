@@ -29,6 +29,7 @@ pub mod limits;
 mod listeners;
 mod model;
 mod params;
+mod quota;
 mod rewrite;
 pub mod scf;
 mod server;
