@@ -97,6 +97,9 @@ pub struct SweepOutcome {
     pub orphans_released: u32,
     /// Ingresses the sweep did not reach before the deadline.
     pub not_reached: u32,
+    /// Set when the mass-release guard held every orphan release, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_held: Option<String>,
     /// Set when the sweep could not list (no release happens on a failed list).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

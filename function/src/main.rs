@@ -47,7 +47,12 @@ enum Command {
     /// Reconcile one Ingress now.
     Reconcile { ingress: IngressKey },
     /// Sweep: reconcile every Ingress and release orphaned CLBs.
-    Sweep,
+    Sweep {
+        /// Lift the mass-release guard for this run: release every orphan even when they
+        /// are more than max(RELEASE_GUARD_MIN, RELEASE_GUARD_PERCENT %) of the cluster's CLBs.
+        #[arg(long)]
+        allow_mass_release: bool,
+    },
     /// Show the plan for one Ingress without applying it.
     Plan {
         ingress: IngressKey,
@@ -70,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     // runtime and the server log to stdout, which SCF ships to CLS.
     let one_shot = matches!(
         cli.command,
-        Command::Reconcile { .. } | Command::Sweep | Command::Plan { .. }
+        Command::Reconcile { .. } | Command::Sweep { .. } | Command::Plan { .. }
     );
     init_logging(one_shot);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -115,9 +120,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = engine.reconcile(ingress, Instant::now() + budget).await;
             println!("{}", serde_json::to_string_pretty(&outcome)?);
         }
-        Command::Sweep => {
-            let engine = build_engine().await?;
-            let outcome = engine.sweep(Instant::now() + budget).await;
+        Command::Sweep { allow_mass_release } => {
+            let mut engine = reconciler().await?;
+            if allow_mass_release {
+                engine = engine.allow_mass_release();
+            }
+            let outcome = engine.sweep_now(Instant::now() + budget).await;
             println!("{}", serde_json::to_string_pretty(&outcome)?);
         }
         Command::Plan { ingress, output } => {
@@ -134,16 +142,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The reconcile engine from the environment (DESIGN §4).
 async fn build_engine() -> anyhow::Result<Arc<dyn Engine>> {
+    Ok(Arc::new(reconciler().await?))
+}
+
+async fn reconciler() -> anyhow::Result<reconcile::Reconciler> {
     let engine = reconcile::engine_from_env()
         .await
         .context("configuring the engine")?;
-    let engine = match ShardDispatcher::from_env(engine.cloud())
-        .context("configuring the sweep's shards")?
-    {
-        Some(dispatcher) => engine.with_shards(dispatcher),
-        None => engine,
-    };
-    Ok(Arc::new(engine))
+    Ok(
+        match ShardDispatcher::from_env(engine.cloud()).context("configuring the sweep's shards")? {
+            Some(dispatcher) => engine.with_shards(dispatcher),
+            None => engine,
+        },
+    )
 }
 
 fn webhook_token_from_env() -> Option<WebhookToken> {

@@ -5,7 +5,6 @@
 mod e2e_support;
 
 use clb_ingress::handler::OutcomeStatus;
-use clb_ingress_tests::clb_sim::client::SimClient;
 use e2e_support::*;
 use serde_json::json;
 use tokio::time::Instant;
@@ -20,21 +19,7 @@ fn backends(env: &Env) {
 
 /// Adds a listener behind our back (as a user would in the console).
 async fn user_listener(env: &Env, lb_id: &str, port: i64) {
-    let r = SimClient::new(&env.clb)
-        .clb(
-            "CreateListener",
-            json!({"LoadBalancerId": lb_id, "Ports": [port], "Protocol": "HTTP",
-                   "ListenerNames": ["user-listener"]}),
-        )
-        .await;
-    assert_eq!(r.error_code(), None, "{:?}", r.response());
-    env.clb.finish_tasks();
-}
-
-fn sorted_tags(env: &Env, lb_id: &str) -> Vec<(String, String)> {
-    let mut t = env.clb.load_balancer(lb_id).expect("CLB exists").tags;
-    t.sort();
-    t
+    env.console_listener(lb_id, port, "user-listener").await;
 }
 
 /// No call that changes something named this CLB.
@@ -65,7 +50,7 @@ async fn existing_clb_is_adopted_then_released_keeping_it_and_foreign_listeners(
     let outcome = env.reconcile("web").await;
     assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
     assert_eq!(
-        sorted_tags(&env, &lb_id),
+        env.sorted_tags(&lb_id),
         vec![
             ("team".into(), "web".into()),
             (TAG_CLUSTER.into(), CLUSTER.into()),
@@ -96,10 +81,7 @@ async fn existing_clb_is_adopted_then_released_keeping_it_and_foreign_listeners(
         .clb
         .load_balancer(&lb_id)
         .expect("an adopted CLB is kept");
-    assert_eq!(
-        sorted_tags(&env, &lb_id),
-        vec![("team".into(), "web".into())]
-    );
+    assert_eq!(env.sorted_tags(&lb_id), vec![("team".into(), "web".into())]);
     let names: Vec<&str> = lb.listeners.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, vec!["user-listener"]);
     assert_eq!(count(&env.clb.calls(), "DeleteLoadBalancer"), 0);

@@ -5,7 +5,7 @@
 mod e2e_support;
 
 use clb_ingress::handler::{IngressKey, OutcomeStatus};
-use clb_ingress_tests::clb_sim::Faults;
+use clb_ingress_tests::clb_sim::{Faults, ScriptedFault};
 use e2e_support::*;
 use serde_json::json;
 
@@ -23,12 +23,6 @@ fn writes_naming(env: &Env, lb_id: &str) -> Vec<String> {
         .filter(|c| c.lb_ids.iter().any(|i| i == lb_id))
         .map(|c| c.action.clone())
         .collect()
-}
-
-fn sorted_tags(env: &Env, lb_id: &str) -> Vec<(String, String)> {
-    let mut t = env.clb.load_balancer(lb_id).expect("CLB exists").tags;
-    t.sort();
-    t
 }
 
 #[tokio::test]
@@ -58,7 +52,7 @@ async fn a_replayed_client_token_answering_a_clb_without_our_cluster_tag_is_neve
     assert!(touched.is_empty(), "{} was written: {touched:?}", lb.id);
     assert!(env.clb.load_balancer(&lb.id).unwrap().listeners.is_empty());
     assert_eq!(
-        sorted_tags(&env, &lb.id),
+        env.sorted_tags(&lb.id),
         vec![
             (TAG_CREATED_BY.into(), "yes".into()),
             (TAG_UID.into(), uid.clone())
@@ -110,7 +104,7 @@ async fn two_ingresses_adopting_one_clb_at_once_leave_one_owner_and_the_other_e4
         .expect("a loser");
     assert_eq!(loser.code.as_deref(), Some("E4020"), "{loser:?}");
     assert_eq!(
-        sorted_tags(&env, &lb_id),
+        env.sorted_tags(&lb_id),
         vec![
             (TAG_CLUSTER.into(), CLUSTER.into()),
             (TAG_UID.into(), winner_uid.clone())
@@ -178,4 +172,282 @@ async fn an_ingress_naming_a_missing_ingress_class_keeps_its_clb_and_says_so() {
     }));
     assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
     assert!(writes(&env.clb.calls()).is_empty());
+}
+
+const OUR_LISTENER: &str = "TKE-DEDICATED-LISTENER";
+
+fn our_listeners(env: &Env, lb_id: &str) -> usize {
+    env.clb
+        .load_balancer(lb_id)
+        .expect("CLB exists")
+        .listeners
+        .iter()
+        .filter(|l| l.name == OUR_LISTENER)
+        .count()
+}
+
+#[tokio::test]
+async fn an_adopted_clb_keeps_our_tags_until_every_listener_of_ours_is_confirmed_gone() {
+    let env = env().await;
+    backends(&env);
+    let lb_id = env
+        .clb
+        .insert_load_balancer("OPEN", "users-own", &[("team", "web")]);
+    let uid = env.ingress(
+        "web",
+        json!({EXIST: lb_id}),
+        rules(&[("a.example.com", "/", "web", 80)]),
+    );
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+    // A second listener of ours (a killed run or an older version left it).
+    env.console_listener(&lb_id, 8080, OUR_LISTENER).await;
+    env.delete_ingress("web");
+    // The listener delete answers "not found" (one went meanwhile): nothing proves the
+    // others went with it.
+    env.clb.set_faults(Faults {
+        scripted: vec![ScriptedFault {
+            action: "DeleteLoadBalancerListeners".into(),
+            code: "InvalidParameter.ListenerIdNotFound".into(),
+            count: 1,
+        }],
+        ..Faults::default()
+    });
+    let first = env.reconcile("web").await;
+    assert_eq!(our_listeners(&env, &lb_id), 2, "{first:?}");
+    assert_eq!(
+        env.sorted_tags(&lb_id),
+        vec![
+            ("team".into(), "web".into()),
+            (TAG_CLUSTER.into(), CLUSTER.into()),
+            (TAG_UID.into(), uid.clone())
+        ],
+        "our tags stay while listeners of ours remain: they lead the next run back"
+    );
+    let second = env.reconcile("web").await;
+    assert_eq!(second.status, OutcomeStatus::Released, "{second:?}");
+    assert_eq!(our_listeners(&env, &lb_id), 0);
+    assert_eq!(env.sorted_tags(&lb_id), vec![("team".into(), "web".into())]);
+}
+
+#[tokio::test]
+async fn the_sweep_never_releases_an_orphan_adopted_by_a_new_ingress_while_it_ran() {
+    let env = env().await;
+    backends(&env);
+    let z = env.ingress("z", json!({}), rules(&[("z.example.com", "/", "web", 80)]));
+    assert_eq!(env.reconcile("z").await.status, OutcomeStatus::Converged);
+    assert!(env.lb_of(&z).is_some());
+    // An orphan of ours: a user's CLB adopted by an Ingress that is gone.
+    let orphan = env.clb.insert_load_balancer(
+        "OPEN",
+        "users-own",
+        &[("team", "o"), (TAG_CLUSTER, CLUSTER), (TAG_UID, "uid-gone")],
+    );
+    env.console_listener(&orphan, 80, OUR_LISTENER).await;
+    env.clb.clear_calls();
+    // The sweep lists the CLBs, then spends a while on Ingress z (its DescribeTargets is slow).
+    env.clb.set_faults(Faults {
+        latency_rate: 1.0,
+        latency_ms: 4000,
+        actions: vec!["DescribeTargets".into()],
+        ..Faults::default()
+    });
+    let engine = env.engine();
+    let sweep = tokio::spawn(async move {
+        engine
+            .sweep_now(tokio::time::Instant::now() + std::time::Duration::from_secs(60))
+            .await
+    });
+    for _ in 0..2000 {
+        if count(&env.clb.calls(), "DescribeListeners") > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert!(
+        count(&env.clb.calls(), "DescribeListeners") > 0,
+        "the sweep is on z"
+    );
+    // Meanwhile another run released the orphan (our listener and tags gone), and a new
+    // Ingress adopted it.
+    let listener = env.clb.load_balancer(&orphan).unwrap().listeners[0]
+        .id
+        .clone();
+    assert!(env.clb.remove_listener(&orphan, &listener));
+    assert!(env.clb.set_tags(&orphan, &[("team", "o")]));
+    let y = env.ingress(
+        "y",
+        json!({EXIST: orphan}),
+        rules(&[("y.example.com", "/", "web", 80)]),
+    );
+    assert_eq!(env.reconcile("y").await.status, OutcomeStatus::Converged);
+    let out = sweep.await.expect("sweep ran");
+    env.clb.set_faults(Faults::default());
+    assert_eq!(out.orphans_released, 0, "{out:?}");
+    assert_eq!(
+        env.sorted_tags(&orphan),
+        vec![
+            ("team".into(), "o".into()),
+            (TAG_CLUSTER.into(), CLUSTER.into()),
+            (TAG_UID.into(), y.clone())
+        ]
+    );
+    let lb = env.clb.load_balancer(&orphan).unwrap();
+    assert_eq!(
+        listener_rules(&lb, "HTTP", 80)
+            .into_iter()
+            .map(|(d, _, _)| d)
+            .collect::<Vec<_>>(),
+        vec!["y.example.com".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn switching_exist_lb_id_releases_the_clb_no_longer_named_after_the_new_one_serves() {
+    let env = env().await;
+    backends(&env);
+    let a = env.clb.insert_load_balancer("OPEN", "a", &[("team", "a")]);
+    let b = env.clb.insert_load_balancer("OPEN", "b", &[("team", "b")]);
+    let uid = env.ingress(
+        "web",
+        json!({EXIST: a}),
+        rules(&[("a.example.com", "/", "web", 80)]),
+    );
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+    env.edit_ingress("web", |i| {
+        i["metadata"]["annotations"][EXIST] = json!(b.clone())
+    });
+    env.clb.clear_calls();
+    let outcome = env.reconcile("web").await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    assert_eq!(our_listeners(&env, &b), 1);
+    assert_eq!(
+        env.sorted_tags(&b),
+        vec![
+            ("team".into(), "b".into()),
+            (TAG_CLUSTER.into(), CLUSTER.into()),
+            (TAG_UID.into(), uid.clone())
+        ]
+    );
+    assert_eq!(
+        env.ingress_ip("web"),
+        Some(env.clb.load_balancer(&b).unwrap().vip)
+    );
+    // The CLB no longer named: our listener deleted, our two tags removed, the CLB kept.
+    assert_eq!(our_listeners(&env, &a), 0);
+    assert_eq!(env.sorted_tags(&a), vec![("team".into(), "a".into())]);
+    // New before old: every write to the old CLB comes after the last write to the new one.
+    let calls = env.clb.calls();
+    let written = |id: &str| {
+        calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.action.starts_with("Describe") && c.lb_ids.iter().any(|i| i == id))
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>()
+    };
+    let (to_a, to_b) = (written(&a), written(&b));
+    assert!(!to_a.is_empty() && !to_b.is_empty());
+    assert!(to_a.iter().min() > to_b.iter().max(), "{calls:?}");
+    env.clb.clear_calls();
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+    assert!(writes(&env.clb.calls()).is_empty());
+}
+
+#[tokio::test]
+async fn created_to_adopted_deletes_the_created_clb_and_adopted_to_created_releases_the_adopted_one(
+) {
+    let env = env().await;
+    backends(&env);
+    let b = env.clb.insert_load_balancer("OPEN", "b", &[("team", "b")]);
+    let uid = env.ingress("web", json!({}), rules(&[("", "/", "web", 80)]));
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+    let created = env.lb_of(&uid).expect("created");
+    env.edit_ingress("web", |i| {
+        i["metadata"]["annotations"][EXIST] = json!(b.clone())
+    });
+    let outcome = env.reconcile("web").await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    assert!(
+        env.clb.load_balancer(&created.id).is_none(),
+        "created: deleted"
+    );
+    assert_eq!(our_listeners(&env, &b), 1);
+    assert_eq!(env.lb_of(&uid).map(|l| l.id), Some(b.clone()));
+
+    env.edit_ingress("web", |i| {
+        i["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(EXIST);
+    });
+    let outcome = env.reconcile("web").await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    let fresh = env.lb_of(&uid).expect("one CLB of ours again");
+    assert_ne!(fresh.id, b);
+    assert!(fresh
+        .tags
+        .contains(&(TAG_CREATED_BY.to_string(), "yes".to_string())));
+    assert_eq!(env.ingress_ip("web"), Some(fresh.vip.clone()));
+    assert_eq!(our_listeners(&env, &b), 0);
+    assert_eq!(env.sorted_tags(&b), vec![("team".into(), "b".into())]);
+}
+
+#[tokio::test]
+async fn a_sweep_that_would_release_most_of_the_fleet_releases_none() {
+    let env = env().await;
+    backends(&env);
+    // A wrong kubeconfig or an emptied cluster: five CLBs of ours, no Ingress at all.
+    let orphans: Vec<String> = (0..5)
+        .map(|n| {
+            env.clb.insert_load_balancer(
+                "OPEN",
+                &format!("o{n}"),
+                &[
+                    (TAG_CREATED_BY, "yes"),
+                    (TAG_CLUSTER, CLUSTER),
+                    (TAG_UID, &format!("uid-gone-{n}")),
+                ],
+            )
+        })
+        .collect();
+    env.clb.clear_calls();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let out = env.engine().sweep_now(deadline).await;
+    assert_eq!(out.orphans_released, 0, "{out:?}");
+    assert!(
+        out.release_held
+            .as_deref()
+            .is_some_and(|why| why.contains("5 of the cluster's 5")),
+        "{out:?}"
+    );
+    assert!(writes(&env.clb.calls()).is_empty());
+    for id in &orphans {
+        assert!(env.clb.load_balancer(id).is_some());
+    }
+    // A gone Ingress's trigger releases orphans too: held the same way.
+    let outcome = env.reconcile("gone").await;
+    assert_eq!(
+        outcome.code.as_deref(),
+        Some("MassReleaseHeld"),
+        "{outcome:?}"
+    );
+    assert!(writes(&env.clb.calls()).is_empty());
+    // The documented switch lifts the guard for one run.
+    let out = env.engine().allow_mass_release().sweep_now(deadline).await;
+    assert_eq!((out.orphans_released, out.release_held), (5, None));
+    assert!(env.clb.load_balancers().is_empty());
+    // A small share is released without it: three orphans are within max(3, 10%).
+    for n in 0..3 {
+        env.clb.insert_load_balancer(
+            "OPEN",
+            &format!("p{n}"),
+            &[
+                (TAG_CREATED_BY, "yes"),
+                (TAG_CLUSTER, CLUSTER),
+                (TAG_UID, &format!("uid-gone-p{n}")),
+            ],
+        );
+    }
+    let out = env.engine().sweep_now(deadline).await;
+    assert_eq!((out.orphans_released, out.release_held), (3, None));
 }

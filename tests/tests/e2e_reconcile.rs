@@ -147,10 +147,11 @@ async fn deleted_ingress_releases_the_clb_it_created() {
     let outcome = env.reconcile("web").await;
     assert_eq!(outcome.status, OutcomeStatus::Released, "{outcome:?}");
     assert!(env.clb.load_balancer(&lb.id).is_none());
-    // One list of our cluster's CLBs, then the delete; no Lease taken for a gone Ingress,
-    // and the one its earlier runs left is deleted.
+    // One list of our cluster's CLBs, a read of the orphan taken after the proof that its
+    // Ingress is gone, then the delete; no Lease taken for a gone Ingress, and the one its
+    // earlier runs left is deleted.
     let calls = env.clb.calls();
-    assert_eq!(count(&calls, "DescribeLoadBalancers"), 1);
+    assert_eq!(count(&calls, "DescribeLoadBalancers"), 2);
     assert_eq!(count(&calls, "DeleteLoadBalancer"), 1);
     assert_eq!(writes(&calls).len(), 1);
     assert_eq!(

@@ -14,13 +14,14 @@ use serde_json::Value;
 use super::clb::{
     BatchModifyTargetWeightRequest, BatchTarget as ApiBatchTarget, BatchTargetsRequest,
     CertificateInput, CreateListenerRequest, CreateLoadBalancerResponse, CreateRuleRequest,
-    DeleteLoadBalancerRequest, DeleteRuleRequest, DescribeLoadBalancersRequest, Filter,
-    ModifyDomainAttributesRequest, ModifyListenerRequest, ModifyLoadBalancerAttributesRequest,
-    RsWeightRule, RuleInput, SetLoadBalancerSecurityGroupsRequest, TagInfo, Target,
+    DeleteLoadBalancerRequest, DeleteRuleRequest, DescribeListenersRequest,
+    DescribeLoadBalancersRequest, Filter, ModifyDomainAttributesRequest, ModifyListenerRequest,
+    ModifyLoadBalancerAttributesRequest, RsWeightRule, RuleInput,
+    SetLoadBalancerSecurityGroupsRequest, TagInfo, Target,
 };
 use super::client::{CloudClient, CLB_SERVICE, CLB_VERSION};
 use super::error::CloudError;
-use super::observe::cloud_lb;
+use super::observe::{cloud_lb, read_load_balancer};
 use super::tag::{clb_resource_name, TagResourcesRequest, UnTagResourcesRequest};
 use crate::model::lb::{Backend, Certificate, Domain, LbType, ListenerKey};
 use crate::model::ownership::TAG_INGRESS_UID;
@@ -82,6 +83,10 @@ pub struct ApplyError {
 /// Ids known so far: from the observed CLB, then from what the plan creates.
 struct Resolver {
     lb_id: Option<String>,
+    /// The CLB's tags as the plan saw them: the values a release proved.
+    tags: BTreeMap<String, String>,
+    /// Set once the plan has deleted listeners of ours.
+    listeners_deleted: bool,
     default_domain: Option<String>,
     listeners: BTreeMap<ListenerKey, String>,
     rules: BTreeMap<(ListenerKey, String, String), String>,
@@ -93,6 +98,8 @@ impl Resolver {
     fn new(plan: &Plan, cloud: &CloudView) -> Self {
         let mut r = Resolver {
             lb_id: plan.load_balancer_id.clone(),
+            tags: BTreeMap::new(),
+            listeners_deleted: false,
             default_domain: None,
             listeners: BTreeMap::new(),
             rules: BTreeMap::new(),
@@ -100,6 +107,7 @@ impl Resolver {
         };
         if let Some(lb) = &cloud.load_balancer {
             r.default_domain = default_domain(lb).map(str::to_string);
+            r.tags = lb.tags.clone();
             if r.lb_id.is_none() {
                 r.lb_id = Some(lb.id.clone());
             }
@@ -287,6 +295,7 @@ async fn run_action(
             confirm_tags(client, res.lb()?, tags).await?;
         }
         Action::UnTagResources { keys } => {
+            still_proven(client, res.lb()?, keys, &res.tags, res.listeners_deleted).await?;
             applied.writes += 1;
             client
                 .untag_resources(&UnTagResourcesRequest {
@@ -309,6 +318,7 @@ async fn run_action(
                 }
             }
             res.listeners.retain(|_, id| !ids.contains(id));
+            res.listeners_deleted = true;
         }
         Action::CreateListeners {
             protocol,
@@ -598,6 +608,59 @@ fn carries_our_tags(spec: &LbSpec, lb: &crate::plan::CloudLb) -> Result<(), Clou
     })
 }
 
+/// Our tags come off a CLB only while nothing of ours is left on it and they still carry
+/// the values the release proved: after the plan deleted our listeners, a fresh
+/// DescribeListeners must show none of ours (a batch delete answered "not found" may have
+/// deleted none of the others; a `mode: skip` release keeps them on purpose and deletes
+/// none), then a fresh read of the tags, and the untag right after it. The Tag API has no conditional delete,
+/// so the window left is that one round trip: a release by another run AND an adoption
+/// by another Ingress would both have to land inside it.
+async fn still_proven(
+    client: &CloudClient,
+    lb_id: &str,
+    keys: &[String],
+    proven: &BTreeMap<String, String>,
+    listeners_deleted: bool,
+) -> Result<(), CloudError> {
+    if listeners_deleted {
+        let ours_left = client
+            .describe_listeners(&DescribeListenersRequest {
+                load_balancer_id: lb_id.to_string(),
+                ..Default::default()
+            })
+            .await?
+            .listeners
+            .iter()
+            .filter(|l| crate::model::ownership::is_our_listener(&l.listener_name))
+            .count();
+        if ours_left > 0 {
+            return Err(unresolved(&format!(
+                "{ours_left} listener(s) of ours remain on {lb_id}; its tags stay so that the \
+                 next run finds it and finishes the release"
+            )));
+        }
+    }
+    let lb = read_load_balancer(client, lb_id)
+        .await?
+        .ok_or_else(|| unresolved(&format!("CLB {lb_id} is not readable before untagging")))?;
+    let changed: Vec<String> = keys
+        .iter()
+        .filter(|k| proven.get(*k).map(String::as_str) != lb.tag(k))
+        .map(|k| format!("{k}={}", lb.tag(k).unwrap_or("(none)")))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(CloudError::NotOurs {
+        lb_id: lb_id.to_string(),
+        code: codes::NO_RELEASE_PROOF,
+        message: format!(
+            "its tags changed since the release was proven ({}); they are left alone",
+            changed.join(", ")
+        ),
+    })
+}
+
 /// Adoption is compare-and-set over an API that has no conditional write: tag, let
 /// concurrent adopters' tags land ([`crate::cloud::CloudConfig::adoption_settle`]), read the
 /// tags back. A run that reads back another run's values lost (the later tag wins the key)
@@ -611,16 +674,8 @@ async fn confirm_tags(
     tags: &BTreeMap<String, String>,
 ) -> Result<(), CloudError> {
     tokio::time::sleep(client.config().adoption_settle).await;
-    let found = client
-        .describe_load_balancers(&DescribeLoadBalancersRequest {
-            load_balancer_ids: vec![lb_id.to_string()],
-            ..Default::default()
-        })
-        .await?;
-    let lb = found
-        .load_balancer_set
-        .iter()
-        .find(|lb| lb.load_balancer_id == lb_id)
+    let lb = read_load_balancer(client, lb_id)
+        .await?
         .ok_or_else(|| unresolved(&format!("CLB {lb_id} is not readable after tagging")))?;
     let lost: Vec<String> = tags
         .iter()

@@ -13,7 +13,7 @@ use super::client::CloudClient;
 use super::error::CloudError;
 use crate::model::lb::{Backend, Certificate, LbType, Protocol, SslMode, TargetKey};
 use crate::model::lifecycle::{LbAttributes, FLAG_DELETE_PROTECT};
-use crate::model::ownership::{TAG_CLUSTER_ID, TAG_INGRESS_UID};
+use crate::model::ownership::{CREATED_BY_YES, TAG_CLUSTER_ID, TAG_CREATED_BY, TAG_INGRESS_UID};
 use crate::plan::{CloudLb, CloudListener, CloudRule, CloudTarget, CloudView};
 
 /// How the CLB of an Ingress is found (DESIGN §1: nothing else is trusted as ownership).
@@ -75,6 +75,95 @@ pub async fn observe(
         },
         reads,
     ))
+}
+
+/// What [`observe_named`] found for an Ingress of ours.
+#[derive(Clone, Debug, Default)]
+pub struct Named {
+    /// The CLB the Ingress names, with listeners, rules and targets.
+    pub cloud: CloudView,
+    /// CLBs still tagged for the Ingress that it no longer names (its `existLbId` was
+    /// switched, added or removed): released once the named one serves.
+    pub unnamed: Vec<LoadBalancer>,
+    pub reads: Reads,
+}
+
+/// The CLB an Ingress of ours names, `exist_lb_id` or (without it) the CLB we created for
+/// it, and the others tagged for it. One search by our UID tag finds them all (the steady
+/// state costs what a lookup by id did); a named CLB not tagged for the Ingress yet (about
+/// to be adopted, or refused) is then read by id, whatever its tags, for the planner to
+/// judge. With `existLbId`, every other CLB tagged for the Ingress is no longer named;
+/// without it, only those we did not create (an adopted one whose annotation was removed):
+/// two created CLBs for one UID are not ours to choose between here.
+pub async fn observe_named(
+    client: &CloudClient,
+    cluster_id: &str,
+    uid: &str,
+    exist_lb_id: Option<&str>,
+) -> Result<Named, CloudError> {
+    let mut reads = Reads { calls: 1 };
+    let tagged: Vec<LoadBalancer> = client
+        .describe_load_balancers(&DescribeLoadBalancersRequest {
+            filters: vec![Filter::new(format!("tag:{TAG_INGRESS_UID}"), [uid])],
+            limit: Some(super::clb::DESCRIBE_PAGE_LIMIT),
+            ..Default::default()
+        })
+        .await?
+        .load_balancer_set
+        .into_iter()
+        .filter(|lb| {
+            lb.tag(TAG_CLUSTER_ID) == Some(cluster_id) && lb.tag(TAG_INGRESS_UID) == Some(uid)
+        })
+        .collect();
+    let created = |lb: &LoadBalancer| lb.tag(TAG_CREATED_BY) == Some(CREATED_BY_YES);
+    let is_named = |lb: &LoadBalancer| match exist_lb_id {
+        Some(id) => lb.load_balancer_id == id,
+        None => created(lb),
+    };
+    let mut named = tagged.iter().find(|lb| is_named(lb)).cloned();
+    if let (None, Some(id)) = (&named, exist_lb_id) {
+        reads.calls += 1;
+        named = read_load_balancer(client, id).await?;
+    }
+    let named_id = named.as_ref().map(|lb| lb.load_balancer_id.clone());
+    let unnamed = tagged
+        .into_iter()
+        .filter(|lb| Some(&lb.load_balancer_id) != named_id.as_ref())
+        .filter(|lb| exist_lb_id.is_some() || !created(lb))
+        .collect();
+    let Some(lb) = named else {
+        return Ok(Named {
+            unnamed,
+            reads,
+            ..Named::default()
+        });
+    };
+    let mut cloud = cloud_lb(&lb)?;
+    reads.calls += read_listeners(client, &mut cloud, true).await?;
+    Ok(Named {
+        cloud: CloudView {
+            load_balancer: Some(cloud),
+        },
+        unnamed,
+        reads,
+    })
+}
+
+/// One CLB read by id now (one DescribeLoadBalancers), `None` when the read does not show it.
+pub async fn read_load_balancer(
+    client: &CloudClient,
+    id: &str,
+) -> Result<Option<LoadBalancer>, CloudError> {
+    let found = client
+        .describe_load_balancers(&DescribeLoadBalancersRequest {
+            load_balancer_ids: vec![id.to_string()],
+            ..Default::default()
+        })
+        .await?;
+    Ok(found
+        .load_balancer_set
+        .into_iter()
+        .find(|lb| lb.load_balancer_id == id))
 }
 
 /// A CLB as DescribeLoadBalancers shows it, without listeners yet.

@@ -13,6 +13,7 @@ pub mod ownership;
 pub mod paths;
 pub mod problem;
 pub mod refs;
+pub mod release_guard;
 pub mod service_config;
 pub mod tls;
 pub mod view;

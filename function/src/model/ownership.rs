@@ -122,6 +122,9 @@ pub enum IngressFact {
     OtherUid,
     /// The Ingress exists with this UID but is not of our class.
     OutOfClass,
+    /// The Ingress exists, has this UID and is ours, but names another CLB (its `existLbId`
+    /// was switched, added or removed): the CLB still tagged for it is no longer used.
+    NoLongerNamed,
     /// The Ingress exists, has this UID and is ours: no release.
     Present,
     /// The read failed or was partial: no proof either way.
@@ -146,7 +149,10 @@ pub fn release_action(
     ingress_uid: &str,
 ) -> Result<Release, Problem> {
     match fact {
-        IngressFact::Gone | IngressFact::OtherUid | IngressFact::OutOfClass => {}
+        IngressFact::Gone
+        | IngressFact::OtherUid
+        | IngressFact::OutOfClass
+        | IngressFact::NoLongerNamed => {}
         IngressFact::Present | IngressFact::Unknown => {
             return Err(Problem::error(
                 codes::NO_RELEASE_PROOF,
@@ -282,6 +288,7 @@ mod tests {
             IngressFact::Gone,
             IngressFact::OtherUid,
             IngressFact::OutOfClass,
+            IngressFact::NoLongerNamed,
         ] {
             assert_eq!(
                 release_action(fact, &created, "c", "u"),

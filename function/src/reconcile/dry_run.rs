@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::prepare::Prepared;
 use super::{ReconcileError, Reconciler};
 use crate::handler::IngressKey;
+use crate::model::ownership::IngressFact;
 use crate::model::Problem;
 use crate::plan::Plan;
 
@@ -61,7 +62,7 @@ impl Reconciler {
                 let mut plans = Vec::new();
                 let mut problems = Vec::new();
                 for lb in &orphans.lbs {
-                    match self.release_plan(lb).await? {
+                    match self.release_plan(lb, IngressFact::Gone).await? {
                         (Ok(plan), _, _) => plans.push(plan),
                         (Err(p), _, _) => problems.push(p),
                     }

@@ -31,6 +31,7 @@ use crate::cluster::{ClusterClient, ClusterError};
 use crate::handler::{
     ActionCounts, Engine, IngressKey, IngressOutcome, OutcomeStatus, SweepOutcome,
 };
+use crate::model::release_guard::ReleaseGuard;
 use crate::model::{desire, Decision};
 
 pub use dry_run::DryRun;
@@ -53,6 +54,8 @@ pub struct Reconciler {
     opts: ReconcilerOptions,
     /// Set when a big sweep may fan out to shards.
     shards: Option<Arc<dyn ShardInvoker>>,
+    /// How many CLBs one run may release (DESIGN §1).
+    release_guard: ReleaseGuard,
 }
 
 /// Why a run could not finish.
@@ -173,7 +176,13 @@ impl Reconciler {
             Prepared::Planned(p) => {
                 self.warn_all(&p.view.ingress, &p.problems).await;
                 match apply(&self.cloud, &p.plan, &p.cloud, &self.opts.apply).await {
-                    Ok(applied) => self.report(&p, &applied).await,
+                    Ok(applied) => {
+                        let mut outcome = self.report(&p, &applied).await?;
+                        if !applied.stopped && !p.unnamed.is_empty() {
+                            self.report_unnamed(&p, &mut outcome).await;
+                        }
+                        Ok(outcome)
+                    }
                     Err(e) => Ok(self.report_failed(&p, e).await),
                 }
             }
@@ -194,7 +203,21 @@ impl Reconciler {
             cluster_id: cluster_id.into(),
             opts,
             shards: None,
+            release_guard: ReleaseGuard::default(),
         }
+    }
+
+    /// Lifts the mass-release guard for the runs of this engine (one `clb-ingress sweep
+    /// --allow-mass-release`).
+    pub fn allow_mass_release(mut self) -> Self {
+        self.release_guard.lifted = true;
+        self
+    }
+
+    /// Replaces the mass-release guard (its bounds, or lifted for this run).
+    pub fn with_release_guard(mut self, guard: ReleaseGuard) -> Self {
+        self.release_guard = guard;
+        self
     }
 
     /// Lets the sweep fan out to shards when it finds more Ingresses than `dispatcher.size()`.

@@ -6,6 +6,7 @@ use super::Reconciler;
 use crate::cloud::apply::ApplyOptions;
 use crate::cloud::{CloudClient, CloudError};
 use crate::cluster::{ClusterClient, ClusterError};
+use crate::model::release_guard::ReleaseGuard;
 
 /// Environment variable naming the cluster (DESIGN §4).
 pub const ENV_CLUSTER_ID: &str = "CLUSTER_ID";
@@ -55,7 +56,9 @@ pub async fn engine_from_env() -> Result<Reconciler, EnvError> {
         },
         ..ReconcilerOptions::default()
     };
-    Ok(Reconciler::new(cluster, cloud, cluster_id, opts))
+    let guard = ReleaseGuard::from_lookup(|name| std::env::var(name).ok())
+        .map_err(EnvError::ReleaseGuard)?;
+    Ok(Reconciler::new(cluster, cloud, cluster_id, opts).with_release_guard(guard))
 }
 
 fn non_empty_var(name: &str) -> Option<String> {
@@ -74,4 +77,6 @@ pub enum EnvError {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    #[error("mass-release guard: {0}")]
+    ReleaseGuard(String),
 }

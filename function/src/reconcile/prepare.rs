@@ -2,7 +2,8 @@
 
 use super::report::is_reported;
 use super::{ReconcileError, Reconciler};
-use crate::cloud::observe::{observe, Lookup};
+use crate::cloud::clb::LoadBalancer;
+use crate::cloud::observe::{observe, observe_named, Lookup, Named};
 use crate::model::ownership::IngressFact;
 use crate::model::{ClusterView, Desired, LbSource, Problem};
 use crate::plan::{self, CloudView, Plan};
@@ -43,6 +44,9 @@ pub(super) struct Planned {
     /// `mode: skip`: the plan at most marks the CLB; nothing is written on the Ingress.
     pub skip: bool,
     pub reads: u32,
+    /// CLBs still tagged for the Ingress that it no longer names: released once the plan
+    /// has made the one it names serve.
+    pub unnamed: Vec<LoadBalancer>,
 }
 
 impl Planned {
@@ -50,6 +54,7 @@ impl Planned {
     pub(super) fn is_quiet(&self) -> bool {
         self.plan.is_empty()
             && self.problems.is_empty()
+            && self.unnamed.is_empty()
             && (self.skip || is_reported(&self.view.ingress, &self.cloud, self.release))
     }
 }
@@ -88,6 +93,7 @@ impl Reconciler {
                 release: true,
                 skip: false,
                 reads: reads.calls,
+                unnamed: Vec::new(),
             }))),
             Err(p) => Ok(Prepared::Invalid {
                 view: Box::new(view),
@@ -121,6 +127,7 @@ impl Reconciler {
             release: false,
             skip: true,
             reads: reads.calls,
+            unnamed: Vec::new(),
         })))
     }
 
@@ -130,14 +137,23 @@ impl Reconciler {
         view: ClusterView,
         desired: Desired,
     ) -> Result<Prepared, ReconcileError> {
-        let lookup = match &desired.load_balancer {
-            LbSource::Create(_) => Lookup::ByUid {
-                cluster_id: &self.cluster_id,
-                uid: &desired.ingress_uid,
-            },
-            LbSource::Adopt { lb_id } => Lookup::ById(lb_id),
+        let exist_lb_id = match &desired.load_balancer {
+            LbSource::Create(_) => None,
+            LbSource::Adopt { lb_id } => Some(lb_id.as_str()),
         };
-        let (mut cloud, reads) = observe(&self.cloud, lookup).await?;
+        let look = || {
+            observe_named(
+                &self.cloud,
+                &self.cluster_id,
+                &desired.ingress_uid,
+                exist_lb_id,
+            )
+        };
+        let Named {
+            mut cloud,
+            mut unnamed,
+            reads,
+        } = look().await?;
         let mut reads = reads.calls;
         // A CLB still being created (a run stopped right after CreateLoadBalancer) takes no
         // writes yet; wait for it here rather than leave the rest to a later trigger.
@@ -149,9 +165,10 @@ impl Reconciler {
             self.cloud
                 .wait_load_balancers_ready(std::slice::from_ref(&lb.id))
                 .await?;
-            let (again, more) = observe(&self.cloud, lookup).await?;
-            cloud = again;
-            reads += more.calls + 1;
+            let again = look().await?;
+            cloud = again.cloud;
+            unnamed = again.unnamed;
+            reads += again.reads.calls + 1;
         }
         match plan::plan(&desired, &cloud) {
             Ok(plan) => {
@@ -165,6 +182,7 @@ impl Reconciler {
                     release: false,
                     skip: false,
                     reads,
+                    unnamed,
                 })))
             }
             Err(refusal) => {

@@ -5,10 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::time::Instant;
 
+use super::prepare::Planned;
+use super::report::reasons;
 use super::{ReconcileError, Reconciler};
 use crate::cloud::apply::apply;
 use crate::cloud::clb::LoadBalancer;
-use crate::cloud::observe::{cloud_lb, cluster_load_balancers, read_listeners};
+use crate::cloud::observe::{cloud_lb, cluster_load_balancers, read_listeners, read_load_balancer};
+use crate::cluster::EventType;
 use crate::handler::{ActionCounts, IngressOutcome, OutcomeStatus};
 use crate::model::lifecycle;
 use crate::model::ownership::{IngressFact, TAG_INGRESS_UID};
@@ -19,6 +22,9 @@ use crate::plan::{self, CloudView, Plan};
 /// lists.
 pub(super) struct Orphans {
     pub lbs: Vec<LoadBalancer>,
+    /// Every CLB of the cluster (tagged with our cluster), orphaned or not: what the
+    /// mass-release guard measures the orphans against.
+    pub total: usize,
     /// DescribeLoadBalancers pages read to find them.
     pub reads: u32,
 }
@@ -49,6 +55,7 @@ impl Reconciler {
     pub(super) async fn find_orphans(&self) -> Result<Orphans, ReconcileError> {
         let lbs = cluster_load_balancers(&self.cloud, &self.cluster_id).await?;
         let reads = pages(lbs.len());
+        let total = lbs.len();
         let ingresses = self.cluster.list_ingresses().await?;
         let uids: BTreeSet<String> = ingresses
             .iter()
@@ -56,28 +63,30 @@ impl Reconciler {
             .collect();
         Ok(Orphans {
             lbs: orphans_of(lbs.into_values(), &uids),
+            total,
             reads,
         })
     }
 
-    /// The release plan of one orphaned CLB; reads its listeners only when release keeps
-    /// the CLB (then only our listeners go).
+    /// The release plan of one CLB whose Ingress `fact` proved it unused; reads its listeners
+    /// only when release keeps the CLB (then only our listeners go).
     pub(super) async fn release_plan(
         &self,
         lb: &LoadBalancer,
+        fact: IngressFact,
     ) -> Result<(Result<Plan, Problem>, CloudView, u32), ReconcileError> {
         let uid = lb.tag(TAG_INGRESS_UID).unwrap_or_default().to_string();
-        let mut cloud_lb = cloud_lb(lb)?;
-        let mut reads = 0;
+        // `lb` comes from a list taken before the proof that its Ingress is gone, maybe
+        // minutes ago; the release rests on a read of the CLB taken now, and release_action
+        // refuses unless its tags still name this cluster and the UID proven gone.
+        let mut reads = 1;
+        let Some(fresh) = read_load_balancer(&self.cloud, &lb.load_balancer_id).await? else {
+            return Ok((Ok(Plan::default()), CloudView::default(), reads));
+        };
+        let mut cloud_lb = cloud_lb(&fresh)?;
         let tags: BTreeMap<String, String> = cloud_lb.tags.clone();
         if !matches!(
-            lifecycle::release_action(
-                IngressFact::Gone,
-                &tags,
-                &cloud_lb.attributes,
-                &self.cluster_id,
-                &uid
-            ),
+            lifecycle::release_action(fact, &tags, &cloud_lb.attributes, &self.cluster_id, &uid),
             Ok(lifecycle::Releasing::Delete)
         ) {
             reads += read_listeners(&self.cloud, &mut cloud_lb, false).await?;
@@ -85,74 +94,155 @@ impl Reconciler {
         let cloud = CloudView {
             load_balancer: Some(cloud_lb),
         };
-        let plan = plan::plan_release(&cloud, IngressFact::Gone, &self.cluster_id, &uid);
+        let plan = plan::plan_release(&cloud, fact, &self.cluster_id, &uid);
         Ok((plan, cloud, reads))
     }
 
-    /// Releases every orphan (positive proof: fresh lists of CLBs, then Ingresses).
+    /// Releases every orphan (positive proof: fresh lists of CLBs, then Ingresses, then a
+    /// fresh read of each CLB), unless there are more than the mass-release guard allows:
+    /// then none, and the outcome and an error-level log line say why.
     pub(super) async fn release_orphans(
         &self,
         orphans: &Orphans,
         deadline: Option<Instant>,
-    ) -> (u32, ActionCounts, Option<String>) {
-        let mut released = 0;
-        let mut counts = ActionCounts {
-            cloud_reads: orphans.reads,
-            ..ActionCounts::default()
+    ) -> Releases {
+        let mut out = Releases {
+            counts: ActionCounts {
+                cloud_reads: orphans.reads,
+                ..ActionCounts::default()
+            },
+            ..Releases::default()
         };
-        let mut error = None;
-        for lb in &orphans.lbs {
+        if let Some(why) = self.release_guard.holds(orphans.lbs.len(), orphans.total) {
+            tracing::error!(orphans = orphans.lbs.len(), total = orphans.total, "{why}");
+            out.held = Some(why);
+            return out;
+        }
+        self.release_all(&orphans.lbs, IngressFact::Gone, deadline, &mut out)
+            .await;
+        out
+    }
+
+    /// Releases each of `lbs` by the seed's rules, on `fact` and a fresh read of each.
+    async fn release_all(
+        &self,
+        lbs: &[LoadBalancer],
+        fact: IngressFact,
+        deadline: Option<Instant>,
+        out: &mut Releases,
+    ) {
+        for lb in lbs {
             if deadline.is_some_and(|d| Instant::now() + self.opts.min_start > d) {
-                error = Some("deadline reached before every orphan was released".into());
+                out.error = Some("deadline reached before every release was done".into());
                 break;
             }
-            match self.release_plan(lb).await {
+            let id = &lb.load_balancer_id;
+            match self.release_plan(lb, fact).await {
                 Ok((Ok(plan), cloud, reads)) => {
-                    counts.cloud_reads += reads;
+                    out.counts.cloud_reads += reads;
                     for p in &plan.problems {
-                        tracing::warn!(lb = %lb.load_balancer_id, problem = %p, "orphan kept");
+                        tracing::warn!(lb = %id, problem = %p, "CLB kept");
+                    }
+                    if plan.is_empty() {
+                        continue;
                     }
                     match apply(&self.cloud, &plan, &cloud, &self.opts.apply).await {
                         Ok(a) => {
-                            counts.applied += a.actions as u32;
-                            counts.cloud_writes += a.writes;
+                            out.counts.applied += a.actions as u32;
+                            out.counts.cloud_writes += a.writes;
                             if !a.stopped {
-                                released += 1;
+                                out.released += 1;
                             }
-                            tracing::info!(lb = %lb.load_balancer_id, "released orphaned CLB");
+                            tracing::info!(lb = %id, ?fact, "released CLB");
                         }
                         Err(e) => {
-                            counts.applied += e.applied.actions as u32;
-                            counts.cloud_writes += e.applied.writes;
-                            tracing::warn!(lb = %lb.load_balancer_id, error = %e, "orphan release failed");
-                            error = Some(e.to_string());
+                            out.counts.applied += e.applied.actions as u32;
+                            out.counts.cloud_writes += e.applied.writes;
+                            tracing::warn!(lb = %id, error = %e, "release failed");
+                            out.error = Some(e.to_string());
                         }
                     }
                 }
-                Ok((Err(p), _, _)) => {
-                    tracing::warn!(lb = %lb.load_balancer_id, problem = %p, "orphan not released");
+                Ok((Err(p), _, reads)) => {
+                    out.counts.cloud_reads += reads;
+                    tracing::warn!(lb = %id, problem = %p, "not released");
                 }
                 Err(e) => {
-                    tracing::warn!(lb = %lb.load_balancer_id, error = %e, "orphan release failed");
-                    error = Some(e.to_string());
+                    tracing::warn!(lb = %id, error = %e, "release failed");
+                    out.error = Some(e.to_string());
                 }
             }
         }
-        (released, counts, error)
+    }
+
+    /// The CLBs still tagged for a live Ingress of ours that it no longer names (its
+    /// `existLbId` switched, added or removed), released by the seed's rules once the one it
+    /// names serves: created, deleted; adopted, our listeners deleted and our two tags removed.
+    pub(super) async fn release_unnamed(&self, lbs: &[LoadBalancer]) -> Releases {
+        let mut out = Releases::default();
+        self.release_all(lbs, IngressFact::NoLongerNamed, None, &mut out)
+            .await;
+        out
+    }
+
+    /// Once the CLB the Ingress names serves: release those it no longer names, and say so.
+    pub(super) async fn report_unnamed(&self, p: &Planned, outcome: &mut IngressOutcome) {
+        let r = self.release_unnamed(&p.unnamed).await;
+        outcome.actions.applied += r.counts.applied;
+        outcome.actions.cloud_reads += r.counts.cloud_reads;
+        outcome.actions.cloud_writes += r.counts.cloud_writes;
+        let ids: Vec<&str> = p
+            .unnamed
+            .iter()
+            .map(|lb| lb.load_balancer_id.as_str())
+            .collect();
+        let ingress = &p.view.ingress;
+        if r.released > 0 {
+            let note = format!(
+                "released {} CLB(s) this Ingress no longer names ({})",
+                r.released,
+                ids.join(", ")
+            );
+            self.event(ingress, EventType::Normal, reasons::RELEASED, &note)
+                .await;
+        }
+        if let Some(e) = r.error {
+            let note = format!(
+                "releasing the CLB(s) no longer named ({}): {e}",
+                ids.join(", ")
+            );
+            self.event(ingress, EventType::Warning, reasons::SYNC_FAILED, &note)
+                .await;
+            outcome.status = OutcomeStatus::Failed;
+            outcome.code = Some("ReleaseFailed".into());
+            outcome.message = Some(note);
+        }
     }
 
     /// For an Ingress found gone: release every orphan, as one outcome.
     pub(super) async fn release_orphans_outcome(&self) -> Result<IngressOutcome, ReconcileError> {
         let orphans = self.find_orphans().await?;
-        let (released, counts, error) = self.release_orphans(&orphans, None).await;
-        let mut outcome = match (&error, released) {
-            (Some(e), _) => IngressOutcome::failed("ReleaseFailed", e.clone()),
-            (None, 0) => IngressOutcome::new(OutcomeStatus::Ignored),
-            (None, _) => IngressOutcome::new(OutcomeStatus::Released),
+        let r = self.release_orphans(&orphans, None).await;
+        let mut outcome = match (&r.held, &r.error, r.released) {
+            (Some(why), _, _) => IngressOutcome::failed("MassReleaseHeld", why.clone()),
+            (None, Some(e), _) => IngressOutcome::failed("ReleaseFailed", e.clone()),
+            (None, None, 0) => IngressOutcome::new(OutcomeStatus::Ignored),
+            (None, None, _) => IngressOutcome::new(OutcomeStatus::Released),
         };
-        outcome.actions = counts;
+        outcome.actions = r.counts;
         Ok(outcome)
     }
+}
+
+/// What a batch of releases did.
+#[derive(Debug, Default)]
+pub(super) struct Releases {
+    pub released: u32,
+    pub counts: ActionCounts,
+    /// The last failure; the next run resumes.
+    pub error: Option<String>,
+    /// Why the mass-release guard released nothing.
+    pub held: Option<String>,
 }
 
 #[cfg(test)]

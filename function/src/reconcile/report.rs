@@ -210,7 +210,13 @@ impl Reconciler {
         }
     }
 
-    async fn event(&self, ingress: &Ingress, type_: EventType, reason: &str, note: &str) {
+    pub(super) async fn event(
+        &self,
+        ingress: &Ingress,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
         let record = EventRecord {
             type_,
             reason,

@@ -72,12 +72,14 @@ impl Reconciler {
         }
         let orphans = Orphans {
             reads: pages(lbs.len()),
+            total: lbs.len(),
             lbs: orphans_of(lbs.into_values(), &uids),
         };
-        let (released, counts, error) = self.release_orphans(&orphans, Some(deadline)).await;
-        out.orphans_released = released;
-        add(&mut out.actions, &counts);
-        out.error = error;
+        let released = self.release_orphans(&orphans, Some(deadline)).await;
+        out.orphans_released = released.released;
+        add(&mut out.actions, &released.counts);
+        out.error = released.error;
+        out.release_held = released.held;
         out
     }
 

@@ -243,6 +243,27 @@ impl Env {
             .collect()
     }
 
+    /// Creates an HTTP listener named `name` through the API, as a user (or a run of ours
+    /// long gone) would in the console, and lets its task finish.
+    pub async fn console_listener(&self, lb_id: &str, port: i64, name: &str) {
+        let r = clb_ingress_tests::clb_sim::client::SimClient::new(&self.clb)
+            .clb(
+                "CreateListener",
+                json!({"LoadBalancerId": lb_id, "Ports": [port], "Protocol": "HTTP",
+                       "ListenerNames": [name]}),
+            )
+            .await;
+        assert_eq!(r.error_code(), None, "{:?}", r.response());
+        self.clb.finish_tasks();
+    }
+
+    /// A CLB's tags, sorted.
+    pub fn sorted_tags(&self, lb_id: &str) -> Vec<(String, String)> {
+        let mut t = self.clb.load_balancer(lb_id).expect("CLB exists").tags;
+        t.sort();
+        t
+    }
+
     /// The CLB carrying our cluster tag and this Ingress UID.
     pub fn lb_of(&self, uid: &str) -> Option<LoadBalancer> {
         let mut found = self.clb.load_balancers().into_iter().filter(|lb| {
