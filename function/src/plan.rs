@@ -22,6 +22,7 @@ use crate::model::{Desired, LbSource, LbSpec, Problem};
 mod attributes;
 mod default_server;
 mod lifecycle;
+pub use attributes::auto_config_spec;
 pub use lifecycle::plan_skip;
 #[cfg(test)]
 pub(crate) mod sim;

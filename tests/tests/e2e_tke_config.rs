@@ -123,10 +123,14 @@ async fn scheduler_becomes(stack: &Stack, uid: &str, want: &str) {
 
 /// `kubectl annotate --overwrite ingress web <ANNOTATION><suffix>` (`=value` or `-`).
 async fn annotate(stack: &Stack, suffix: &str) {
-    let arg = format!("{ANNOTATION}{suffix}");
+    annotate_with(stack, &format!("{ANNOTATION}{suffix}")).await;
+}
+
+/// `kubectl annotate --overwrite ingress web <arg>`.
+async fn annotate_with(stack: &Stack, arg: &str) {
     stack
         .kubectl
-        .run(&["annotate", "--overwrite", "ingress", "web", "-n", NS, &arg])
+        .run(&["annotate", "--overwrite", "ingress", "web", "-n", NS, arg])
         .await;
 }
 
@@ -153,6 +157,22 @@ fn warnings(stack: &Stack) -> Vec<String> {
         .collect()
 }
 
+/// Applies the samples' `web` Ingress and waits for its four CLB rules (shop/ and admin/,
+/// and Prefix /api as two: =/api and /api/); its UID.
+async fn web_converged(stack: &Stack) -> String {
+    apply_web(stack).await;
+    let uid = stack.ingress_uid(NS, "web");
+    eventually("the web Ingress has its four rules", || {
+        let lb = stack.lb_of(&uid).ok_or("no CLB")?;
+        match rules(&lb).len() {
+            4 => Ok(()),
+            n => Err(format!("{n} rules")),
+        }
+    })
+    .await;
+    uid
+}
+
 /// Waits for a Warning `reason` on the Ingress `web`.
 async fn warned(stack: &Stack, reason: &str) {
     eventually(&format!("a Warning {reason}"), || {
@@ -169,17 +189,7 @@ async fn warned(stack: &Stack, reason: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tke_service_config_sets_only_what_it_selects_follows_edits_and_reports_bad_ones() {
     let stack = Stack::start().await;
-    apply_web(&stack).await;
-    let uid = stack.ingress_uid(NS, "web");
-    // shop/ and admin/, and Prefix /api as two CLB rules (=/api, /api/).
-    eventually("the web Ingress has its four rules", || {
-        let lb = stack.lb_of(&uid).ok_or("no CLB")?;
-        match rules(&lb).len() {
-            4 => Ok(()),
-            n => Err(format!("{n} rules")),
-        }
-    })
-    .await;
+    let uid = web_converged(&stack).await;
     // The config exists before anything names it: nothing changes.
     stack.kubectl.apply_yaml(&config("LEAST_CONN")).await;
     stack.quiet(0).await;
@@ -277,4 +287,122 @@ async fn tke_service_config_sets_only_what_it_selects_follows_edits_and_reports_
             .any(|r| r == "UnsupportedAnnotation"),
         "the annotation is supported"
     );
+}
+
+/// The automatic config of `web`, as stored.
+fn auto_config(stack: &Stack) -> Option<Value> {
+    stack.kube.get_object(
+        "cloud.tencent.com/v1alpha1",
+        "TkeServiceConfig",
+        Some(NS),
+        "web-auto-ingress-config",
+    )
+}
+
+/// The rule entry `domain` `/` of HTTP:80 in a TkeServiceConfig.
+fn config_rule<'a>(config: &'a Value, domain: &str) -> Option<&'a Value> {
+    config["spec"]["loadBalancer"]["l7Listeners"]
+        .as_array()?
+        .iter()
+        .filter(|l| l["port"] == 80)
+        .flat_map(|l| l["domains"].as_array().into_iter().flatten())
+        .filter(|d| d["domain"] == domain)
+        .flat_map(|d| d["rules"].as_array().into_iter().flatten())
+        .find(|r| r["url"] == "/")
+}
+
+/// Writes to TkeServiceConfigs the function made since the first `from` requests.
+fn config_writes(stack: &Stack, from: usize) -> usize {
+    stack
+        .kube
+        .request_log()
+        .into_iter()
+        .skip(from)
+        .filter(|r| r.username == FUNCTION_USER && r.method != "GET")
+        .filter(|r| r.path.contains("/tkeserviceconfigs"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auto_config_shows_the_clb_takes_user_edits_and_goes_with_the_ingress() {
+    let stack = Stack::start().await;
+    let uid = web_converged(&stack).await;
+    stack.quiet(0).await;
+    let before = stack.cloud_writes().len();
+    annotate_with(
+        &stack,
+        "ingress.cloud.tencent.com/tke-service-config-auto=true",
+    )
+    .await;
+    let config = eventually("web-auto-ingress-config shows the CLB", || {
+        let c = auto_config(&stack).ok_or("no auto config")?;
+        match config_rule(&c, "shop.example.com") {
+            Some(r) if r["scheduler"] == "WRR" => Ok(c),
+            other => Err(format!("shop rule {other:?}")),
+        }
+    })
+    .await;
+    stack.quiet(0).await;
+    assert!(
+        writes_since(&stack, before).is_empty(),
+        "reflecting writes no CLB"
+    );
+    let admin = config_rule(&config, "admin.example.com").expect("admin rule");
+    assert_eq!(admin["healthCheck"]["intervalTime"], 5);
+    assert_eq!(admin["session"]["enable"], false);
+    assert_eq!(
+        config["metadata"]["ownerReferences"][0]["uid"].as_str(),
+        Some(uid.as_str())
+    );
+
+    // A user edit (kubectl replace, as kubectl edit sends it) reaches the CLB.
+    let mut edited = config.clone();
+    let sections = edited["spec"]["loadBalancer"]["l7Listeners"]
+        .as_array_mut()
+        .expect("sections");
+    for d in sections[0]["domains"].as_array_mut().expect("domains") {
+        if d["domain"] == "shop.example.com" {
+            for r in d["rules"].as_array_mut().expect("rules") {
+                if r["url"] == "/" {
+                    r["scheduler"] = "IP_HASH".into();
+                }
+            }
+        }
+    }
+    let path = std::env::temp_dir().join(format!("auto-config-{uid}.json"));
+    std::fs::write(&path, edited.to_string()).expect("write the edit");
+    stack
+        .kubectl
+        .run(&["replace", "-f", &path.to_string_lossy()])
+        .await;
+    scheduler_becomes(&stack, &uid, "IP_HASH").await;
+    stack.quiet(0).await;
+    assert_eq!(writes_since(&stack, before), ["ModifyRule"]);
+    let config = auto_config(&stack).expect("auto config");
+    assert_eq!(
+        config_rule(&config, "shop.example.com").expect("shop")["scheduler"],
+        "IP_HASH"
+    );
+
+    // Steady state: a sweep writes neither the CLB nor the config.
+    let (cloud, kube) = (stack.cloud_writes().len(), stack.kube.request_log().len());
+    stack.fire_timer().await;
+    stack.quiet(0).await;
+    assert!(writes_since(&stack, cloud).is_empty());
+    assert_eq!(config_writes(&stack, kube), 0);
+
+    // Deleted with its Ingress.
+    stack
+        .kubectl
+        .run(&["delete", "ingress", "web", "-n", NS])
+        .await;
+    eventually(
+        "the auto config is gone with the Ingress",
+        || match auto_config(&stack) {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        },
+    )
+    .await;
+    let _ = std::fs::remove_file(path);
 }

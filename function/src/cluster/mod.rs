@@ -9,6 +9,7 @@ mod events;
 pub mod headers;
 mod lease;
 mod read;
+mod service_config;
 mod write;
 
 use std::fmt;

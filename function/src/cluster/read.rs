@@ -25,7 +25,7 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const KEPT_SECRET_KEYS: [&str; 2] = ["qcloud_cert_id", "qcloud_ca_cert_id"];
 
 /// TkeServiceConfig's API (tencent-cloud.md §1.8); served only where TKE installed the CRD.
-fn tke_service_config_resource() -> ApiResource {
+pub(super) fn tke_service_config_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("cloud.tencent.com", "v1alpha1", "TkeServiceConfig"),
         "tkeserviceconfigs",
@@ -34,7 +34,7 @@ fn tke_service_config_resource() -> ApiResource {
 
 /// GET that maps any 404 (object missing, or resource not served) to `None`. kube's own
 /// `get_opt` checks only the Status `reason`, which a non-Status 404 body does not carry.
-async fn get_optional<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
+pub(super) async fn get_optional<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
 where
     K: Clone + DeserializeOwned + std::fmt::Debug,
 {

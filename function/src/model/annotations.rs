@@ -22,14 +22,13 @@ pub const HTTPS_RULES: &str = "kubernetes.io/ingress.https-rules";
 
 /// TKE annotations that change listeners, rules or lifecycle in ways we do not implement:
 /// reported as `UnsupportedAnnotation` so nobody believes they took effect.
-pub const UNSUPPORTED: [&str; 7] = [
+pub const UNSUPPORTED: [&str; 6] = [
     "kubernetes.io/ingress.rule-mix-both",
     "ingress.cloud.tencent.com/rewrite-support",
     "ingress.cloud.tencent.com/auto-rewrite",
     "ingress.cloud.tencent.com/auto-rewrite-code",
     "ingress.cloud.tencent.com/certificate",
     "ingress.cloud.tencent.com/enable-group",
-    "ingress.cloud.tencent.com/tke-service-config-auto",
 ];
 
 /// `InternetChargeType` values the TKE annotation documents.

@@ -12,9 +12,13 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::annotations::parse_bool;
 use super::lb::{Domain, ListenerKey, Protocol};
 use super::problem::{codes, Problem};
-use super::refs::{ANNOTATION_TKE_SERVICE_CONFIG, AUTO_TKE_SERVICE_CONFIG_SUFFIX};
+use super::refs::{
+    ANNOTATION_TKE_SERVICE_CONFIG, ANNOTATION_TKE_SERVICE_CONFIG_AUTO,
+    AUTO_TKE_SERVICE_CONFIG_SUFFIX,
+};
 use super::view::ClusterView;
 
 /// Suffix TKE reserves for the TkeServiceConfig it keeps for a Service; a manual name may
@@ -151,8 +155,22 @@ pub fn from_view(view: &ClusterView) -> (Option<ServiceConfig>, Vec<Problem>) {
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
     };
+    let auto = annotation(ANNOTATION_TKE_SERVICE_CONFIG_AUTO);
+    if let Some(v) = auto.filter(|v| parse_bool(v).is_none()) {
+        problems.push(Problem::warning(
+            codes::BAD_TKE_SERVICE_CONFIG_AUTO,
+            format!("{ANNOTATION_TKE_SERVICE_CONFIG_AUTO}: {v:?} is not a bool; ignored"),
+        ));
+    }
     let Some(name) = annotation(ANNOTATION_TKE_SERVICE_CONFIG) else {
-        return (None, problems);
+        // The automatic config is applied like a manual one once it exists (so user edits
+        // reach the CLB); until the first run writes it, there is nothing to apply.
+        let config = view
+            .tke_service_config
+            .as_ref()
+            .filter(|_| auto_config_on(view))
+            .map(|obj| parse(obj, &mut problems));
+        return (config, problems);
     };
     if name.ends_with(AUTO_TKE_SERVICE_CONFIG_SUFFIX) || name.ends_with(AUTO_SERVICE_CONFIG_SUFFIX)
     {
@@ -163,6 +181,12 @@ pub fn from_view(view: &ClusterView) -> (Option<ServiceConfig>, Vec<Problem>) {
             ),
         ));
         return (None, problems);
+    }
+    if auto.is_some_and(|v| parse_bool(v) == Some(true)) {
+        problems.push(Problem::warning(
+            codes::INVALID_TKE_SERVICE_CONFIG,
+            format!("{ANNOTATION_TKE_SERVICE_CONFIG} and {ANNOTATION_TKE_SERVICE_CONFIG_AUTO} exclude each other; {name:?} is used"),
+        ));
     }
     match &view.tke_service_config {
         Some(obj) => (Some(parse(obj, &mut problems)), problems),
@@ -175,6 +199,15 @@ pub fn from_view(view: &ClusterView) -> (Option<ServiceConfig>, Vec<Problem>) {
             (None, problems)
         }
     }
+}
+
+/// The Ingress of `view` asks for an automatic config (`tke-service-config-auto: "true"`)
+/// and names no manual one: the function keeps `<ingress>-auto-ingress-config`.
+pub fn auto_config_on(view: &ClusterView) -> bool {
+    let annotations = view.ingress.metadata.annotations.as_ref();
+    let get = |k: &str| annotations.and_then(|a| a.get(k)).map(|v| v.trim());
+    get(ANNOTATION_TKE_SERVICE_CONFIG).is_none_or(str::is_empty)
+        && get(ANNOTATION_TKE_SERVICE_CONFIG_AUTO).and_then(parse_bool) == Some(true)
 }
 
 /// A field of one section, read with its path for messages.
@@ -610,6 +643,27 @@ mod tests {
 
         let (c, p) = from_view(&view(&[], Some(example())));
         assert!(c.is_none() && p.is_empty());
+
+        let (c, p) = from_view(&view(
+            &[(ANNOTATION_TKE_SERVICE_CONFIG_AUTO, "yes")],
+            Some(example()),
+        ));
+        assert!(c.is_none());
+        assert_eq!(p[0].code, "E4050");
+
+        let auto = view(
+            &[(ANNOTATION_TKE_SERVICE_CONFIG_AUTO, "true")],
+            Some(example()),
+        );
+        assert!(auto_config_on(&auto));
+        let (c, p) = from_view(&auto);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(c.map(|c| c.listeners.len()), Some(2), "user edits apply");
+        let (c, p) = from_view(&view(&[(ANNOTATION_TKE_SERVICE_CONFIG_AUTO, "true")], None));
+        assert!(
+            c.is_none() && p.is_empty(),
+            "not written yet: nothing to apply"
+        );
     }
 
     #[test]

@@ -5,9 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use super::{resolve_domain, Action, CloudListener, ListenerRef, RuleRef};
+use serde_json::{json, Map, Value};
+
+use super::{default_domain, resolve_domain, Action, CloudLb, CloudListener, ListenerRef, RuleRef};
 use crate::model::desired::DesiredRule;
 use crate::model::lb::{Domain, Protocol, RuleKey};
+use crate::model::ownership;
 use crate::model::problem::codes;
 use crate::model::service_config::ServiceConfig;
 use crate::model::Problem;
@@ -130,12 +133,102 @@ pub(super) fn plan(
     out
 }
 
+/// The `spec` of the TkeServiceConfig that reflects `lb` as it is (the automatic
+/// `<ingress>-auto-ingress-config`): one section per listener of ours, one rule entry per
+/// rule with every attribute the CLB shows. Read back by [`plan`], it changes nothing.
+pub fn auto_config_spec(lb: &CloudLb) -> Value {
+    let vip = default_domain(lb);
+    let mut listeners = Vec::new();
+    for l in lb
+        .listeners
+        .iter()
+        .filter(|l| ownership::is_our_listener(&l.name))
+        .filter(|l| matches!(l.protocol, Protocol::Http | Protocol::Https))
+    {
+        let domain_of = |d: &str| {
+            if Some(d) == vip {
+                String::new()
+            } else {
+                d.to_string()
+            }
+        };
+        let mut section = Map::new();
+        section.insert("protocol".into(), l.protocol.as_api().into());
+        section.insert("port".into(), l.port.into());
+        if let Some(k) = l.keepalive {
+            section.insert("keepaliveEnable".into(), u8::from(k).into());
+        }
+        if let Some(d) = l.rules.iter().find(|r| r.default_server) {
+            section.insert("defaultServer".into(), domain_of(&d.domain).into());
+        }
+        let mut domains: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for r in &l.rules {
+            let a = &r.attributes;
+            let mut rule = Map::new();
+            rule.insert("url".into(), r.url.clone().into());
+            if let Some(s) = &a.scheduler {
+                rule.insert("scheduler".into(), s.clone().into());
+            }
+            if let Some(t) = a.session_expire_time {
+                let session = match t {
+                    0 => json!({"enable": false}),
+                    t => json!({"enable": true, "sessionExpireTime": t}),
+                };
+                rule.insert("session".into(), session);
+            }
+            if l.protocol == Protocol::Https {
+                if let Some(f) = &a.forward_type {
+                    rule.insert("forwardType".into(), f.clone().into());
+                }
+            }
+            let h = &a.health_check;
+            let mut hc = Map::new();
+            let mut put = |k: &str, v: Option<Value>| {
+                if let Some(v) = v {
+                    hc.insert(k.into(), v);
+                }
+            };
+            put("enable", h.enable.map(Value::from));
+            put("intervalTime", h.interval_time.map(Value::from));
+            put("timeout", h.timeout.map(Value::from));
+            put("healthNum", h.health_num.map(Value::from));
+            put("unHealthNum", h.unhealth_num.map(Value::from));
+            put("httpCode", h.http_code.map(Value::from));
+            put("httpCheckPath", h.http_check_path.clone().map(Value::from));
+            put(
+                "httpCheckDomain",
+                h.http_check_domain.clone().map(Value::from),
+            );
+            put(
+                "httpCheckMethod",
+                h.http_check_method.clone().map(Value::from),
+            );
+            put("sourceIpType", h.source_ip_type.map(Value::from));
+            if !hc.is_empty() {
+                rule.insert("healthCheck".into(), Value::Object(hc));
+            }
+            domains
+                .entry(domain_of(&r.domain))
+                .or_default()
+                .push(Value::Object(rule));
+        }
+        let domains: Vec<Value> = domains
+            .into_iter()
+            .map(|(domain, rules)| json!({"domain": domain, "rules": rules}))
+            .collect();
+        section.insert("domains".into(), domains.into());
+        listeners.push(Value::Object(section));
+    }
+    json!({"loadBalancer": {"l7Listeners": listeners}})
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::super::sim::apply_to_view;
     use super::super::*;
+    use super::auto_config_spec;
     use crate::model::desired::{DesiredListener, DesiredRule};
     use crate::model::lb::{Backend, LbType, ListenerKey, TargetKey};
     use crate::model::ownership::tags_for_new_lb;
@@ -271,6 +364,29 @@ mod tests {
         let again = plan(&d, &view).expect("plan");
         assert!(again.is_empty(), "steady state: {again}");
         super::super::tests::check_golden("tke_service_config_steady", &again.to_string());
+    }
+
+    #[test]
+    fn the_auto_config_of_a_clb_read_back_plans_nothing_and_names_the_vip_as_empty() {
+        let view = converged();
+        let lb = view.load_balancer.as_ref().expect("lb");
+        let spec = auto_config_spec(lb);
+        let sections = &spec["loadBalancer"]["l7Listeners"];
+        assert_eq!(sections.as_array().map(Vec::len), Some(1));
+        assert_eq!(sections[0]["keepaliveEnable"], 0);
+        let domains: Vec<&str> = sections[0]["domains"]
+            .as_array()
+            .expect("domains")
+            .iter()
+            .filter_map(|d| d["domain"].as_str())
+            .collect();
+        assert_eq!(domains, ["", "a.com", "b.com"]);
+        let mut problems = Vec::new();
+        let c = service_config::parse(&json!({"spec": spec}), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(c.listeners[&ListenerKey::HTTP_80].rules.len(), 4);
+        let p = plan(&desired(Some(c)), &view).expect("plan");
+        assert!(p.is_empty() && p.problems.is_empty(), "{p}");
     }
 
     #[test]

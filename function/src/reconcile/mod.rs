@@ -10,6 +10,7 @@
 //! Kubernetes access is `cluster/`'s, CLB calls `cloud/`'s; this module wires them and never
 //! imports the runtimes (the sweep's shard dispatcher comes in as a [`ShardInvoker`]).
 
+mod auto_config;
 mod dry_run;
 mod lease;
 mod lookup;
@@ -119,6 +120,9 @@ impl Reconciler {
             Prepared::Gone => {
                 let outcome = self.release_orphans_outcome().await;
                 self.cluster.forget_lease(&key.namespace, &key.name).await;
+                self.cluster
+                    .delete_auto_config(&key.namespace, &key.name)
+                    .await;
                 return outcome;
             }
             Prepared::Ignored { view } if annotation(&view.ingress).is_none() => {

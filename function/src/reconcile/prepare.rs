@@ -55,7 +55,9 @@ impl Planned {
         self.plan.is_empty()
             && self.problems.is_empty()
             && self.unnamed.is_empty()
-            && (self.skip || is_reported(&self.view.ingress, &self.cloud, self.release))
+            && (self.skip
+                || (is_reported(&self.view.ingress, &self.cloud, self.release)
+                    && !super::auto_config::is_stale(&self.view, &self.cloud)))
     }
 }
 

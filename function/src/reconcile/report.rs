@@ -83,7 +83,7 @@ impl Reconciler {
         applied: &Applied,
     ) -> Result<IngressOutcome, ReconcileError> {
         let ingress = &p.view.ingress;
-        let counts = ActionCounts {
+        let mut counts = ActionCounts {
             cloud_reads: p.reads,
             applied: applied.actions as u32,
             cloud_writes: applied.writes,
@@ -123,6 +123,7 @@ impl Reconciler {
                 }
                 self.cluster.set_lb_annotation(ingress, Some(&a.id)).await?;
             }
+            counts.cloud_reads += self.keep_auto_config(p, applied).await?;
             if applied.actions > 0 {
                 let note = format!("CLB {lb_id}: {} call(s) applied", applied.actions);
                 self.event(ingress, EventType::Normal, reasons::ENSURED, &note)
