@@ -19,11 +19,13 @@ use crate::model::problem::codes;
 use crate::model::service_config::RuleAttributes;
 use crate::model::{Desired, LbSource, LbSpec, Problem};
 
+mod assume;
 mod attributes;
 mod default_server;
 mod lifecycle;
 pub use attributes::auto_config_spec;
 pub use lifecycle::plan_skip;
+
 #[cfg(test)]
 pub(crate) mod sim;
 #[cfg(test)]

@@ -117,7 +117,7 @@ pub fn shard_of(key: &IngressKey, count: u32) -> u32 {
     (fnv1a(key.to_string().as_bytes()) % u64::from(count.max(1))) as u32
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     bytes

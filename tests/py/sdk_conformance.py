@@ -175,6 +175,23 @@ def main():
     api_t = trules[loc_api].Targets
     check(len(api_t) == 1 and api_t[0].PrivateIpAddresses == ["10.0.0.5"] and api_t[0].Weight == 50
           and api_t[0].Type == "ENI", "ENI target read back with the new weight")
+    th = c.DescribeTargetHealth(req(clb.DescribeTargetHealthRequest, {"LoadBalancerIds": [lb, "lb-00000000"]}))
+    check([x.LoadBalancerId for x in th.LoadBalancers] == [lb], "DescribeTargetHealth answers for the CLB that exists")
+    hl = {x.Port: x for x in th.LoadBalancers[0].Listeners}
+    check(set(hl) == {80, 443} and hl[80].Protocol == "HTTP" and hl[80].ListenerId == http_l
+          and hl[80].ListenerName == "TKE-DEDICATED-LISTENER", "DescribeTargetHealth listeners with protocol and port")
+    hr = {x.Url: x for x in hl[80].Rules}
+    check(set(hr) == {"/", "/api"} and hr["/"].Domain == "a.example.com" and hr["/"].LocationId == loc_root,
+          "DescribeTargetHealth rules with domain and url")
+    rt0 = hr["/"].Targets
+    check(len(rt0) == 1 and rt0[0].TargetId == "ins-aaaa1111" and rt0[0].Port == 30080 and rt0[0].Weight == 10
+          and rt0[0].HealthStatus is True, "DescribeTargetHealth CVM target with weight")
+    rt1 = hr["/api"].Targets
+    check(len(rt1) == 1 and rt1[0].IP == "10.0.0.5" and rt1[0].Port == 8080 and rt1[0].Weight == 50,
+          "DescribeTargetHealth ENI target by IP with weight")
+    expect_error(lambda: c.DescribeTargetHealth(req(clb.DescribeTargetHealthRequest, {
+        "LoadBalancerIds": ["lb-%08d" % i for i in range(31)]})), "LimitExceeded",
+        "DescribeTargetHealth takes at most 30 CLBs")
     dd = c.DescribeLoadBalancersDetail(req(clb.DescribeLoadBalancersDetailRequest, {
         "Fields": ["ListenerId", "Protocol", "Port", "LocationId", "Domain", "Url", "TargetId", "TargetAddress",
                    "TargetPort", "TargetWeight", "Tags"],

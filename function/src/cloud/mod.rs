@@ -11,6 +11,7 @@ pub mod clb;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod observe;
 pub mod ratelimit;
 pub mod retry;

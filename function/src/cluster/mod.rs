@@ -10,6 +10,7 @@ pub mod headers;
 mod lease;
 mod read;
 mod service_config;
+mod snapshot;
 mod write;
 
 use std::fmt;
@@ -28,6 +29,7 @@ pub use lease::{
     lease_name, lease_state, Acquire, LeaseGuard, LeaseState, Released, CLOCK_SKEW_MARGIN,
     DIRTY_ANNOTATION,
 };
+pub use snapshot::Snapshot;
 pub use write::{current_status, WriteOutcome, LB_ID_ANNOTATION};
 
 /// Environment variable naming a kubeconfig file (DESIGN §4).

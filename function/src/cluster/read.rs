@@ -46,7 +46,7 @@ where
 }
 
 /// Every object of a LIST, following `continue` tokens page by page.
-async fn list_all<K>(
+pub(super) async fn list_all<K>(
     api: &Api<K>,
     params: ListParams,
     page_size: u32,
@@ -222,7 +222,7 @@ impl ClusterClient {
             .map_err(|e| ClusterError::api("list nodes", "cluster", e))
     }
 
-    async fn read_secrets(
+    pub(super) async fn read_secrets(
         &self,
         ns: &str,
         refs: &IngressRefs,
@@ -241,7 +241,7 @@ impl ClusterClient {
         Ok(found.into_iter().flatten().collect())
     }
 
-    async fn read_tke_service_config(
+    pub(super) async fn read_tke_service_config(
         &self,
         ns: &str,
         refs: &IngressRefs,

@@ -4,7 +4,9 @@
 //! reconcile(key)   prepare: observe (cluster view) → desire (pure) → observe (cloud) → plan (pure)
 //!                  quiet (empty plan, status shown, nothing to say)? done: no Lease, no write
 //!                  else under the Lease: prepare again (fresh) → apply → report
-//! sweep            sweep.rs: every Ingress that may be ours (or shard events), then release.rs
+//! sweep            sweep.rs: one batched snapshot (paged LISTs; CLBs 100 a page, targets 30
+//!                  CLBs a call, full reads for a rotating share); plan every Ingress from it;
+//!                  only a non-empty plan runs reconcile(key); then release.rs (orphans)
 //! ```
 //!
 //! Kubernetes access is `cluster/`'s, CLB calls `cloud/`'s; this module wires them and never
@@ -37,8 +39,9 @@ use crate::model::{desire, Decision};
 
 pub use dry_run::DryRun;
 pub use options::{
-    engine_from_env, EnvError, ReconcilerOptions, DEFAULT_LEASE_SECONDS, ENV_CLB_VPC_ID,
-    ENV_CLUSTER_ID, RELEASE_MARGIN,
+    engine_from_env, EnvError, ReconcilerOptions, SweepOptions, DEFAULT_LEASE_SECONDS,
+    ENV_CLB_VPC_ID, ENV_CLUSTER_ID, ENV_SWEEP_FULL_READ_EVERY, ENV_SWEEP_INTERVAL_SECONDS,
+    RELEASE_MARGIN,
 };
 pub use report::reasons;
 pub use shards::ShardInvoker;
@@ -53,6 +56,7 @@ pub struct Reconciler {
     cloud: CloudClient,
     cluster_id: String,
     opts: ReconcilerOptions,
+    sweep: SweepOptions,
     /// Set when a big sweep may fan out to shards.
     shards: Option<Arc<dyn ShardInvoker>>,
     /// How many CLBs one run may release (DESIGN §1).
@@ -206,6 +210,7 @@ impl Reconciler {
             cloud,
             cluster_id: cluster_id.into(),
             opts,
+            sweep: SweepOptions::default(),
             shards: None,
             release_guard: ReleaseGuard::default(),
         }
@@ -221,6 +226,12 @@ impl Reconciler {
     /// Replaces the mass-release guard (its bounds, or lifted for this run).
     pub fn with_release_guard(mut self, guard: ReleaseGuard) -> Self {
         self.release_guard = guard;
+        self
+    }
+
+    /// Sets how the sweep spreads its full CLB reads.
+    pub fn with_sweep(mut self, sweep: SweepOptions) -> Self {
+        self.sweep = sweep;
         self
     }
 

@@ -1,24 +1,35 @@
-//! The sweep: every Ingress that may be ours (or, past the shard size, one shard event per
-//! slice of them), then every orphaned CLB.
+//! The sweep at the API minimum (DESIGN §2, issue 9 §1): every Ingress that may be ours is
+//! planned from one batched snapshot, and only a non-empty plan takes the Lease; past the
+//! shard size, one shard event per slice of them instead; then every orphaned CLB.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use futures::{stream, StreamExt};
+use jiff::Timestamp;
 use k8s_openapi::api::networking::v1::Ingress;
 use tokio::time::Instant;
 
 use super::release::{orphans_of, pages, Orphans};
+use super::report::{annotation, is_reported};
 use super::shards::fan_out;
 use super::Reconciler;
 use crate::cloud::clb::LoadBalancer;
+use crate::cloud::fleet::{observe_fleet, Fleet};
 use crate::cloud::observe::cluster_load_balancers;
-use crate::handler::{ActionCounts, IngressKey, IngressOutcome, LookupError, SweepOutcome};
-use crate::model::class;
+use crate::handler::{
+    ActionCounts, IngressKey, IngressOutcome, LookupError, OutcomeStatus, SweepOutcome,
+};
 use crate::model::ownership::TAG_INGRESS_UID;
+use crate::model::{class, desire, ClusterView, Decision, LbSource};
+use crate::plan::{self, CloudView};
 use crate::shard::ShardSpec;
 
 impl Reconciler {
-    /// The sweep, within `deadline`.
+    /// The sweep, within `deadline`: one snapshot of the cluster and the cloud in batch reads,
+    /// every Ingress planned from it, and only those whose plan is not empty (or that have
+    /// something to report) reconciled through the one-Ingress path, fresh, under their Lease.
+    /// Then every orphaned CLB is released.
     pub async fn sweep_now(&self, deadline: Instant) -> SweepOutcome {
         let mut out = SweepOutcome::default();
         let lbs = match cluster_load_balancers(&self.cloud, &self.cluster_id).await {
@@ -39,48 +50,139 @@ impl Reconciler {
             .iter()
             .filter_map(|i| i.metadata.uid.clone())
             .collect();
-        let keys = sweep_keys(&lbs, &ingresses);
-        match self.shards.as_deref().filter(|d| keys.len() > d.size()) {
-            Some(dispatcher) => out.shards = Some(fan_out(dispatcher, keys.len()).await),
-            None => {
-                let min_start = self.opts.min_start;
-                let results: Vec<Option<IngressOutcome>> = stream::iter(keys)
-                    .map(|key| async move {
-                        if Instant::now() + min_start > deadline {
-                            return None;
-                        }
-                        tokio::time::timeout_at(
-                            deadline,
-                            self.reconcile_until(&key, Some(deadline)),
-                        )
-                        .await
-                        .ok()
-                    })
-                    .buffer_unordered(self.opts.concurrency.max(1))
-                    .collect()
-                    .await;
-                for r in results {
-                    match r {
-                        Some(o) => {
-                            *out.ingresses.entry(o.status).or_default() += 1;
-                            add(&mut out.actions, &o.actions);
-                        }
-                        None => out.not_reached += 1,
-                    }
-                }
-            }
-        }
+        let selected = sweep_selection(&lbs, &ingresses);
         let orphans = Orphans {
             reads: pages(lbs.len()),
             total: lbs.len(),
-            lbs: orphans_of(lbs.into_values(), &uids),
+            lbs: orphans_of(lbs.values().cloned(), &uids),
         };
+        match self.shards.as_deref().filter(|d| selected.len() > d.size()) {
+            Some(dispatcher) => out.shards = Some(fan_out(dispatcher, selected.len()).await),
+            None => match self.sweep_snapshot(lbs, &selected, &mut out).await {
+                Ok(keys) => self.sweep_run(keys, deadline, &mut out).await,
+                Err(e) => {
+                    out.error = Some(e);
+                    return out;
+                }
+            },
+        }
         let released = self.release_orphans(&orphans, Some(deadline)).await;
         out.orphans_released = released.released;
         add(&mut out.actions, &released.counts);
         out.error = released.error;
         out.release_held = released.held;
         out
+    }
+
+    /// Reads the snapshot and plans every selected Ingress from it: the Ingresses that need
+    /// the one-Ingress path; the others are counted converged.
+    async fn sweep_snapshot(
+        &self,
+        lbs: BTreeMap<String, LoadBalancer>,
+        selected: &[&Ingress],
+        out: &mut SweepOutcome,
+    ) -> Result<Vec<IngressKey>, String> {
+        let slot = rotation_slot(
+            Timestamp::now().as_second(),
+            self.sweep.interval,
+            self.sweep.full_read_every,
+        );
+        let due: BTreeSet<String> = lbs
+            .keys()
+            .enumerate()
+            .filter(|(i, _)| is_due(*i, slot, self.sweep.full_read_every))
+            .map(|(_, id)| id.clone())
+            .collect();
+        let fleet = observe_fleet(&self.cloud, lbs, |id| due.contains(id))
+            .await
+            .map_err(|e| format!("reading CLBs: {e}"))?;
+        out.actions.cloud_reads += fleet.calls;
+        let snapshot = self
+            .cluster
+            .snapshot(selected)
+            .await
+            .map_err(|e| format!("reading the cluster: {e}"))?;
+        let mut keys = Vec::new();
+        for ingress in selected {
+            let Some(key) = key_of(ingress) else {
+                continue;
+            };
+            if self.needs_run(&snapshot.view(ingress), &fleet) {
+                keys.push(key);
+            } else {
+                *out.ingresses.entry(OutcomeStatus::Converged).or_default() += 1;
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Whether the snapshot shows anything to do for one Ingress (pure but for the clock-free
+    /// model and planner): a non-empty plan, a CLB the batch read could not show, a status
+    /// or annotation to write, or a problem to report.
+    fn needs_run(&self, view: &ClusterView, fleet: &Fleet) -> bool {
+        let ingress = &view.ingress;
+        let uid = ingress.metadata.uid.as_deref().unwrap_or_default();
+        let by_uid = || {
+            fleet
+                .load_balancers
+                .values()
+                .find(|lb| !uid.is_empty() && lb.tag(TAG_INGRESS_UID) == Some(uid))
+        };
+        match desire(view, &self.cluster_id) {
+            Decision::Invalid(_) => true,
+            Decision::Release => by_uid().is_some() || annotation(ingress).is_some(),
+            Decision::Manage(desired) => {
+                let lb = match &desired.load_balancer {
+                    LbSource::Create(_) => by_uid(),
+                    LbSource::Adopt { lb_id } => fleet.load_balancers.get(lb_id),
+                };
+                let Some(seen) = lb.and_then(|lb| fleet.views.get(&lb.load_balancer_id).cloned())
+                else {
+                    return true;
+                };
+                let full = fleet.full.contains(&seen.id);
+                let cloud = CloudView {
+                    load_balancer: Some(seen),
+                };
+                match plan::plan(&desired, &cloud) {
+                    Ok(p) => {
+                        p.actions
+                            .iter()
+                            .any(|a| full || !a.sets_listener_attribute())
+                            || !p.problems.is_empty()
+                            || !desired.problems.is_empty()
+                            || !is_reported(ingress, &cloud, false)
+                    }
+                    Err(_) => true,
+                }
+            }
+        }
+    }
+
+    /// The one-Ingress path for each of `keys`, a bounded number at once, within `deadline`.
+    async fn sweep_run(&self, keys: Vec<IngressKey>, deadline: Instant, out: &mut SweepOutcome) {
+        let min_start = self.opts.min_start;
+        let results: Vec<Option<IngressOutcome>> = stream::iter(keys)
+            .map(|key| async move {
+                if Instant::now() + min_start > deadline {
+                    return None;
+                }
+                tokio::time::timeout_at(deadline, self.reconcile_until(&key, Some(deadline)))
+                    .await
+                    .ok()
+            })
+            .buffer_unordered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
+        for r in results {
+            match r {
+                Some(o) => {
+                    *out.ingresses.entry(o.status).or_default() += 1;
+                    add(&mut out.actions, &o.actions);
+                }
+                None => out.not_reached += 1,
+            }
+        }
     }
 
     /// The Ingresses of one shard: the sweep's own selection (so Ingresses of other classes
@@ -97,15 +199,19 @@ impl Reconciler {
             .list_ingresses()
             .await
             .map_err(|e| LookupError(e.to_string()))?;
-        Ok(sweep_keys(&lbs, &ingresses)
+        Ok(sweep_selection(&lbs, &ingresses)
             .into_iter()
+            .filter_map(key_of)
             .filter(|k| spec.contains(k))
             .collect())
     }
 }
 
-/// The Ingresses a sweep reconciles: those that may be ours, and those a CLB of ours names.
-fn sweep_keys(lbs: &BTreeMap<String, LoadBalancer>, ingresses: &[Ingress]) -> Vec<IngressKey> {
+/// The Ingresses a sweep looks at: those that may be ours, and those a CLB of ours names.
+fn sweep_selection<'a>(
+    lbs: &BTreeMap<String, LoadBalancer>,
+    ingresses: &'a [Ingress],
+) -> Vec<&'a Ingress> {
     let lb_uids: BTreeSet<&str> = lbs
         .values()
         .filter_map(|lb| lb.tag(TAG_INGRESS_UID))
@@ -116,13 +222,27 @@ fn sweep_keys(lbs: &BTreeMap<String, LoadBalancer>, ingresses: &[Ingress]) -> Ve
             let uid = i.metadata.uid.as_deref().unwrap_or_default();
             may_be_ours(i) || lb_uids.contains(uid)
         })
-        .filter_map(|i| {
-            Some(IngressKey::new(
-                i.metadata.namespace.clone()?,
-                i.metadata.name.clone()?,
-            ))
-        })
+        .filter(|i| key_of(i).is_some())
         .collect()
+}
+
+fn key_of(i: &Ingress) -> Option<IngressKey> {
+    Some(IngressKey::new(
+        i.metadata.namespace.clone()?,
+        i.metadata.name.clone()?,
+    ))
+}
+
+/// The sweep's place in the rotation of full reads: sweeps `interval` apart step through
+/// `0..every` in turn, so each CLB is read in full at least every `every` sweeps.
+fn rotation_slot(now_seconds: i64, interval: Duration, every: u32) -> u64 {
+    let step = interval.as_secs().max(1);
+    (now_seconds.max(0) as u64 / step) % u64::from(every.max(1))
+}
+
+/// Whether the CLB at `index` (in id order) is read in full in `slot`.
+fn is_due(index: usize, slot: u64, every: u32) -> bool {
+    index as u64 % u64::from(every.max(1)) == slot
 }
 
 /// Whether the sweep should look at an Ingress that has no CLB: ours by its annotation,
@@ -139,4 +259,34 @@ fn add(total: &mut ActionCounts, more: &ActionCounts) {
     total.applied += more.applied;
     total.cloud_reads += more.cloud_reads;
     total.cloud_writes += more.cloud_writes;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_clb_is_due_once_in_every_k_consecutive_sweeps() {
+        let every = 10;
+        let interval = Duration::from_secs(300);
+        for index in 0..37 {
+            let due = (0..every)
+                .filter(|s| {
+                    let slot = rotation_slot(1_800_000_000 + i64::from(*s) * 300, interval, every);
+                    is_due(index, slot, every)
+                })
+                .count();
+            assert_eq!(due, 1, "CLB {index}");
+        }
+    }
+
+    #[test]
+    fn a_share_of_one_kth_is_due_per_sweep() {
+        let due = (0..1000).filter(|i| is_due(*i, 3, 10)).count();
+        assert_eq!(due, 100);
+        assert!(
+            (0..5).all(|i| is_due(i, 0, 1)),
+            "k = 1 reads every CLB in full"
+        );
+    }
 }

@@ -23,6 +23,12 @@ pub const MAX_WEIGHT_TARGETS_PER_RULE: usize = 50;
 /// `DeleteLoadBalancerListeners.ListenerIds` (SDK: ≤ 20).
 pub const MAX_DESCRIBE_LISTENER_IDS: usize = 100;
 pub const MAX_LISTENER_IDS: usize = 20;
+/// `DescribeTargetHealth.LoadBalancerIds` (clb-batch-reads.md: ≤ 30, written into the SDK docs
+/// in 2026).
+pub const MAX_TARGET_HEALTH_LB_IDS: usize = 30;
+/// Assumption (clb-batch-reads.md gives no error for it): `DescribeTargetHealth` leaves out a
+/// CLB id that does not exist instead of failing the whole call.
+pub const TARGET_HEALTH_SKIPS_UNKNOWN_LB: bool = true;
 /// Tag API: resources and tags per request (SDK: ≤ 10 each).
 pub const MAX_TAG_RESOURCES: usize = 10;
 pub const MAX_TAGS_PER_REQUEST: usize = 10;

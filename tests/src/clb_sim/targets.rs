@@ -8,6 +8,80 @@ use super::listeners::{listener_mut, location_not_found};
 use super::model::{api_time_now, backend_json, Listener, SimState, Target};
 use super::params::{ApiError, ApiResult, Obj};
 
+/// `DescribeTargetHealth`: up to 30 CLBs, each with every listener (protocol, port), every rule
+/// (domain, URL; one rule with null Domain/Url on a layer-4 listener) and every target (IP,
+/// port, id, health, weight). Listeners and rules without targets are listed too.
+pub(crate) fn describe_target_health(s: &mut SimState, p: Obj) -> ApiResult<Outcome> {
+    p.only(&["LoadBalancerIds", "ListenerIds", "LocationIds"])?;
+    let lb_ids = p
+        .strs("LoadBalancerIds", MAX_TARGET_HEALTH_LB_IDS)?
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| p.missing("LoadBalancerIds"))?;
+    let listener_ids = p.strs("ListenerIds", MAX_DESCRIBE_LISTENER_IDS)?;
+    let location_ids = p.strs("LocationIds", MAX_DESCRIBE_LISTENER_IDS)?;
+    let target = |t: &Target| {
+        json!({
+            "IP": t.eni_ip.clone().unwrap_or_default(),
+            "Port": t.port,
+            "HealthStatus": true,
+            "TargetId": t.instance_id.clone().unwrap_or_default(),
+            "HealthStatusDetail": "Alive",
+            "TargetGroupId": null,
+            "Weight": t.weight,
+        })
+    };
+    let mut out = Vec::new();
+    for id in &lb_ids {
+        let Some(lb) = s.lb(id) else {
+            if TARGET_HEALTH_SKIPS_UNKNOWN_LB {
+                continue;
+            }
+            return Err(lb_not_found(id));
+        };
+        let listeners: Vec<Value> = lb
+            .listeners
+            .iter()
+            .filter(|l| listener_ids.as_ref().is_none_or(|ids| ids.contains(&l.id)))
+            .map(|l| {
+                let rules: Vec<Value> = if l.is_l7() {
+                    l.rules
+                        .iter()
+                        .filter(|r| location_ids.as_ref().is_none_or(|ids| ids.contains(&r.id)))
+                        .map(|r| {
+                            json!({
+                                "LocationId": r.id,
+                                "Domain": r.domain(),
+                                "Url": r.url,
+                                "Targets": r.targets.iter().map(target).collect::<Vec<_>>(),
+                            })
+                        })
+                        .collect()
+                } else {
+                    vec![json!({
+                        "LocationId": null,
+                        "Domain": null,
+                        "Url": null,
+                        "Targets": l.targets.iter().map(target).collect::<Vec<_>>(),
+                    })]
+                };
+                json!({
+                    "ListenerId": l.id,
+                    "ListenerName": l.name,
+                    "Protocol": l.protocol,
+                    "Port": l.port,
+                    "Rules": rules,
+                })
+            })
+            .collect();
+        out.push(json!({
+            "LoadBalancerId": lb.id,
+            "LoadBalancerName": lb.name,
+            "Listeners": listeners,
+        }));
+    }
+    Ok(Outcome::new(json!({"LoadBalancers": out}), lb_ids))
+}
+
 pub(crate) fn describe_targets(s: &mut SimState, p: Obj) -> ApiResult<Outcome> {
     p.only(&[
         "LoadBalancerId",
