@@ -38,8 +38,8 @@ struct Args {
     /// clb-sim task duration, milliseconds.
     #[arg(long, default_value_t = 50)]
     task_ms: u64,
-    /// Ingresses the sweep reconciles at once (the binary's default is 4).
-    #[arg(long, default_value_t = 4)]
+    /// Ingresses the sweep reconciles at once (the binary's default is 16).
+    #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// The `clb-ingress` binary whose cold start is measured.
     #[arg(long)]
@@ -282,6 +282,9 @@ struct SweepRun {
     wall: Duration,
     outcome: SweepOutcome,
     calls: Vec<CallRecord>,
+    /// Requests to the Kubernetes API (reads and writes).
+    kube_requests: usize,
+    kube_writes: usize,
 }
 
 fn outcome_summary(o: &SweepOutcome) -> String {
@@ -319,7 +322,7 @@ async fn sweeps(args: &Args) -> Result<(Vec<SweepRun>, usize)> {
     let mut runs = Vec::new();
     // Sweeps until one finds nothing to write (at most 6), so both the catch-up and the
     // steady state are measured.
-    for n in 1..=6 {
+    for n in 1..=7 {
         env.clear();
         let start = Instant::now();
         let outcome = env
@@ -328,6 +331,8 @@ async fn sweeps(args: &Args) -> Result<(Vec<SweepRun>, usize)> {
             .await;
         let wall = start.elapsed();
         let calls = env.clb.calls();
+        let kube_requests = env.kube.request_log().len();
+        let kube_writes = env.kube_writes().values().sum();
         let steady = calls.iter().all(|c| !is_write(&c.action));
         eprintln!(
             "sweep {n}: {:.1} s, {} calls, {}",
@@ -340,8 +345,18 @@ async fn sweeps(args: &Args) -> Result<(Vec<SweepRun>, usize)> {
             wall,
             outcome,
             calls,
+            kube_requests,
+            kube_writes,
         });
-        if steady {
+        // The steady sweep is measured once more after the first one that wrote nothing:
+        // its own count, not the tail of the catch-up.
+        if steady
+            && runs.len() >= 2
+            && runs[runs.len() - 2]
+                .calls
+                .iter()
+                .all(|c| !is_write(&c.action))
+        {
             break;
         }
     }
@@ -484,17 +499,19 @@ fn report(
     );
     let _ = writeln!(
         s,
-        "| sweep | wall time | outcome | cloud calls | throttled (RequestLimitExceeded) | calls per action |"
+        "| sweep | wall time | outcome | cloud calls | Kubernetes requests (writes) | throttled (RequestLimitExceeded) | calls per action |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for r in runs {
         let _ = writeln!(
             s,
-            "| {} | {:.1} s | {} | {} | {} | {} |",
+            "| {} | {:.1} s | {} | {} | {} ({}) | {} | {} |",
             r.label,
             r.wall.as_secs_f64(),
             outcome_summary(&r.outcome),
             r.calls.len(),
+            r.kube_requests,
+            r.kube_writes,
             throttled(&r.calls),
             fmt_map(&by_action(&r.calls))
         );
