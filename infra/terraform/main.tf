@@ -11,6 +11,7 @@ locals {
     "clb:DescribeLoadBalancers",
     "clb:DescribeListeners",
     "clb:DescribeTargets",
+    "clb:DescribeTargetHealth",
     "clb:DescribeTaskStatus",
     "clb:CreateLoadBalancer",
     "clb:DeleteLoadBalancer",

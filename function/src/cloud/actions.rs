@@ -12,6 +12,8 @@ pub const CALLED: &[(&str, &str)] = &[
     (CLB_SERVICE, "DescribeLoadBalancers"),
     (CLB_SERVICE, "DescribeListeners"),
     (CLB_SERVICE, "DescribeTargets"),
+    // the sweep: listeners, rules and targets of 30 CLBs a call.
+    (CLB_SERVICE, "DescribeTargetHealth"),
     // every async write waits for its task.
     (CLB_SERVICE, "DescribeTaskStatus"),
     // apply: the writes of a plan.
