@@ -130,6 +130,8 @@ impl Reconciler {
         };
         match desire(view, &self.cluster_id) {
             Decision::Invalid(_) => true,
+            // Hands off: the one-Ingress path marks its CLB once and then reads only.
+            Decision::Skip { .. } => true,
             Decision::Release => by_uid().is_some() || annotation(ingress).is_some(),
             Decision::Manage(desired) => {
                 let lb = match &desired.load_balancer {
