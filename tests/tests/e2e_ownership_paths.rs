@@ -244,11 +244,12 @@ async fn the_sweep_never_releases_an_orphan_adopted_by_a_new_ingress_while_it_ra
     );
     env.console_listener(&orphan, 80, OUR_LISTENER).await;
     env.clb.clear_calls();
-    // The sweep lists the CLBs, then spends a while on Ingress z (its DescribeTargets is slow).
+    // The sweep lists the CLBs, then spends a while reading the fleet (its batched
+    // DescribeTargetHealth is slow; the one-Ingress runs below never call it).
     env.clb.set_faults(Faults {
         latency_rate: 1.0,
         latency_ms: 4000,
-        actions: vec!["DescribeTargets".into()],
+        actions: vec!["DescribeTargetHealth".into()],
         ..Faults::default()
     });
     let engine = env.engine();
@@ -258,14 +259,14 @@ async fn the_sweep_never_releases_an_orphan_adopted_by_a_new_ingress_while_it_ra
             .await
     });
     for _ in 0..2000 {
-        if count(&env.clb.calls(), "DescribeListeners") > 0 {
+        if count(&env.clb.calls(), "DescribeLoadBalancers") > 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     assert!(
-        count(&env.clb.calls(), "DescribeListeners") > 0,
-        "the sweep is on z"
+        count(&env.clb.calls(), "DescribeLoadBalancers") > 0,
+        "the sweep has listed the CLBs and is reading the fleet"
     );
     // Meanwhile another run released the orphan (our listener and tags gone), and a new
     // Ingress adopted it.
