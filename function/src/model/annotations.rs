@@ -22,12 +22,11 @@ pub const HTTPS_RULES: &str = "kubernetes.io/ingress.https-rules";
 
 /// TKE annotations that change listeners, rules or lifecycle in ways we do not implement:
 /// reported as `UnsupportedAnnotation` so nobody believes they took effect.
-pub const UNSUPPORTED: [&str; 6] = [
+pub const UNSUPPORTED: [&str; 5] = [
     "kubernetes.io/ingress.rule-mix-both",
     "ingress.cloud.tencent.com/rewrite-support",
     "ingress.cloud.tencent.com/auto-rewrite",
     "ingress.cloud.tencent.com/auto-rewrite-code",
-    "ingress.cloud.tencent.com/certificate",
     "ingress.cloud.tencent.com/enable-group",
 ];
 
@@ -53,6 +52,8 @@ pub struct Annotations {
     pub https_rules: Vec<MixEntry>,
     /// `listen-ports`: the listeners of each protocol (default HTTP:80, HTTPS:443).
     pub listen_ports: ListenPorts,
+    /// `ingress.cloud.tencent.com/certificate`, when set and well-formed.
+    pub certificates: Option<Vec<super::cert_annotation::CertEntry>>,
     /// `mode`, `loadbalance-retain`, protection, security groups, pass-to-target.
     pub lifecycle: super::lifecycle::Lifecycle,
 }
@@ -283,6 +284,12 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Annotations, Vec<Proble
     if let Some(v) = get(LISTEN_PORTS) {
         match listen_ports::parse(v) {
             Ok(p) => out.listen_ports = p,
+            Err(p) => problems.push(p),
+        }
+    }
+    if let Some(v) = get(super::cert_annotation::CERTIFICATE) {
+        match super::cert_annotation::parse(v) {
+            Ok(c) => out.certificates = Some(c),
             Err(p) => problems.push(p),
         }
     }

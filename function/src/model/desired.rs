@@ -368,7 +368,7 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
     let no_annotations = BTreeMap::new();
     let (ann, ann_problems) =
         annotations::parse(ing.metadata.annotations.as_ref().unwrap_or(&no_annotations));
-    let (errors, mut problems): (Vec<Problem>, Vec<Problem>) = ann_problems
+    let (mut errors, mut problems): (Vec<Problem>, Vec<Problem>) = ann_problems
         .into_iter()
         .partition(|p| p.severity == Severity::Error);
     if ann.lifecycle.skip {
@@ -377,6 +377,15 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
             ingress_uid: uid.to_string(),
             exist_lb_id: ann.exist_lb_id.clone(),
         };
+    }
+    if ann.certificates.is_some()
+        && ing
+            .spec
+            .as_ref()
+            .and_then(|s| s.tls.as_ref())
+            .is_some_and(|t| !t.is_empty())
+    {
+        errors.push(super::cert_annotation::combined_with_spec_tls());
     }
     if !errors.is_empty() {
         return Decision::Invalid(errors);
@@ -390,7 +399,7 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
         }
     };
 
-    let tls = tls::certificates(view, &mut problems);
+    let tls = tls::certificates(view, ann.certificates.as_deref(), &mut problems);
     let (service_config, config_problems) = service_config::from_view(view);
     problems.extend(config_problems);
     let mut b = RuleBuilder {

@@ -2,6 +2,7 @@
 
 pub mod annotations;
 pub mod backends;
+pub mod cert_annotation;
 pub mod class;
 pub mod create_params;
 pub mod desired;

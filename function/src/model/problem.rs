@@ -142,6 +142,9 @@ pub mod codes {
     /// Malformed `ingress.cloud.tencent.com/listen-ports`. TKE documents no code for it
     /// (tke-annotations.md §3), so this is a named reason of ours.
     pub const BAD_LISTEN_PORTS: &str = "InvalidListenPorts";
+    /// Malformed `ingress.cloud.tencent.com/certificate`, or combined with `spec.tls`. TKE
+    /// documents no code for either (tke-annotations.md §3): a named reason of ours.
+    pub const BAD_CERTIFICATE_ANNOTATION: &str = "InvalidCertificateAnnotation";
     /// A lifecycle annotation (mode, retain, protection, security groups, pass-to-target)
     /// with a malformed value. TKE's code for these is not documented.
     pub const INVALID_ANNOTATION: &str = "InvalidAnnotationValue";

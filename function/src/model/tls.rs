@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 
+use super::cert_annotation::{CertEntry, CERTIFICATE};
 use super::lb::{Certificate, Domain};
 use super::problem::{codes, Problem};
 use super::view::ClusterView;
@@ -69,9 +70,32 @@ fn secret_value(secret: &Secret, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Reads the certificates; each broken entry is a warning and its hosts go without
-/// (their rules then fail with E4040 unless a default certificate covers them).
-pub fn certificates(view: &ClusterView, problems: &mut Vec<Problem>) -> TlsCerts {
+/// Reads the certificates (from `spec.tls`, or from the `certificate` annotation when it is
+/// set: the two cannot be combined, which `desire` refuses before this); each broken
+/// `spec.tls` entry is a warning and its hosts go without (their rules then fail with E4040
+/// unless a default certificate covers them).
+pub fn certificates(
+    view: &ClusterView,
+    annotated: Option<&[CertEntry]>,
+    problems: &mut Vec<Problem>,
+) -> TlsCerts {
+    if let Some(entries) = annotated {
+        let mut out = TlsCerts {
+            enabled: !entries.is_empty(),
+            ..Default::default()
+        };
+        for (i, e) in entries.iter().enumerate() {
+            let what = format!("{CERTIFICATE}[{i}]");
+            let hosts: Vec<&str> = e.hosts.iter().map(String::as_str).collect();
+            out.add(
+                &what,
+                &hosts,
+                Certificate::new(e.cert_id.clone(), None),
+                problems,
+            );
+        }
+        return out;
+    }
     let entries = view
         .ingress
         .spec
@@ -117,27 +141,35 @@ pub fn certificates(view: &ClusterView, problems: &mut Vec<Problem>) -> TlsCerts
             continue;
         };
         let cert = Certificate::new(cert_id, secret_value(secret, CA_CERT_ID_KEY));
+        out.add(&what, &hosts, cert, problems);
+    }
+    out
+}
+
+impl TlsCerts {
+    /// One entry's certificate: the default when it names no host, else each host's; a
+    /// second default or a second certificate for a host is a warning and ignored.
+    fn add(&mut self, what: &str, hosts: &[&str], cert: Certificate, problems: &mut Vec<Problem>) {
         if hosts.is_empty() {
-            if out.default.is_some() {
+            if self.default.is_some() {
                 problems.push(Problem::warning(
                     codes::DUPLICATE_DEFAULT_CERT,
                     format!("{what}: a default certificate is already set; ignored"),
                 ));
             } else {
-                out.default = Some(cert);
+                self.default = Some(cert);
             }
-            continue;
+            return;
         }
         for host in hosts {
-            if out.hosts.contains_key(host) {
+            if self.hosts.contains_key(*host) {
                 problems.push(Problem::warning(
                     codes::DUPLICATE_HOST_CERT,
                     format!("{what}: host {host} already has a certificate; ignored"),
                 ));
             } else {
-                out.hosts.insert(host.to_string(), cert.clone());
+                self.hosts.insert(host.to_string(), cert.clone());
             }
         }
     }
-    out
 }
