@@ -5,7 +5,7 @@
 //! Inputs are proptest strategies: near-valid payloads whose every field may turn into a wrong
 //! type, random bytes, truncated and deeply nested JSON, huge strings and arbitrary unicode.
 //! [`run_target`] drives one target in process, counting inputs, panics and slow inputs;
-//! `tests/tests/trigger_fuzz.rs` runs a small share of every target on each test run and
+//! `tests/tests/trigger/fuzz.rs` runs a small share of every target on each test run and
 //! `scripts/fuzz` (the `fuzz` binary) runs at least a million inputs and writes `bench/FUZZ.md`.
 
 use std::collections::BTreeMap;

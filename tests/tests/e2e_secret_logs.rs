@@ -3,8 +3,12 @@
 //! TRACE, and the captured output searched for every secret those runs handled: the cloud
 //! secret key and session token, the webhook token, every Kubernetes bearer token, the TC3
 //! `Authorization` header, and the data of a TLS Secret.
+//!
+//! A target of its own, not a module of `e2e`: it installs a process-wide TRACE subscriber,
+//! which would capture (and slow) every other test sharing its process.
 
-mod serverless_support;
+#[path = "e2e/support/mod.rs"]
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -12,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use base64::Engine as _;
 use clb_ingress_tests::function_rbac;
 use serde_json::Value;
-use serverless_support::*;
+use support::stack::*;
 
 /// A private key that only the Secret carries (the function reads only qcloud_cert_id).
 const PRIVATE_KEY: &str = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7e2e-secret";

@@ -4,10 +4,8 @@
 //! listeners and tags go); security groups and pass-to-target are set once and kept; a
 //! malformed value is a Warning and changes nothing else.
 
-mod serverless_support;
-
+use crate::support::stack::*;
 use serde_json::Value;
-use serverless_support::*;
 
 const NS: &str = "shop";
 
@@ -157,7 +155,7 @@ async fn mode_skip_makes_no_write_and_a_delete_keeps_the_clb_listeners_and_targe
     assert_eq!(bound_targets(&after), bound_targets(&before));
     assert!(bound_targets(&after) > 0);
     assert_eq!(sim_tag(&after, TAG_CLUSTER), None, "our claim is gone");
-    assert_eq!(sim_tag(&after, TAG_INGRESS_UID), None);
+    assert_eq!(sim_tag(&after, TAG_UID), None);
     assert_eq!(stack.clb.call_count("DeleteLoadBalancer"), 0);
     assert_eq!(stack.clb.call_count("DeleteLoadBalancerListeners"), 0);
     assert_eq!(stack.clb.call_count("BatchDeregisterTargets"), 0);
@@ -226,7 +224,7 @@ async fn retain_protection_security_groups_and_pass_to_target_are_set_once_and_k
         .expect("a retained, protected CLB is kept");
     assert!(kept.listeners.is_empty(), "our listeners are deleted");
     assert_eq!(sim_tag(&kept, TAG_CLUSTER), None);
-    assert_eq!(sim_tag(&kept, TAG_INGRESS_UID), None);
+    assert_eq!(sim_tag(&kept, TAG_UID), None);
     assert!(kept.delete_protect);
     assert_eq!(stack.clb.call_count("DeleteLoadBalancer"), 0);
 }

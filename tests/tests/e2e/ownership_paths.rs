@@ -2,11 +2,9 @@
 //! ClientToken answering a CLB that lost our tags, two Ingresses adopting one CLB at once, a
 //! slow read after create, a missing IngressClass.
 
-mod e2e_support;
-
+use crate::support::engine::*;
 use clb_ingress::handler::{IngressKey, OutcomeStatus};
 use clb_ingress_tests::clb_sim::{Faults, ScriptedFault};
-use e2e_support::*;
 use serde_json::json;
 
 const EXIST: &str = "kubernetes.io/ingress.existLbId";

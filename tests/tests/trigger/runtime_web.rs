@@ -1,18 +1,16 @@
 //! The web-function server, spawned in-process on 127.0.0.1:0: bad input is refused with the
 //! contract's status and the engine sees no call; good input gets the report.
 
-mod trigger_support;
-
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{fixture, fixture_bytes, function_url_event, summary, RecordingEngine};
 use clb_ingress::handler::{handle, Engine, HandleOptions, WebhookToken, BODY_LIMIT};
 use clb_ingress::runtime::web::{serve, ServeOptions};
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, Semaphore};
-use trigger_support::{fixture, fixture_bytes, function_url_event, summary, RecordingEngine};
 
 const TOKEN: &str = "test-token-0123456789";
 

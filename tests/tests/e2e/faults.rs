@@ -2,11 +2,9 @@
 //! of the same Ingress at once. Whatever happens, the next quiet run converges and every
 //! Ingress has exactly one CLB.
 
-mod e2e_support;
-
+use crate::support::engine::*;
 use clb_ingress::handler::{IngressKey, OutcomeStatus};
 use clb_ingress_tests::clb_sim::{Faults, ScriptedFault};
-use e2e_support::*;
 use serde_json::json;
 
 fn backends(env: &Env) {

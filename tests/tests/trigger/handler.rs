@@ -1,16 +1,14 @@
 //! handle(): decoded changes resolved to Ingresses through the engine's lookup, reconciled
 //! with bounded concurrency inside the deadline, reported; HTTP envelopes checked first.
 
-mod trigger_support;
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{cls_event, fixture, function_url_event, summary, RecordingEngine};
 use clb_ingress::handler::{handle, Engine, HandleOptions, WebhookToken};
 use serde_json::{json, Value};
 use tokio::time::Instant;
-use trigger_support::{cls_event, fixture, function_url_event, summary, RecordingEngine};
 
 fn cluster() -> Vec<clb_ingress::handler::IngressSummary> {
     vec![

@@ -8,7 +8,7 @@ use clb_ingress_tests::kubectl::Kubectl;
 use serde_json::{json, Value};
 
 const SA: &str = "system:serviceaccount:kube-system:clb-ingress";
-const RBAC_YAML: &str = include_str!("../../infra/kubernetes/rbac.yaml");
+const RBAC_YAML: &str = include_str!("../../../infra/kubernetes/rbac.yaml");
 
 async fn cluster() -> (KubeSimHandle, Kubectl) {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -6,12 +6,10 @@
 //! annotation restores the default, a malformed value is a Warning Event with its code and
 //! changes nothing, and the steady state writes nothing.
 
-mod serverless_support;
-
 use std::path::PathBuf;
 
+use crate::support::stack::*;
 use serde_json::Value;
-use serverless_support::*;
 
 const NS: &str = "shop";
 const LISTEN_PORTS: &str = "ingress.cloud.tencent.com/listen-ports";

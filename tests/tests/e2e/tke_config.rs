@@ -2,12 +2,10 @@
 //! kube-sim, the audit webhook wakes the function, which sets the attributes on clb-sim; the
 //! CLB is read back with the official Python SDK. Counts writes, never time.
 
-mod serverless_support;
-
 use std::path::PathBuf;
 
+use crate::support::stack::*;
 use serde_json::Value;
-use serverless_support::*;
 
 const NS: &str = "shop";
 const ANNOTATION: &str = "ingress.cloud.tencent.com/tke-service-config";

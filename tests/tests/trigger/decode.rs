@@ -1,14 +1,12 @@
 //! Decoders on payloads of the real formats: what each item means, what is skipped, and why.
 
-mod trigger_support;
-
 use std::collections::BTreeMap;
 
+use crate::support::{cls_event, fixture, fixture_bytes, function_url_event};
 use clb_ingress::trigger::{
     decode, decode_bytes, Change, DecodeError, Decoded, IngressKey, Payload, SkipReason, Source,
 };
 use serde_json::{json, Value};
-use trigger_support::{cls_event, fixture, fixture_bytes, function_url_event};
 
 fn decoded(v: &Value) -> Decoded {
     match decode(v).unwrap() {

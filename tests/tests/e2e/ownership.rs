@@ -2,10 +2,8 @@
 //! adopted CLBs, class switches both ways, the sweep's orphan collection, and CLBs without
 //! our cluster tag that must never be written.
 
-mod e2e_support;
-
+use crate::support::engine::*;
 use clb_ingress::handler::OutcomeStatus;
-use e2e_support::*;
 use serde_json::json;
 use tokio::time::Instant;
 

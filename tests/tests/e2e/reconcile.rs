@@ -2,12 +2,10 @@
 //! the real cloud client (against clb-sim), asserting what a user sees on the CLB and the
 //! Ingress, and the call counts in both simulators' logs.
 
-mod e2e_support;
-
+use crate::support::engine::*;
 use clb_ingress::handler::{IngressKey, OutcomeStatus};
 use clb_ingress_tests::clb_sim::client::SimClient;
 use clb_ingress_tests::function_rbac;
-use e2e_support::*;
 use serde_json::json;
 
 fn web_ingress(env: &Env, name: &str) -> String {

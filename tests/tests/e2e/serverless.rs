@@ -5,12 +5,10 @@
 //!
 //! Every wait polls a condition a bounded number of times; nothing is asserted on time.
 
-mod serverless_support;
-
 use std::collections::BTreeSet;
 
+use crate::support::stack::*;
 use serde_json::Value;
-use serverless_support::*;
 
 const NS: &str = "shop";
 const INS1: &str = "ins-demo0001";
@@ -76,7 +74,7 @@ async fn kubectl_apply_gives_the_ingress_a_tagged_clb_and_our_status_write_does_
     assert_eq!(listeners(&lb), vec![("HTTP".to_string(), 80)]);
     assert_eq!(tag(&lb, TAG_CREATED_BY).as_deref(), Some("yes"));
     assert_eq!(tag(&lb, TAG_CLUSTER).as_deref(), Some(CLUSTER_ID));
-    assert_eq!(tag(&lb, TAG_INGRESS_UID).as_deref(), Some(uid.as_str()));
+    assert_eq!(tag(&lb, TAG_UID).as_deref(), Some(uid.as_str()));
     assert_eq!(lbs(&stack.clb.state()).len(), 1, "exactly one CLB");
     let writes_at_convergence = stack.cloud_writes().len();
     // The CLB was created with its tags in the create call: no tag write ever followed.
@@ -333,7 +331,7 @@ async fn timer_sweep_collects_a_clb_whose_ingress_was_deleted_while_the_webhook_
         &[
             (TAG_CREATED_BY, "yes"),
             (TAG_CLUSTER, OTHER_CLUSTER_ID),
-            (TAG_INGRESS_UID, other_uid),
+            (TAG_UID, other_uid),
         ],
     );
     let untagged = stack.clb.insert_load_balancer("OPEN", "hand-made", &[]);

@@ -37,9 +37,7 @@ use tokio::time::Instant;
 
 pub const CLUSTER_ID: &str = "cls-e2e00001";
 pub const OTHER_CLUSTER_ID: &str = "cls-other001";
-pub const TAG_CREATED_BY: &str = "tke-createdBy-flag";
-pub const TAG_CLUSTER: &str = "tke-clusterId";
-pub const TAG_INGRESS_UID: &str = "tke-lb-ingress-uuid";
+pub use super::{TAG_CLUSTER, TAG_CREATED_BY, TAG_UID};
 /// The function's own kube identity (infra/kubernetes/rbac.yaml).
 pub const FUNCTION_USER: &str = "system:serviceaccount:kube-system:clb-ingress";
 pub const WEBHOOK_TOKEN: &str = "e2e-webhook-token-0123456789";
@@ -399,7 +397,7 @@ impl Stack {
     pub fn lb_of(&self, uid: &str) -> Option<Value> {
         lbs(&self.clb.state())
             .into_iter()
-            .find(|lb| tag(lb, TAG_INGRESS_UID).as_deref() == Some(uid))
+            .find(|lb| tag(lb, TAG_UID).as_deref() == Some(uid))
     }
 
     /// Write calls (anything but Describe*/Get*) made to the cloud so far.

@@ -2,19 +2,17 @@
 //! clb-sim in-process; the SCF path goes through the real signed client to clb-sim's
 //! `Invoke`, the local path through the function's own web server.
 
-mod e2e_support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::engine::*;
 use clb_ingress::cloud::scf::ScfFunction;
 use clb_ingress::handler::{self, Engine, HandleOptions, WebhookToken};
 use clb_ingress::runtime::shards::ShardDispatcher;
 use clb_ingress::runtime::web;
 use clb_ingress::shard::{ShardSpec, SHARD_EVENT_KEY};
 use clb_ingress_tests::clb_sim::{Faults, ScriptedFault};
-use e2e_support::*;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 

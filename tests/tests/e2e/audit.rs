@@ -2,15 +2,13 @@
 //! the function's HTTP server (`runtime::web`), which reconciles through the engine against
 //! clb-sim. A user creating and deleting an Ingress through the Kubernetes API is all it takes.
 
-mod e2e_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::engine::*;
 use clb_ingress::handler::{Engine, WebhookToken};
 use clb_ingress::runtime::web::{serve, ServeOptions};
 use clb_ingress_tests::kube_sim::{self, KubeSimConfig};
-use e2e_support::*;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, PostParams};
 use kube::Api;

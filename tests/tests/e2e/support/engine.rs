@@ -20,9 +20,7 @@ use serde_json::{json, Value};
 
 pub const CLUSTER: &str = "cls-e2e";
 pub const NS: &str = "shop";
-pub const TAG_CREATED_BY: &str = "tke-createdBy-flag";
-pub const TAG_CLUSTER: &str = "tke-clusterId";
-pub const TAG_UID: &str = "tke-lb-ingress-uuid";
+pub use super::{TAG_CLUSTER, TAG_CREATED_BY, TAG_UID};
 
 pub struct Env {
     pub clb: SimHandle,

@@ -1,11 +1,10 @@
 //! The SCF custom-runtime loop against a fake runtime API (axum on 127.0.0.1:0).
 
-mod trigger_support;
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{fixture_bytes, function_url_event, summary, RecordingEngine};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -14,7 +13,6 @@ use axum::Router;
 use clb_ingress::handler::{Engine, WebhookToken};
 use clb_ingress::runtime::scf::{run, LoopOptions, RuntimeConfig, RuntimeError};
 use serde_json::Value;
-use trigger_support::{fixture_bytes, function_url_event, summary, RecordingEngine};
 
 #[derive(Default)]
 struct FakeApi {

@@ -2,14 +2,12 @@
 //! Ingresses costs a few batch reads, Kubernetes requests that do not grow with the fleet,
 //! and no write; a change the batch read can see is reconciled, and only that Ingress.
 
-mod e2e_support;
-
 use std::time::Duration;
 
+use crate::support::engine::*;
 use clb_ingress::handler::{OutcomeStatus, SweepOutcome};
 use clb_ingress::reconcile::SweepOptions;
 use clb_ingress_tests::clb_sim::client::SimClient;
-use e2e_support::*;
 use serde_json::json;
 use tokio::time::Instant;
 
