@@ -27,6 +27,14 @@ locals {
     "clb:BatchModifyTargetWeight",
     "clb:ModifyLoadBalancerAttributes",
     "clb:SetLoadBalancerSecurityGroups",
+    "clb:DescribeLoadBalancerListByCertId",
+  ]
+  # SSL: kubernetes.io/tls Secrets are uploaded as certificates tagged with the cluster, and
+  # deleted once no CLB uses them (function/src/cloud/ssl.rs, reconcile/uploaded_certs.rs).
+  ssl_actions = [
+    "ssl:UploadCertificate",
+    "ssl:DescribeCertificates",
+    "ssl:DeleteCertificate",
   ]
   # Tag actions: tags are set at create time by CreateLoadBalancer(Tags); these add and remove
   # the cluster/UID tags of reused (existLbId) CLBs, so they are granted on CLBs only.
@@ -48,6 +56,9 @@ locals {
   # Tag API's actions against the tagged resource's name is UNVERIFIED; if it does not, the
   # Tag statement needs the tag service's own resource instead.
   clb_resources = "qcs::clb:${var.region}:uin/${data.tencentcloud_user_info.current.owner_uin}:clb/*"
+  # The account's SSL certificates. The six-segment form of an SSL certificate (no region:
+  # the service is global) is UNVERIFIED; CAM may want the tag-conditioned form instead.
+  ssl_resources     = "qcs::ssl::uin/${data.tencentcloud_user_info.current.owner_uin}:certificate/*"
   function_resource = "qcs::scf:${var.region}:uin/${data.tencentcloud_user_info.current.owner_uin}:namespace/${var.namespace}/function/${var.function_name}"
 }
 
@@ -81,6 +92,11 @@ resource "tencentcloud_cam_policy" "function" {
         effect   = "allow"
         action   = local.tag_actions
         resource = [local.clb_resources]
+      },
+      {
+        effect   = "allow"
+        action   = local.ssl_actions
+        resource = [local.ssl_resources]
       },
       {
         effect   = "allow"

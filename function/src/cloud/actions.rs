@@ -5,6 +5,7 @@
 
 use super::client::{CLB_SERVICE, TAG_SERVICE};
 use super::scf::SCF_SERVICE;
+use super::ssl::SSL_SERVICE;
 
 /// `(service, action)` of every call the function makes.
 pub const CALLED: &[(&str, &str)] = &[
@@ -35,6 +36,12 @@ pub const CALLED: &[(&str, &str)] = &[
     // reused (existLbId) CLBs get and lose our cluster/UID tags.
     (TAG_SERVICE, "TagResources"),
     (TAG_SERVICE, "UnTagResources"),
+    // kubernetes.io/tls Secrets: our uploaded certificates, found by tag, bound, and
+    // deleted once a fresh read shows no CLB using them.
+    (SSL_SERVICE, "UploadCertificate"),
+    (SSL_SERVICE, "DescribeCertificates"),
+    (SSL_SERVICE, "DeleteCertificate"),
+    (CLB_SERVICE, "DescribeLoadBalancerListByCertId"),
     // a sharded sweep invokes this same function once per shard.
     (SCF_SERVICE, "Invoke"),
 ];
@@ -198,7 +205,7 @@ mod tests {
     #[test]
     fn the_cam_policy_grants_exactly_the_actions_the_client_calls() {
         let tf = repo_file("infra/terraform/main.tf");
-        let mut granted: Vec<String> = ["clb_actions", "tag_actions", "scf_actions"]
+        let mut granted: Vec<String> = ["clb_actions", "tag_actions", "scf_actions", "ssl_actions"]
             .iter()
             .flat_map(|l| terraform_list(&tf, l))
             .collect();
@@ -220,8 +227,8 @@ mod tests {
                 .filter(|l| l.trim_start().starts_with(key) && l.contains('='))
                 .count()
         };
-        assert_eq!(lines("action "), 3, "{policy}");
-        assert_eq!(lines("resource "), 3, "{policy}");
+        assert_eq!(lines("action "), 4, "{policy}");
+        assert_eq!(lines("resource "), 4, "{policy}");
         assert!(!policy.contains("[\"*\"]"), "{policy}");
         for actions in ["local.clb_actions", "local.tag_actions"] {
             let at = policy.find(actions).expect(actions);

@@ -11,6 +11,8 @@ pub const DEFAULT_CLB_ENDPOINT: &str = "https://clb.tencentcloudapi.com";
 /// Real endpoint of the Tag API.
 pub const DEFAULT_TAG_ENDPOINT: &str = "https://tag.tencentcloudapi.com";
 /// Real endpoint of the SCF API (the sharded sweep invokes its shards through it).
+/// SSL Certificates API (uploads of `kubernetes.io/tls` Secrets).
+pub const DEFAULT_SSL_ENDPOINT: &str = "https://ssl.tencentcloudapi.com";
 pub const DEFAULT_SCF_ENDPOINT: &str = "https://scf.tencentcloudapi.com";
 
 /// Documented per-action CLB limit is 20 requests/second (tencent-cloud.md §2.1); we stay
@@ -75,6 +77,8 @@ pub struct CloudConfig {
     pub tag_endpoint: String,
     /// Base URL of the SCF API.
     pub scf_endpoint: String,
+    /// Base URL of the SSL Certificates API.
+    pub ssl_endpoint: String,
     /// Client-side permits per action per second.
     pub rate_limit_per_sec: u32,
     pub retry: RetryPolicy,
@@ -132,6 +136,9 @@ impl CloudConfig {
         if let Some(ep) = get(&["TAG_ENDPOINT"]) {
             builder = builder.tag_endpoint(ep.trim());
         }
+        if let Some(ep) = get(&["SSL_ENDPOINT"]) {
+            builder = builder.ssl_endpoint(ep.trim());
+        }
         // Local runs only: SCF reserves the `SCF_` prefix for its own variables.
         if let Some(ep) = get(&["SCF_ENDPOINT"]) {
             builder = builder.scf_endpoint(ep.trim());
@@ -152,6 +159,7 @@ impl CloudConfig {
                 clb_endpoint: DEFAULT_CLB_ENDPOINT.into(),
                 tag_endpoint: DEFAULT_TAG_ENDPOINT.into(),
                 scf_endpoint: DEFAULT_SCF_ENDPOINT.into(),
+                ssl_endpoint: DEFAULT_SSL_ENDPOINT.into(),
                 rate_limit_per_sec: DEFAULT_RATE_LIMIT_PER_SEC,
                 retry: RetryPolicy::default(),
                 task_poll_interval: Duration::from_millis(500),
@@ -169,6 +177,7 @@ impl CloudConfig {
             "clb" => self.clb_endpoint.clone(),
             "tag" => self.tag_endpoint.clone(),
             "scf" => self.scf_endpoint.clone(),
+            "ssl" => self.ssl_endpoint.clone(),
             other => format!("https://{other}.tencentcloudapi.com"),
         }
     }
@@ -193,11 +202,16 @@ impl CloudConfigBuilder {
         self.config.scf_endpoint = url.into();
         self
     }
+    pub fn ssl_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.config.ssl_endpoint = url.into();
+        self
+    }
     /// Points every API at one server (the emulator serves them all).
     pub fn endpoint(self, url: impl Into<String>) -> Self {
         let url = url.into();
         self.clb_endpoint(url.clone())
             .tag_endpoint(url.clone())
+            .ssl_endpoint(url.clone())
             .scf_endpoint(url)
     }
     pub fn rate_limit_per_sec(mut self, n: u32) -> Self {
@@ -248,6 +262,7 @@ impl CloudConfigBuilder {
             &mut c.clb_endpoint,
             &mut c.tag_endpoint,
             &mut c.scf_endpoint,
+            &mut c.ssl_endpoint,
         ] {
             let trimmed = ep.trim_end_matches('/').to_string();
             let parsed = reqwest::Url::parse(&trimmed).map_err(|e| {

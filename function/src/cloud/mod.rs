@@ -18,6 +18,7 @@ pub mod retry;
 pub mod rewrite;
 pub mod scf;
 pub mod sign;
+pub mod ssl;
 pub mod stats;
 pub mod tag;
 

@@ -83,6 +83,7 @@ pub const CLB_ACTIONS: &[&str] = &[
     "DeleteRewrite",
     "DescribeRewrite",
     "DescribeQuota",
+    "DescribeLoadBalancerListByCertId",
 ];
 
 pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> ApiResult<Outcome> {
@@ -95,6 +96,7 @@ pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> Api
         "DescribeTaskStatus" => describe_task_status(s, ctx, p),
         "DescribeLoadBalancersDetail" => super::detail::describe_detail(s, ctx, p),
         "DescribeQuota" => super::quota::describe_quota(s, p),
+        "DescribeLoadBalancerListByCertId" => super::ssl::list_by_cert_id(s, ctx, p),
         "CreateListener" => listeners::create_listener(s, ctx, p),
         "DescribeListeners" => listeners::describe_listeners(s, p),
         "ModifyListener" => listeners::modify_listener(s, ctx, p),

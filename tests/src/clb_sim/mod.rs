@@ -34,6 +34,7 @@ mod rewrite;
 pub mod scf;
 mod server;
 pub mod sign;
+pub mod ssl;
 mod tag;
 mod targets;
 

@@ -171,6 +171,8 @@ pub struct SimState {
     pub(crate) client_tokens: HashMap<String, CreateRecord>,
     pub(crate) rng: StdRng,
     pub(crate) seq: u64,
+    /// SSL certificates uploaded through UploadCertificate (no private keys).
+    pub certificates: Vec<super::ssl::SslCert>,
 }
 
 const ID_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -185,6 +187,7 @@ impl SimState {
             client_tokens: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             seq: 0,
+            certificates: Vec::new(),
         }
     }
 
@@ -425,5 +428,10 @@ pub fn state_json(s: &SimState, now: Instant) -> Value {
             v
         })
         .collect();
-    json!({ "LoadBalancers": lbs })
+    let certs: Vec<Value> = s
+        .certificates
+        .iter()
+        .map(super::ssl::SslCert::json)
+        .collect();
+    json!({ "LoadBalancers": lbs, "Certificates": certs })
 }
