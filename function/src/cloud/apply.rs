@@ -65,6 +65,9 @@ pub struct Applied {
     pub created: Option<LbAddress>,
     /// True when `stop_after` cut the plan short.
     pub stopped: bool,
+    /// CLBs that CreateLoadBalancer answered without our tags (a user took them out of the
+    /// cluster): left alone; the CLB in `created` was made under the next ClientToken.
+    pub disowned: Vec<String>,
 }
 
 /// An apply that failed at action `index` (0-based) after `applied.actions` succeeded.
@@ -273,9 +276,10 @@ async fn run_action(
     let region = client.config().region.clone();
     match action {
         Action::CreateLoadBalancer { spec } => {
-            let (lb, writes) = create_load_balancer(client, spec, opts).await?;
-            applied.writes += writes;
-            carries_our_tags(spec, &lb)?;
+            let created = create_load_balancer(client, spec, opts).await?;
+            applied.writes += created.writes;
+            applied.disowned.extend(created.disowned);
+            let lb = created.lb;
             res.lb_id = Some(lb.id.clone());
             res.default_domain = default_domain(&lb).map(str::to_string);
             applied.created = Some(LbAddress {
@@ -759,24 +763,43 @@ fn batch_request(
     })
 }
 
+/// What [`create_load_balancer`] made, and what it left alone on the way.
+struct Created {
+    lb: crate::plan::CloudLb,
+    writes: u32,
+    disowned: Vec<String>,
+}
+
 /// CreateLoadBalancer from the spec's own request body (extensiveParameters may carry any
 /// API field, so it is sent as JSON, not through the typed request), then the same waits as
 /// [`CloudClient::create_load_balancer`]: the task, then the CLB until it is ready.
+///
+/// A token can answer a CLB that is no longer ours to build on: deleted since (proved gone),
+/// or stripped of one of our tags by a user who took it out of the cluster. Either way the
+/// next token is derived from the old one and that CLB's id, so every run (concurrent or
+/// after a kill) that meets the same CLB derives the same token and still makes one CLB;
+/// the disowned CLB itself is never written to.
 async fn create_load_balancer(
     client: &CloudClient,
     spec: &LbSpec,
     opts: &ApplyOptions,
-) -> Result<(crate::plan::CloudLb, u32), CloudError> {
+) -> Result<Created, CloudError> {
     let mut token = spec.client_token.clone();
     let mut writes = 0;
+    let mut disowned = Vec::new();
     loop {
         writes += 1;
+        let more = writes < MAX_CREATE_GENERATIONS;
         match create_load_balancer_once(client, spec, &token, opts).await {
-            Err(CloudError::CreatedLoadBalancerGone { id }) if writes < MAX_CREATE_GENERATIONS => {
+            Err(CloudError::CreatedLoadBalancerGone { id }) if more => {
                 // Unreadable by id for the whole period; the search by our tags is the
                 // second proof (and finds the CLB a concurrent run made with the next token).
                 if let Some(lb) = find_by_our_tags(client, spec).await? {
-                    return Ok((lb, writes));
+                    return Ok(Created {
+                        lb,
+                        writes,
+                        disowned,
+                    });
                 }
                 tracing::warn!(
                     dead = %id,
@@ -784,13 +807,32 @@ async fn create_load_balancer(
                 );
                 token = crate::model::desired::next_client_token(&token, &id);
             }
-            other => return other.map(|lb| (lb, writes)),
+            Ok(lb) => match carries_our_tags(spec, &lb) {
+                Ok(()) => {
+                    return Ok(Created {
+                        lb,
+                        writes,
+                        disowned,
+                    })
+                }
+                Err(e) if more => {
+                    tracing::warn!(
+                        disowned = %lb.id,
+                        error = %e,
+                        "ClientToken replayed a CLB taken out of the cluster; creating again with the next token"
+                    );
+                    token = crate::model::desired::next_client_token(&token, &lb.id);
+                    disowned.push(lb.id);
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
         }
     }
 }
 
 /// How many CreateLoadBalancer calls one apply may make when tokens keep answering CLBs
-/// deleted since (each deletion behind our back costs one generation).
+/// deleted since or taken out of the cluster (each costs one generation).
 const MAX_CREATE_GENERATIONS: u32 = 4;
 
 /// One CreateLoadBalancer with `token`, waiting until the CLB it names is ready.

@@ -145,8 +145,18 @@ impl CloudConfig {
         }
         // Local runs against clb-sim only (its tasks end in milliseconds): a production
         // deployment leaves it unset and polls at the default interval.
-        if let Some(ms) = get(&["CLB_TASK_POLL_MS"]).and_then(|v| v.trim().parse::<u64>().ok()) {
+        let millis = |name: &str| get(&[name]).and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(ms) = millis("CLB_TASK_POLL_MS") {
             builder = builder.task_poll_interval(Duration::from_millis(ms.max(1)));
+        }
+        // Local runs against clb-sim only, whose reads never lag a create or a tag: the
+        // defaults cover the real API's lag; a short run budget (the chaos harness's) needs
+        // the proof of "gone" to fit inside it.
+        if let Some(ms) = millis("CLB_CREATED_LB_GONE_AFTER_MS") {
+            builder = builder.created_lb_gone_after(Duration::from_millis(ms));
+        }
+        if let Some(ms) = millis("CLB_ADOPTION_SETTLE_MS") {
+            builder = builder.adoption_settle(Duration::from_millis(ms));
         }
         builder.build()
     }

@@ -9,6 +9,7 @@ use super::{ReconcileError, Reconciler};
 use crate::cloud::apply::{Applied, ApplyError, LbAddress};
 use crate::cluster::{current_status, EventRecord, EventType, LB_ID_ANNOTATION};
 use crate::handler::{ActionCounts, IngressOutcome, OutcomeStatus};
+use crate::model::problem::codes;
 use crate::model::Problem;
 use crate::plan::{CloudLb, CloudView};
 
@@ -122,6 +123,14 @@ impl Reconciler {
                     self.cluster.write_status(ingress, entries).await?;
                 }
                 self.cluster.set_lb_annotation(ingress, Some(&a.id)).await?;
+            }
+            for id in &applied.disowned {
+                let note = format!(
+                    "CLB {id} no longer carries our tags (taken out of the cluster): it is left \
+                     alone; this Ingress gets a new CLB"
+                );
+                self.event(ingress, EventType::Warning, codes::TAGS_TAMPERED, &note)
+                    .await;
             }
             counts.cloud_reads += self.keep_auto_config(p, applied).await?;
             if applied.actions > 0 {
