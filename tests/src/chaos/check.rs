@@ -146,8 +146,28 @@ pub fn i1(w: &World, from: usize) -> Vec<Violation> {
     out
 }
 
-/// A CLB of ours serving a live Ingress, before a step: `(slot, uid, had our listener)`.
-pub type Protected = BTreeMap<String, (usize, String, bool)>;
+/// A CLB of ours serving a live Ingress, before a step: `(slot, uid, had our listener,
+/// created by us)`.
+pub type Protected = BTreeMap<String, (usize, String, bool, bool)>;
+
+/// Whether the truth makes `lb` (tagged for the Ingress in `slot`, `created` by us or not)
+/// that Ingress's CLB, which nothing may take from it. A managed Ingress owns only the CLB
+/// it names (`existLbId`, or without it the one we created): one it no longer names is
+/// released once the named one serves (DESIGN §1, issue 8 §1 #4). A held or blocked Ingress
+/// (missing class, refused `existLbId`) changes nothing, so every CLB tagged for it stays.
+fn owns(truth: &super::model::Truth, slot: usize, id: &str, created: bool) -> bool {
+    let Some(ing) = &truth.slots[slot] else {
+        return false;
+    };
+    match truth.expect(slot) {
+        None | Some(Expect::NotOurs) => false,
+        Some(Expect::Held | Expect::Blocked) => true,
+        Some(Expect::Managed) => match ing.exist_lb {
+            Some(i) => truth.user_lbs[i] == id,
+            None => created,
+        },
+    }
+}
 
 /// The CLBs I2 protects across the next step.
 pub fn protected(w: &World) -> Protected {
@@ -159,13 +179,14 @@ pub fn protected(w: &World) -> Protected {
         let Some(uid) = tag(&lb, TAG_UID) else {
             continue;
         };
+        let created = has_tag(&lb, TAG_CREATED_BY, "yes");
         for slot in 0..SLOTS {
             let Some(ing) = &w.truth.slots[slot] else {
                 continue;
             };
-            if ing.uid == uid && w.truth.expect(slot) != Some(Expect::NotOurs) {
+            if ing.uid == uid && owns(&w.truth, slot, &lb.id, created) {
                 let listener = lb.listeners.iter().any(|l| l.name == OUR_LISTENER);
-                out.insert(lb.id.clone(), (slot, uid.to_string(), listener));
+                out.insert(lb.id.clone(), (slot, uid.to_string(), listener, created));
             }
         }
     }
@@ -174,7 +195,8 @@ pub fn protected(w: &World) -> Protected {
 
 /// I2 across one step: `before` from [`protected`] and the truth before the step, the
 /// function's calls from `from` on. A CLB stays protected only when the step left its
-/// Ingress alone (same UID, same `existLbId`, still ours or held) and did not disown it.
+/// Ingress alone (same UID, same `existLbId`), the truth after the step still makes it that
+/// Ingress's CLB ([`owns`]), and the step did not disown it.
 pub fn i2(
     w: &World,
     before: &Protected,
@@ -183,16 +205,16 @@ pub fn i2(
     console_deleted_listener: Option<&str>,
 ) -> Vec<Violation> {
     let mut out = Vec::new();
-    let still: Vec<(&String, &(usize, String, bool))> = before
+    let still: Vec<_> = before
         .iter()
-        .filter(|(id, (slot, uid, _))| {
+        .filter(|(id, (slot, uid, _, created))| {
             let (Some(a), Some(b)) = (&truth_before.slots[*slot], &w.truth.slots[*slot]) else {
                 return false;
             };
             a.uid == *uid
                 && b.uid == *uid
                 && a.exist_lb == b.exist_lb
-                && w.truth.expect(*slot) != Some(Expect::NotOurs)
+                && owns(&w.truth, *slot, id, *created)
                 && !w.truth.disowned.contains_key(*id)
         })
         .collect();
@@ -203,7 +225,7 @@ pub fn i2(
         .into_iter()
         .map(|lb| (lb.id.clone(), lb))
         .collect();
-    for (id, (slot, uid, had_listener)) in still {
+    for (id, (slot, uid, had_listener, _)) in still {
         for (idx, c) in &calls {
             let names = c.lb_ids.contains(id)
                 || c.params.to_string().contains(&format!("\"{id}\""))
@@ -336,6 +358,24 @@ fn serves(w: &World, slot: usize, lb: &LoadBalancer) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `lb` is still tagged for a live Ingress that holds (missing class) or is blocked
+/// (refused `existLbId`) and no longer names it: such an Ingress changes nothing, so the CLB
+/// it had keeps serving it until the CLB it names can serve (issue 8 §1 #4: the old one is
+/// released once the new one serves), and stays unavailable to others until then.
+fn held_over(w: &World, lb: &LoadBalancer) -> bool {
+    let Some(uid) = tag(lb, TAG_UID) else {
+        return false;
+    };
+    has_tag(lb, TAG_CLUSTER, CLUSTER_ID)
+        && (0..SLOTS).any(|s| {
+            w.truth.slots[s].as_ref().is_some_and(|ing| {
+                ing.uid == uid
+                    && matches!(w.truth.expect(s), Some(Expect::Held | Expect::Blocked))
+                    && ing.exist_lb.map(|i| &w.truth.user_lbs[i]) != Some(&lb.id)
+            })
+        })
+}
+
 /// I3, after quiet.
 pub fn i3(w: &World) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -354,6 +394,16 @@ pub fn i3(w: &World) -> Vec<Violation> {
             live_uids.insert(ing.uid.clone());
         }
         let mine = ours(&ing.uid);
+        // The user's CLB it names is still held by another Ingress: its adoption is refused.
+        let taken = ing.exist_lb.is_some_and(|i| {
+            lbs.iter()
+                .any(|lb| lb.id == w.truth.user_lbs[i] && held_over(w, lb))
+        });
+        let expect = if expect == Expect::Managed && taken {
+            Expect::Blocked
+        } else {
+            expect
+        };
         match expect {
             Expect::NotOurs if !mine.is_empty() => out.push(v(
                 Invariant::I3,
@@ -441,6 +491,9 @@ pub fn i3(w: &World) -> Vec<Violation> {
             continue;
         };
         let claimants = w.truth.claimants(i);
+        if held_over(w, lb) {
+            continue;
+        }
         if claimants.is_empty() {
             let keeps_listener = lb.listeners.iter().any(|l| l.name == OUR_LISTENER);
             if tag(lb, TAG_CLUSTER).is_some() || tag(lb, TAG_UID).is_some() || keeps_listener {

@@ -14,6 +14,7 @@ pub mod world;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 use check::{Invariant, Violation, INVARIANTS};
 use model::{Kind, Step, ALL_KINDS};
@@ -21,16 +22,7 @@ use world::World;
 
 /// Step kinds left out of the bounded set of the test command, each with the §1 path of
 /// issue 8 whose fix it waits for. `scripts/chaos --all-kinds` runs them anyway.
-pub const PENDING: &[(Kind, &str)] = &[
-    (
-        Kind::SetExistLb,
-        "#4: switching existLbId leaks the CLB no longer named (I3: two CLBs of ours, or the old adopted one still serving)",
-    ),
-    (
-        Kind::ConsoleRemoveClusterTag,
-        "#3: nothing is written to the disowned CLB any more (I1 holds), but every run replays CreateLoadBalancer with the same ClientToken, a cloud write after quiet (I4)",
-    ),
-];
+pub const PENDING: &[(Kind, &str)] = &[];
 
 /// The step kinds of the bounded set: every kind not [`PENDING`].
 pub fn enabled_kinds() -> Vec<Kind> {
@@ -66,7 +58,9 @@ impl Outcome {
 /// the final checks (I1–I3), then one more sweep that must write nothing (I4). Stops at the
 /// first step that breaks an invariant.
 pub async fn run(seed: u64, steps: &[Step]) -> Result<Outcome, String> {
+    let t = Instant::now();
     let mut w = World::start(seed).await?;
+    w.counters.took("start", t);
     let mut violations = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let truth_before = w.truth.clone();
@@ -76,10 +70,14 @@ pub async fn run(seed: u64, steps: &[Step]) -> Result<Outcome, String> {
             Step::ConsoleDeleteListener { slot } => w.lb_of_slot(*slot).map(|l| l.id),
             _ => None,
         };
+        let t = Instant::now();
         w.apply(step)
             .await
             .map_err(|e| format!("step {i} {step:?}: {e}"))?;
+        w.counters.took(format!("{:?}", step.kind()), t);
+        let t = Instant::now();
         w.settle().await;
+        w.counters.took("settle", t);
         let mut found = check::i1(&w, from);
         found.extend(check::i2(
             &w,
@@ -93,11 +91,16 @@ pub async fn run(seed: u64, steps: &[Step]) -> Result<Outcome, String> {
             return Ok(finish(w, seed, steps, violations));
         }
     }
+    let t = Instant::now();
     w.calm().await?;
     w.settle().await;
+    w.counters.took("settle", t);
+    let t = Instant::now();
     if !w.leases_expired().await {
         w.counters.unsettled += 1;
     }
+    w.counters.took("leases", t);
+    let t = Instant::now();
     let truth_before = w.truth.clone();
     let protected = check::protected(&w);
     let from = w.clb.calls().len();
@@ -114,6 +117,7 @@ pub async fn run(seed: u64, steps: &[Step]) -> Result<Outcome, String> {
         w.settle().await;
         found.extend(check::i4(&w, mark));
     }
+    w.counters.took("quiet", t);
     violations.extend(found.into_iter().map(|v| (None, v)));
     Ok(finish(w, seed, steps, violations))
 }
@@ -202,6 +206,8 @@ pub struct Figures {
     pub kills: usize,
     pub one_shot_runs: usize,
     pub unsettled: usize,
+    /// Wall time summed over histories, by phase (see [`world::Counters::time`]).
+    pub time: BTreeMap<String, Duration>,
     /// Histories breaking each invariant (a history counts once per invariant).
     pub violations: BTreeMap<Invariant, usize>,
     pub harness_errors: Vec<String>,
@@ -219,6 +225,9 @@ impl Figures {
         self.kills += o.counters.kills;
         self.one_shot_runs += o.counters.one_shot_runs;
         self.unsettled += o.counters.unsettled;
+        for (k, d) in &o.counters.time {
+            *self.time.entry(k.clone()).or_default() += *d;
+        }
         let mut seen = Vec::new();
         for (_, v) in &o.violations {
             if !seen.contains(&v.invariant) {
@@ -271,6 +280,20 @@ impl Figures {
                 "| {inv:?} | {} |",
                 self.violations.get(&inv).copied().unwrap_or(0)
             );
+        }
+        let total: Duration = self.time.values().sum();
+        let _ = writeln!(
+            s,
+            "\nWall time by phase, summed over histories ({:.0} s in all, {:.1} s a history; \
+             steps are timed without their settle):\n",
+            total.as_secs_f64(),
+            total.as_secs_f64() / self.histories.max(1) as f64
+        );
+        let _ = writeln!(s, "| phase | seconds |\n|---|---|");
+        let mut phases: Vec<_> = self.time.iter().collect();
+        phases.sort_by(|a, b| b.1.cmp(a.1));
+        for (k, d) in phases {
+            let _ = writeln!(s, "| {k} | {:.1} |", d.as_secs_f64());
         }
         let names: Vec<String> = kinds.iter().map(|k| format!("{k:?}")).collect();
         let _ = writeln!(s, "\nStep kinds: {}.", names.join(", "));

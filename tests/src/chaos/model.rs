@@ -18,6 +18,10 @@ pub const ADOPTABLE: usize = 2;
 /// Index (in the `existLbId` choices) of the user's CLB that carries its own listener: naming
 /// it is refused (E4021) and nothing may ever be written to it.
 pub const BUSY_USER_LB: usize = ADOPTABLE;
+/// CreateLoadBalancer calls one run may make when replayed tokens answer CLBs taken out of
+/// the cluster (function/src/cloud/apply.rs MAX_CREATE_GENERATIONS, kept apart on purpose so
+/// that the harness judges the function by its documented rule, not by its code).
+pub const CREATE_GENERATIONS: usize = 4;
 /// nodePorts a Service may take.
 const NODE_PORTS: [i32; 3] = [30080, 30081, 30090];
 /// Rule shapes an Ingress may take (see [`variant_rules`]).
@@ -390,8 +394,10 @@ pub struct Truth {
     /// CLBs whose cluster tag the console removed, with the call-log length at that moment:
     /// from then on they are the user's.
     pub disowned: BTreeMap<String, usize>,
-    /// Ingress UIDs whose created CLB was disowned that way.
-    pub disowned_uids: BTreeSet<String>,
+    /// Ingress UIDs whose created CLB was disowned that way, with how many times: each
+    /// time the function makes a new CLB under the next ClientToken, up to
+    /// [`CREATE_GENERATIONS`] CLBs per create.
+    pub disowned_uids: BTreeMap<String, usize>,
 }
 
 /// What the function must make of one live Ingress.
@@ -435,7 +441,11 @@ impl Truth {
         Some(match self.ours(ing.class) {
             None => Expect::Held,
             Some(false) => Expect::NotOurs,
-            Some(true) if self.disowned_uids.contains(&ing.uid) && ing.exist_lb.is_none() => {
+            Some(true)
+                if ing.exist_lb.is_none()
+                    && self.disowned_uids.get(&ing.uid).copied().unwrap_or(0)
+                        >= CREATE_GENERATIONS =>
+            {
                 Expect::Blocked
             }
             Some(true) => match ing.exist_lb {

@@ -39,7 +39,20 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(20);
 /// Each run's budget (`--budget-secs`): a run's Lease lasts its budget plus ten seconds, so a
 /// `kill -9`ed run blocks its Ingress that long; short budgets keep the wait at quiet short.
-const BUDGET_SECS: &str = "10";
+const BUDGET_SECS: &str = "8";
+/// How long a kill step waits for the function's first cloud write before it kills anyway
+/// (a change that needs no write never shows one).
+const KILL_WAIT: Duration = Duration::from_secs(2);
+/// The function's timing knobs for local runs against clb-sim (README, configuration), all
+/// here: clb-sim's tasks end in milliseconds and its reads never lag, so the waits meant for
+/// the real API's lag only cost time. The proof that a created CLB is gone must fit well
+/// inside [`BUDGET_SECS`], or a run that meets a CLB deleted since (the class flipped away
+/// and back) is cut off before it can create again, every time.
+const TUNABLES: [(&str, &str); 3] = [
+    ("CLB_TASK_POLL_MS", "5"),
+    ("CLB_CREATED_LB_GONE_AFTER_MS", "2000"),
+    ("CLB_ADOPTION_SETTLE_MS", "1000"),
+];
 /// The function's margin for clock skew before a Lease counts as expired (cluster/lease.rs
 /// CLOCK_SKEW_MARGIN), plus a second.
 const LEASE_MARGIN_SECS: i64 = 6;
@@ -52,6 +65,15 @@ pub struct Counters {
     pub kills: usize,
     pub one_shot_runs: usize,
     pub unsettled: usize,
+    /// Wall time by phase (`start`, each step kind, `settle`, `leases`, `quiet`), for
+    /// finding where a history's time goes.
+    pub time: std::collections::BTreeMap<String, Duration>,
+}
+
+impl Counters {
+    pub fn took(&mut self, phase: impl Into<String>, since: std::time::Instant) {
+        *self.time.entry(phase.into()).or_default() += since.elapsed();
+    }
 }
 
 /// A CLB not ours as it was set up: id, tags, listener ids.
@@ -193,7 +215,7 @@ impl World {
             crate::function_rbac::install(&kube).map_err(|e| format!("rbac.yaml: {e:?}"))?;
         let mut env = crate::function::env(&clb, &kubeconfig, CLUSTER_ID);
         env.push(("WEBHOOK_TOKEN".into(), WEBHOOK_TOKEN.into()));
-        env.push(("CLB_TASK_POLL_MS".into(), "5".into()));
+        env.extend(TUNABLES.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env.push(("RUST_LOG".into(), "info".into()));
         env.push(("NO_COLOR".into(), "1".into()));
         let function = Function {
@@ -698,7 +720,7 @@ impl World {
                 let at = self.clb.calls().len();
                 self.truth.disowned.insert(lb.id.clone(), at);
                 if let Some(ing) = live(self, slot) {
-                    self.truth.disowned_uids.insert(ing.uid);
+                    *self.truth.disowned_uids.entry(ing.uid).or_default() += 1;
                 }
             }
             Step::FaultsOn(f) => {
@@ -757,7 +779,7 @@ impl World {
     /// Waits (bounded) for the function's first cloud write after call `from`, then kills it
     /// with SIGKILL and starts it again on the same port; kube-sim re-sends the batch.
     async fn kill_after_first_write(&mut self, from: usize) -> Result<(), String> {
-        let until = Instant::now() + Duration::from_secs(5);
+        let until = Instant::now() + KILL_WAIT;
         while Instant::now() < until {
             let seen = self
                 .clb
