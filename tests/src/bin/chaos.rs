@@ -43,33 +43,34 @@ async fn main() -> Result<()> {
     } else {
         chaos::enabled_kinds()
     };
-    let runs = stream::iter(0..args.histories as u64)
+    let command = format!(
+        "scripts/chaos --histories {} --seed {} --steps {} --jobs {}{}",
+        args.histories,
+        args.seed,
+        args.steps,
+        args.jobs,
+        if args.all_kinds { " --all-kinds" } else { "" }
+    );
+    let started = std::time::Instant::now();
+    let mut runs = stream::iter(0..args.histories as u64)
         .map(|i| {
             let seed = args.seed + i;
             let steps = model::generate(seed, args.steps, &kinds);
             async move { (seed, chaos::run(seed, &steps).await) }
         })
-        .buffer_unordered(args.jobs.max(1))
-        .collect::<Vec<_>>()
-        .await;
+        .buffer_unordered(args.jobs.max(1));
     let mut figures = Figures::default();
-    let mut runs = runs;
-    runs.sort_by_key(|(seed, _)| *seed);
-    for (seed, result) in runs {
+    let mut failing = Vec::new();
+    // The figures are written after every history, so a run stopped early still leaves
+    // the real numbers of what it did.
+    while let Some((seed, result)) = runs.next().await {
         match result {
             Ok(o) => {
                 figures.add(&o);
                 if let Some(inv) = o.first() {
                     let what = o.violations[0].1.what.clone();
                     eprintln!("seed {seed}: {inv:?}: {what}\n{}", chaos::render(&o.steps));
-                    let short = chaos::shrink(seed, &o.steps, inv, args.shrink_budget).await;
-                    eprintln!(
-                        "seed {seed}: shrunk to {} steps:\n{}function log (last lines):\n{}\n",
-                        short.len(),
-                        chaos::render(&short),
-                        o.log_tail
-                    );
-                    figures.failures.push((seed, inv, what, short));
+                    failing.push((seed, inv, what, o));
                 }
             }
             Err(e) => {
@@ -77,22 +78,44 @@ async fn main() -> Result<()> {
                 figures.harness_errors.push(format!("seed {seed}: {e}"));
             }
         }
+        let note = format!(
+            "\nIn progress: {} of {} histories done after {:.0} s.\n",
+            figures.histories + figures.harness_errors.len(),
+            args.histories,
+            started.elapsed().as_secs_f64()
+        );
+        write(
+            &args.out,
+            &(figures.markdown(&command, &kinds, args.seed) + &note),
+        )?;
     }
-    let command = format!(
-        "scripts/chaos --histories {} --seed {} --steps {}{}",
-        args.histories,
-        args.seed,
-        args.steps,
-        if args.all_kinds { " --all-kinds" } else { "" }
-    );
-    let md = figures.markdown(&command, &kinds, args.seed);
+    failing.sort_by_key(|(seed, ..)| *seed);
+    for (seed, inv, what, o) in failing {
+        let short = chaos::shrink(seed, &o.steps, inv, args.shrink_budget).await;
+        eprintln!(
+            "seed {seed}: shrunk to {} steps:\n{}function log (last lines):\n{}\n",
+            short.len(),
+            chaos::render(&short),
+            o.log_tail
+        );
+        figures.failures.push((seed, inv, what, short));
+    }
+    let md = figures.markdown(&command, &kinds, args.seed)
+        + &format!(
+            "\nWall time of the whole run: {:.0} s.\n",
+            started.elapsed().as_secs_f64()
+        );
     print!("{md}");
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&args.out, &md).with_context(|| format!("writing {}", args.out.display()))?;
+    write(&args.out, &md)?;
     if figures.total_violations() > 0 || !figures.harness_errors.is_empty() {
         std::process::exit(1);
     }
     Ok(())
+}
+
+fn write(out: &std::path::Path, md: &str) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(out, md).with_context(|| format!("writing {}", out.display()))
 }
