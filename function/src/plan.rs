@@ -23,6 +23,7 @@ mod assume;
 mod attributes;
 mod default_server;
 mod lifecycle;
+mod room;
 pub use attributes::auto_config_spec;
 pub use lifecycle::plan_skip;
 
@@ -299,6 +300,8 @@ struct Phases {
     new_listeners: Vec<(ListenerKey, Option<Certificate>, bool)>,
     sni_on: Vec<Action>,
     create_rules: Vec<Action>,
+    /// Deregistrations that must precede the registrations (a rule at its quota).
+    make_room: Vec<BatchTarget>,
     register: Vec<BatchTarget>,
     modify: Vec<Action>,
     weights: BTreeMap<RuleRef, Vec<BatchTarget>>,
@@ -334,6 +337,11 @@ impl Phases {
         }
         out.extend(self.sni_on);
         out.extend(self.create_rules);
+        for chunk in self.make_room.chunks(MAX_BATCH_TARGETS) {
+            out.push(Action::DeregisterTargets {
+                targets: chunk.to_vec(),
+            });
+        }
         for chunk in self.register.chunks(MAX_BATCH_TARGETS) {
             out.push(Action::RegisterTargets {
                 targets: chunk.to_vec(),
@@ -555,6 +563,7 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
         }
     }
     lifecycle::lb_actions(&mut ph, desired, lb);
+    room::make_room(&mut ph, cloud_listeners, desired.quota.targets_per_rule);
     Ok(Plan {
         load_balancer_id: lb.map(|l| l.id.clone()),
         actions: ph.into_actions(),

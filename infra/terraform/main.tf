@@ -12,6 +12,7 @@ locals {
     "clb:DescribeListeners",
     "clb:DescribeTargets",
     "clb:DescribeTargetHealth",
+    "clb:DescribeQuota",
     "clb:DescribeTaskStatus",
     "clb:CreateLoadBalancer",
     "clb:DeleteLoadBalancer",

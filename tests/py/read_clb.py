@@ -4,7 +4,10 @@ and prints what the end-to-end tests compare against: listeners, their rules (wi
 DefaultServer flag) and the CLB's redirects, as one JSON document.
 
 Usage: read_clb.py --endpoint 127.0.0.1:PORT --secret-id ID --secret-key KEY --region R --lb LB_ID
-       [--rewrites]
+       [--rewrites] [--targets]
+
+With --targets every rule also lists its targets (DescribeTargets) as "<instance or IP>:<port>
+w<weight>", sorted.
 """
 import argparse
 import json
@@ -21,11 +24,26 @@ def req(model_cls, params):
     return r
 
 
+def targets_by_rule(c, lb):
+    """LocationId -> sorted "<instance or IP>:<port> w<weight>" of every L7 rule of the CLB."""
+    resp = c.DescribeTargets(req(clb.DescribeTargetsRequest, {"LoadBalancerId": lb}))
+    out = {}
+    for l in resp.Listeners or []:
+        for r in l.Rules or []:
+            names = []
+            for t in r.Targets or []:
+                who = t.InstanceId or ",".join(t.PrivateIpAddresses or [])
+                names.append("%s:%d w%d" % (who, t.Port, t.Weight))
+            out[r.LocationId] = sorted(names)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     for flag in ("--endpoint", "--secret-id", "--secret-key", "--region", "--lb"):
         ap.add_argument(flag, required=True)
     ap.add_argument("--rewrites", action="store_true", help="also DescribeRewrite")
+    ap.add_argument("--targets", action="store_true", help="also DescribeTargets")
     a = ap.parse_args()
     http = HttpProfile(endpoint=a.endpoint, protocol="http")
     c = clb_client.ClbClient(
@@ -33,10 +51,14 @@ def main():
     )
     listeners = c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": a.lb}))
     out = {"listeners": [], "rewrites": []}
+    bound = targets_by_rule(c, a.lb) if a.targets else {}
     for l in listeners.Listeners or []:
         rules = []
         for r in l.Rules or []:
-            rules.append({"domain": r.Domain, "url": r.Url, "default_server": bool(r.DefaultServer)})
+            rule = {"domain": r.Domain, "url": r.Url, "default_server": bool(r.DefaultServer)}
+            if a.targets:
+                rule["targets"] = bound.get(r.LocationId, [])
+            rules.append(rule)
         rules.sort(key=lambda r: (r["domain"], r["url"]))
         out["listeners"].append(
             {"protocol": l.Protocol, "port": l.Port, "name": l.ListenerName, "rules": rules}

@@ -15,6 +15,8 @@ pub const CALLED: &[(&str, &str)] = &[
     (CLB_SERVICE, "DescribeTargets"),
     // the sweep: listeners, rules and targets of 30 CLBs a call.
     (CLB_SERVICE, "DescribeTargetHealth"),
+    // the account's per-CLB quotas, for a CLB near a default limit (model/limits.rs).
+    (CLB_SERVICE, "DescribeQuota"),
     // every async write waits for its task.
     (CLB_SERVICE, "DescribeTaskStatus"),
     // apply: the writes of a plan.

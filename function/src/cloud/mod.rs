@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fleet;
 pub mod observe;
+pub mod quota;
 pub mod ratelimit;
 pub mod retry;
 pub mod rewrite;

@@ -52,6 +52,8 @@ pub struct Desired {
     pub problems: Vec<Problem>,
     /// Listener and rule attributes from the named TkeServiceConfig.
     pub service_config: Option<ServiceConfig>,
+    /// The quota `listeners` were fitted to (the plan keeps target swaps within it).
+    pub quota: super::limits::Quota,
 }
 
 /// Where the CLB comes from.
@@ -341,8 +343,18 @@ impl RuleBuilder<'_> {
     }
 }
 
-/// Ingress (with everything it references) → what to do with its CLB. Pure.
+/// Ingress (with everything it references) → what to do with its CLB, within the default
+/// quota. Pure.
 pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
+    desire_within(view, cluster_id, &super::limits::Quota::DEFAULT)
+}
+
+/// [`desire`] within the account's `quota` (what does not fit is left out and reported).
+pub fn desire_within(
+    view: &ClusterView,
+    cluster_id: &str,
+    quota: &super::limits::Quota,
+) -> Decision {
     let ing = &view.ingress;
     match class::verdict(ing, view.ingress_class.as_ref()) {
         ClassVerdict::Ours => {}
@@ -487,7 +499,7 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
             (key, listener)
         })
         .collect();
-    b.problems.extend(super::limits::fit(&mut listeners));
+    b.problems.extend(super::limits::fit(&mut listeners, quota));
     // One rule placed on several listeners (or as several CLB rules) fails the same way on
     // each: say it once.
     let mut seen = Vec::new();
@@ -507,6 +519,7 @@ pub fn desire(view: &ClusterView, cluster_id: &str) -> Decision {
         lifecycle: ann.lifecycle.clone(),
         problems: b.problems,
         service_config,
+        quota: *quota,
     }))
 }
 

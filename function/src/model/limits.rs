@@ -1,9 +1,9 @@
 //! CLB use limits (tke-annotations.md §5, CLBLIM): what does not fit is left out in a stable
 //! order and reported, so one Ingress over a limit still gets a working CLB for the rest.
 //!
-//! ASSUMPTION: the account has the default quotas (50 listeners per CLB, 50 rules per
-//! listener, 100 targets per rule). The live quota (`DescribeQuota`) is not read yet; an
-//! account with a raised quota is held to the defaults here.
+//! The limits are the account's quota ([`Quota`]): the defaults below until the live quota
+//! (`DescribeQuota`) is known. The reconciler reads it only for an Ingress whose CLB comes
+//! near a default limit ([`approaches`]); the reference says to treat the live quota as truth.
 
 use std::collections::BTreeMap;
 
@@ -18,19 +18,91 @@ pub const RULES_PER_LISTENER: usize = 50;
 /// Targets per rule (`TOTAL_TARGET_BIND_QUOTA` default, CLBLIM).
 pub const TARGETS_PER_RULE: usize = 100;
 
-/// Keeps the first listeners, rules and targets that fit (in key order, so every run keeps
-/// the same ones while nothing changes) and reports what was left out.
-pub fn fit(listeners: &mut BTreeMap<ListenerKey, DesiredListener>) -> Vec<Problem> {
+/// `DescribeQuota` ids of the three per-CLB limits (tke-annotations.md §5, SDK `Quota`).
+pub const QUOTA_LISTENERS: &str = "TOTAL_LISTENER_QUOTA";
+pub const QUOTA_RULES: &str = "TOTAL_LISTENER_RULE_QUOTA";
+pub const QUOTA_TARGETS: &str = "TOTAL_TARGET_BIND_QUOTA";
+
+/// Share of a default limit (in percent) at which an Ingress's CLB is near enough to it
+/// that the live quota is worth a read: an account's quota may be raised (the rest fits)
+/// or, in principle, lower (what the default lets through would be refused).
+pub const APPROACH_PERCENT: usize = 80;
+
+/// The per-CLB limits one plan is held to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub listeners_per_lb: usize,
+    pub rules_per_listener: usize,
+    pub targets_per_rule: usize,
+}
+
+impl Quota {
+    /// The defaults (CLBLIM), used until the live quota is read.
+    pub const DEFAULT: Quota = Quota {
+        listeners_per_lb: LISTENERS_PER_LB,
+        rules_per_listener: RULES_PER_LISTENER,
+        targets_per_rule: TARGETS_PER_RULE,
+    };
+
+    /// The quota from `DescribeQuota`'s `(QuotaId, QuotaLimit)` pairs; an id the answer
+    /// lacks (or a limit of 0, which no account has) keeps its default.
+    pub fn from_quota_set<'a>(set: impl IntoIterator<Item = (&'a str, u64)>) -> Quota {
+        let mut q = Quota::DEFAULT;
+        for (id, limit) in set {
+            let Ok(limit) = usize::try_from(limit) else {
+                continue;
+            };
+            if limit == 0 {
+                continue;
+            }
+            match id {
+                QUOTA_LISTENERS => q.listeners_per_lb = limit,
+                QUOTA_RULES => q.rules_per_listener = limit,
+                QUOTA_TARGETS => q.targets_per_rule = limit,
+                _ => {}
+            }
+        }
+        q
+    }
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota::DEFAULT
+    }
+}
+
+/// Whether these listeners come near one of `quota`'s limits (at least
+/// [`APPROACH_PERCENT`] of it): then the live quota decides what fits.
+pub fn approaches(listeners: &BTreeMap<ListenerKey, DesiredListener>, quota: &Quota) -> bool {
+    let near = |count: usize, limit: usize| count * 100 >= limit * APPROACH_PERCENT;
+    near(listeners.len(), quota.listeners_per_lb)
+        || listeners.values().any(|l| {
+            near(l.rules.len(), quota.rules_per_listener)
+                || l.rules
+                    .values()
+                    .any(|r| near(r.targets.len(), quota.targets_per_rule))
+        })
+}
+
+/// Keeps the first listeners, rules and targets that fit `quota` (in key order, so every
+/// run keeps the same ones while nothing changes) and reports what was left out.
+pub fn fit(listeners: &mut BTreeMap<ListenerKey, DesiredListener>, quota: &Quota) -> Vec<Problem> {
+    let Quota {
+        listeners_per_lb,
+        rules_per_listener,
+        targets_per_rule,
+    } = *quota;
     let mut problems = Vec::new();
-    if listeners.len() > LISTENERS_PER_LB {
-        let dropped: Vec<ListenerKey> = listeners.keys().skip(LISTENERS_PER_LB).copied().collect();
+    if listeners.len() > listeners_per_lb {
+        let dropped: Vec<ListenerKey> = listeners.keys().skip(listeners_per_lb).copied().collect();
         for key in &dropped {
             listeners.remove(key);
         }
         problems.push(Problem::warning(
             codes::LISTENER_LIMIT,
             format!(
-                "more than {LISTENERS_PER_LB} listeners; left out: {}",
+                "more than {listeners_per_lb} listeners; left out: {}",
                 dropped
                     .iter()
                     .map(ToString::to_string)
@@ -40,11 +112,11 @@ pub fn fit(listeners: &mut BTreeMap<ListenerKey, DesiredListener>) -> Vec<Proble
         ));
     }
     for (key, listener) in listeners.iter_mut() {
-        if listener.rules.len() > RULES_PER_LISTENER {
+        if listener.rules.len() > rules_per_listener {
             let dropped: Vec<_> = listener
                 .rules
                 .keys()
-                .skip(RULES_PER_LISTENER)
+                .skip(rules_per_listener)
                 .cloned()
                 .collect();
             for rule in &dropped {
@@ -53,25 +125,25 @@ pub fn fit(listeners: &mut BTreeMap<ListenerKey, DesiredListener>) -> Vec<Proble
             problems.push(Problem::warning(
                 codes::RULE_LIMIT,
                 format!(
-                    "{key}: more than {RULES_PER_LISTENER} rules; {} left out, the first: {}",
+                    "{key}: more than {rules_per_listener} rules; {} left out, the first: {}",
                     dropped.len(),
                     dropped[0]
                 ),
             ));
         }
         for (rule_key, rule) in listener.rules.iter_mut() {
-            if rule.targets.len() > TARGETS_PER_RULE {
+            if rule.targets.len() > targets_per_rule {
                 let total = rule.targets.len();
                 let keep: BTreeMap<_, _> = std::mem::take(&mut rule.targets)
                     .into_iter()
-                    .take(TARGETS_PER_RULE)
+                    .take(targets_per_rule)
                     .collect();
                 rule.targets = keep;
                 problems.push(
                     Problem::warning(
                         codes::TARGET_LIMIT,
                         format!(
-                            "{key} {rule_key}: {total} targets, {TARGETS_PER_RULE} registered \
+                            "{key} {rule_key}: {total} targets, {targets_per_rule} registered \
                              (a stable subset; the rest are not)"
                         ),
                     )
@@ -126,7 +198,7 @@ mod tests {
     #[test]
     fn a_260_node_rule_registers_a_stable_100_and_warns() {
         let mut ls = BTreeMap::from([(ListenerKey::HTTP_80, listener(1, 260))]);
-        let problems = fit(&mut ls);
+        let problems = fit(&mut ls, &Quota::DEFAULT);
         let rule = ls[&ListenerKey::HTTP_80].rules.values().next().unwrap();
         assert_eq!(rule.targets.len(), TARGETS_PER_RULE);
         assert_eq!(
@@ -136,7 +208,7 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].code, codes::TARGET_LIMIT);
         let mut again = BTreeMap::from([(ListenerKey::HTTP_80, listener(1, 260))]);
-        fit(&mut again);
+        fit(&mut again, &Quota::DEFAULT);
         assert_eq!(again, ls, "every run keeps the same subset");
     }
 
@@ -154,7 +226,7 @@ mod tests {
             })
             .collect();
         ls.insert(ListenerKey::HTTP_80, listener(55, 1));
-        let problems = fit(&mut ls);
+        let problems = fit(&mut ls, &Quota::DEFAULT);
         assert_eq!(ls.len(), LISTENERS_PER_LB);
         assert_eq!(ls[&ListenerKey::HTTP_80].rules.len(), RULES_PER_LISTENER);
         let codes: Vec<&str> = problems.iter().map(|p| p.code).collect();
@@ -165,7 +237,78 @@ mod tests {
     fn within_the_limits_nothing_changes() {
         let mut ls = BTreeMap::from([(ListenerKey::HTTP_80, listener(50, 100))]);
         let before = ls.clone();
-        assert!(fit(&mut ls).is_empty());
+        assert!(fit(&mut ls, &Quota::DEFAULT).is_empty());
         assert_eq!(ls, before);
+    }
+
+    #[test]
+    fn a_raised_quota_keeps_more_and_a_lowered_one_fewer_in_the_same_order() {
+        let raised = Quota::from_quota_set([(QUOTA_TARGETS, 150), ("TOTAL_OPEN_CLB_QUOTA", 9)]);
+        assert_eq!(raised.targets_per_rule, 150);
+        assert_eq!(
+            raised.rules_per_listener, RULES_PER_LISTENER,
+            "absent: default"
+        );
+        let mut ls = BTreeMap::from([(ListenerKey::HTTP_80, listener(1, 160))]);
+        let problems = fit(&mut ls, &raised);
+        let kept: Vec<_> = ls[&ListenerKey::HTTP_80]
+            .rules
+            .values()
+            .next()
+            .unwrap()
+            .targets
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(kept.len(), 150);
+        assert_eq!(problems[0].code, codes::TARGET_LIMIT);
+
+        let lowered = Quota::from_quota_set([(QUOTA_TARGETS, 90), (QUOTA_RULES, 0)]);
+        assert_eq!(
+            lowered.rules_per_listener, RULES_PER_LISTENER,
+            "0 is no quota"
+        );
+        let mut ls = BTreeMap::from([(ListenerKey::HTTP_80, listener(1, 160))]);
+        fit(&mut ls, &lowered);
+        let fewer: Vec<_> = ls[&ListenerKey::HTTP_80]
+            .rules
+            .values()
+            .next()
+            .unwrap()
+            .targets
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            fewer[..],
+            kept[..90],
+            "the lowered quota keeps a prefix of the same order"
+        );
+    }
+
+    #[test]
+    fn only_a_clb_near_a_default_limit_asks_for_the_live_quota() {
+        let near = |rules, per_rule| {
+            approaches(
+                &BTreeMap::from([(ListenerKey::HTTP_80, listener(rules, per_rule))]),
+                &Quota::DEFAULT,
+            )
+        };
+        assert!(!near(3, 79));
+        assert!(near(3, 80));
+        assert!(near(40, 1));
+        assert!(!near(39, 1));
+        let many: BTreeMap<ListenerKey, DesiredListener> = (0..40u16)
+            .map(|p| {
+                (
+                    ListenerKey {
+                        protocol: Protocol::Http,
+                        port: 8000 + p,
+                    },
+                    listener(1, 1),
+                )
+            })
+            .collect();
+        assert!(approaches(&many, &Quota::DEFAULT));
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod annotations;
 pub mod backends;
+pub mod catalogue;
 pub mod cert_annotation;
 pub mod class;
 pub mod create_params;
@@ -19,7 +20,9 @@ pub mod service_config;
 pub mod tls;
 pub mod view;
 
-pub use desired::{desire, Decision, Desired, DesiredListener, DesiredRule, LbSource, LbSpec};
+pub use desired::{
+    desire, desire_within, Decision, Desired, DesiredListener, DesiredRule, LbSource, LbSpec,
+};
 pub use lb::{
     Backend, Certificate, Domain, LbType, ListenerKey, Protocol, RuleKey, SslMode, TargetKey,
 };

@@ -303,6 +303,7 @@ mod tests {
             lifecycle: Default::default(),
             problems: Vec::new(),
             service_config,
+            quota: Default::default(),
         }
     }
 

@@ -38,6 +38,7 @@ fn desired(source: LbSource, listeners: Vec<(ListenerKey, DesiredListener)>) -> 
         lifecycle: Default::default(),
         problems: Vec::new(),
         service_config: None,
+        quota: Default::default(),
     }
 }
 
@@ -860,4 +861,50 @@ fn clb_still_creating_gets_no_writes_yet() {
     let p = plan(&web(), &view).unwrap();
     assert!(p.is_empty());
     assert_eq!(p.problems[0].code, "LoadBalancerCreating");
+}
+
+/// An action's first line (its kind and count).
+fn summary(a: &Action) -> String {
+    a.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_swap_on_a_rule_at_its_quota_makes_just_enough_room_first() {
+    let quota = crate::model::limits::Quota {
+        targets_per_rule: 4,
+        ..Default::default()
+    };
+    let with = |ids: &[&str]| {
+        let mut d = desired(
+            LbSource::Create(spec()),
+            vec![(
+                ListenerKey::HTTP_80,
+                http(vec![(
+                    key(Some("a.com"), "/"),
+                    rule(&ids.iter().map(|i| (ins(i, 30080), 10)).collect::<Vec<_>>()),
+                )]),
+            )],
+        );
+        d.quota = quota;
+        d
+    };
+    let mut view = CloudView::default();
+    converge(&with(&["ins-1", "ins-2", "ins-3"]), &mut view);
+    // Two old targets swapped for two new ones: 3 bound + 2 new exceed 4 by one, so one
+    // old target goes before the registration and the other after it.
+    let p = converge(&with(&["ins-1", "ins-4", "ins-5"]), &mut view);
+    let kinds: Vec<String> = p.actions.iter().map(summary).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "DeregisterTargets (1)",
+            "RegisterTargets (2)",
+            "DeregisterTargets (1)"
+        ],
+        "{p}"
+    );
+    // Within the quota (3 bound + 1 new) the order stays availability-first.
+    let p = converge(&with(&["ins-1", "ins-6"]), &mut view);
+    let kinds: Vec<String> = p.actions.iter().map(summary).collect();
+    assert_eq!(kinds, vec!["RegisterTargets (1)", "DeregisterTargets (2)"]);
 }

@@ -18,6 +18,7 @@ mod lease;
 mod lookup;
 mod options;
 mod prepare;
+mod quota;
 mod release;
 mod report;
 mod shards;
@@ -35,7 +36,7 @@ use crate::handler::{
     ActionCounts, Engine, IngressKey, IngressOutcome, OutcomeStatus, SweepOutcome,
 };
 use crate::model::release_guard::ReleaseGuard;
-use crate::model::{desire, Decision};
+use crate::model::Decision;
 
 pub use dry_run::DryRun;
 pub use options::{
@@ -61,6 +62,8 @@ pub struct Reconciler {
     shards: Option<Arc<dyn ShardInvoker>>,
     /// How many CLBs one run may release (DESIGN §1).
     release_guard: ReleaseGuard,
+    /// The account's live quota, once a CLB near a default limit made it worth a read.
+    quota: Arc<quota::QuotaMemo>,
 }
 
 /// Why a run could not finish.
@@ -156,7 +159,7 @@ impl Reconciler {
         let Some(view) = self.cluster.view(&key.namespace, &key.name).await? else {
             return Ok(Prepared::Gone);
         };
-        match desire(&view, &self.cluster_id) {
+        match self.desire_live(&view).await {
             Decision::Invalid(problems) => Ok(Prepared::Invalid {
                 view: Box::new(view),
                 problems,
@@ -213,6 +216,7 @@ impl Reconciler {
             sweep: SweepOptions::default(),
             shards: None,
             release_guard: ReleaseGuard::default(),
+            quota: Arc::default(),
         }
     }
 

@@ -21,7 +21,7 @@ use crate::handler::{
     ActionCounts, IngressKey, IngressOutcome, LookupError, OutcomeStatus, SweepOutcome,
 };
 use crate::model::ownership::TAG_INGRESS_UID;
-use crate::model::{class, desire, ClusterView, Decision, LbSource};
+use crate::model::{class, ClusterView, Decision, LbSource};
 use crate::plan::{self, CloudView};
 use crate::shard::ShardSpec;
 
@@ -128,7 +128,7 @@ impl Reconciler {
                 .values()
                 .find(|lb| !uid.is_empty() && lb.tag(TAG_INGRESS_UID) == Some(uid))
         };
-        match desire(view, &self.cluster_id) {
+        match self.desire_known(view) {
             Decision::Invalid(_) => true,
             // Hands off: the one-Ingress path marks its CLB once and then reads only.
             Decision::Skip { .. } => true,

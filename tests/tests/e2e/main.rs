@@ -11,6 +11,7 @@ mod faults;
 mod lifecycle;
 mod ownership;
 mod ownership_paths;
+mod quota_takeover;
 mod reconcile;
 mod serverless;
 mod shard;

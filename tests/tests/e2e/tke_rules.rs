@@ -6,48 +6,16 @@
 //! annotation restores the default, a malformed value is a Warning Event with its code and
 //! changes nothing, and the steady state writes nothing.
 
-use std::path::PathBuf;
-
 use crate::support::stack::*;
 use serde_json::Value;
 
 const NS: &str = "shop";
 const LISTEN_PORTS: &str = "ingress.cloud.tencent.com/listen-ports";
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// The CLB `lb_id` as the official SDK describes it (tests/py/read_clb.py).
 pub async fn sdk_read(stack: &Stack, lb_id: &str, rewrites: bool) -> Value {
-    let root = workspace_root();
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup",
-        python.display()
-    );
-    let cfg = stack.clb.config();
-    let mut cmd = tokio::process::Command::new(&python);
-    cmd.arg(root.join("tests/py/read_clb.py"))
-        .args(["--endpoint", &stack.clb.addr().to_string()])
-        .args(["--secret-id", &cfg.secret_id])
-        .args(["--secret-key", &cfg.secret_key])
-        .args(["--region", &cfg.region])
-        .args(["--lb", lb_id])
-        .env("NO_PROXY", "127.0.0.1")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy");
-    if rewrites {
-        cmd.arg("--rewrites");
-    }
-    let out = cmd.output().await.expect("run read_clb.py");
-    assert!(
-        out.status.success(),
-        "read_clb.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("read_clb.py prints JSON")
+    let flags: &[&str] = if rewrites { &["--rewrites"] } else { &[] };
+    sdk_read_clb(stack, lb_id, flags).await
 }
 
 /// `["HTTP:80", ...]` of an SDK read.

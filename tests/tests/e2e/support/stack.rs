@@ -494,3 +494,36 @@ pub fn ingress_address(ing: &Value) -> Option<String> {
         .or_else(|| first["hostname"].as_str())
         .map(str::to_string)
 }
+
+/// The CLB `lb_id` as the official Python SDK describes it (tests/py/read_clb.py, with
+/// `flags` such as `--rewrites` or `--targets`); needs `scripts/setup`'s venv.
+pub async fn sdk_read_clb(stack: &Stack, lb_id: &str, flags: &[&str]) -> Value {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup",
+        python.display()
+    );
+    let cfg = stack.clb.config();
+    let out = tokio::process::Command::new(&python)
+        .arg(root.join("tests/py/read_clb.py"))
+        .args(["--endpoint", &stack.clb.addr().to_string()])
+        .args(["--secret-id", &cfg.secret_id])
+        .args(["--secret-key", &cfg.secret_key])
+        .args(["--region", &cfg.region])
+        .args(["--lb", lb_id])
+        .args(flags)
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .output()
+        .await
+        .expect("run read_clb.py");
+    assert!(
+        out.status.success(),
+        "read_clb.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("read_clb.py prints JSON")
+}
