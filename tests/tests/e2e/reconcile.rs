@@ -450,12 +450,14 @@ async fn a_260_node_ingress_costs_one_create_per_lb_protocol_listener_and_gets_1
     assert_eq!(outcome.actions.cloud_writes, 6);
 
     // The steady state writes nothing; the limit Warning is said again, so the run looks
-    // twice (three reads each) like any run with something to report.
+    // twice (three reads each) like any run with something to report, and, a CLB at a
+    // default limit on a fresh engine, reads the live quota once.
     env.clb.clear_calls();
     env.reconcile("big").await;
     let calls = env.clb.calls();
     assert!(writes(&calls).is_empty(), "{calls:?}");
-    assert_eq!(calls.len(), 6);
+    assert_eq!(count(&calls, "DescribeQuota"), 1);
+    assert_eq!(calls.len(), 6 + 1);
 }
 
 /// How many actions the plan of `name` has now (a dry run).
