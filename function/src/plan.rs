@@ -23,9 +23,11 @@ mod assume;
 mod attributes;
 mod default_server;
 mod lifecycle;
+mod redirects;
 mod room;
 pub use attributes::auto_config_spec;
 pub use lifecycle::plan_skip;
+pub use redirects::{CloudRedirect, RedirectPair};
 
 #[cfg(test)]
 pub(crate) mod sim;
@@ -112,6 +114,16 @@ impl CloudListener {
             port: self.port,
         }
     }
+
+    /// The first rule with `key` (its domain already resolved; `Domain::Default` matches none).
+    pub fn rule_by_key(&self, key: &RuleKey) -> Option<&CloudRule> {
+        let Domain::Name(domain) = &key.domain else {
+            return None;
+        };
+        self.rules
+            .iter()
+            .find(|r| &r.domain == domain && r.url == key.url)
+    }
 }
 
 /// One rule (`RuleOutput`) with its targets.
@@ -126,6 +138,8 @@ pub struct CloudRule {
     /// Scheduler, session, forward type and health check (what a TkeServiceConfig sets).
     pub attributes: RuleAttributes,
     pub targets: Vec<CloudTarget>,
+    /// Where this rule redirects to (`RewriteTarget`), if it does.
+    pub redirect: Option<CloudRedirect>,
 }
 
 /// One bound target.
@@ -252,6 +266,10 @@ pub enum Action {
     },
     /// SetLoadBalancerSecurityGroups: the full ordered set; empty unbinds all.
     SetSecurityGroups { security_groups: Vec<String> },
+    /// ManualRewrite: redirects from rules of one listener to rules of another.
+    ManualRewrite { pairs: Vec<RedirectPair> },
+    /// DeleteRewrite: those redirects removed (before the rules they join are deleted).
+    DeleteRewrite { pairs: Vec<RedirectPair> },
 }
 
 /// An ordered list of calls, plus what the planner refused to do.
@@ -295,6 +313,8 @@ pub fn resolve_domain(domain: &Domain, default: Option<&str>) -> Domain {
 #[derive(Default)]
 struct Phases {
     head: Vec<Action>,
+    /// DeleteRewrite, before any delete (the API refuses to delete a redirected rule).
+    delete_rewrites: Vec<Action>,
     /// Our listeners whose port a desired listener of another protocol needs.
     clear_ports: Vec<ListenerRef>,
     new_listeners: Vec<(ListenerKey, Option<Certificate>, bool)>,
@@ -303,6 +323,8 @@ struct Phases {
     /// Deregistrations that must precede the registrations (a rule at its quota).
     make_room: Vec<BatchTarget>,
     register: Vec<BatchTarget>,
+    /// ManualRewrite, once the rules and their targets are there.
+    rewrites: Vec<Action>,
     modify: Vec<Action>,
     weights: BTreeMap<RuleRef, Vec<BatchTarget>>,
     deregister: Vec<BatchTarget>,
@@ -313,6 +335,7 @@ struct Phases {
 impl Phases {
     fn into_actions(self) -> Vec<Action> {
         let mut out = self.head;
+        out.extend(self.delete_rewrites);
         for chunk in self.clear_ports.chunks(MAX_DELETE_LISTENERS) {
             out.push(Action::DeleteListeners {
                 listeners: chunk.to_vec(),
@@ -347,6 +370,7 @@ impl Phases {
                 targets: chunk.to_vec(),
             });
         }
+        out.extend(self.rewrites);
         out.extend(self.modify);
         for targets in self.weights.into_values() {
             for chunk in targets.chunks(MAX_WEIGHT_TARGETS) {
@@ -562,6 +586,7 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
             ph.delete_listeners.push(listener_ref(cl));
         }
     }
+    redirects::plan(&mut ph, &desired.redirects, lb, default, &selected);
     lifecycle::lb_actions(&mut ph, desired, lb);
     room::make_room(&mut ph, cloud_listeners, desired.quota.targets_per_rule);
     Ok(Plan {
@@ -779,6 +804,7 @@ pub fn plan_release(
         }
         Releasing::CleanUp { untag, kept } => {
             problems.extend(kept);
+            actions.extend(redirects::release(lb));
             let ours: Vec<ListenerRef> = lb
                 .listeners
                 .iter()
@@ -983,6 +1009,14 @@ impl fmt::Display for Action {
                     "SetLoadBalancerSecurityGroups [{}]",
                     security_groups.join(",")
                 )
+            }
+            Action::ManualRewrite { pairs } => {
+                write!(f, "ManualRewrite ({})", pairs.len())?;
+                redirects::write_pairs(f, pairs)
+            }
+            Action::DeleteRewrite { pairs } => {
+                write!(f, "DeleteRewrite ({})", pairs.len())?;
+                redirects::write_pairs(f, pairs)
             }
         }
     }

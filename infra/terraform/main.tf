@@ -29,6 +29,8 @@ locals {
     "clb:ModifyLoadBalancerAttributes",
     "clb:SetLoadBalancerSecurityGroups",
     "clb:DescribeLoadBalancerListByCertId",
+    "clb:ManualRewrite",
+    "clb:DeleteRewrite",
   ]
   # SSL: kubernetes.io/tls Secrets are uploaded as certificates tagged with the cluster, and
   # deleted once no CLB uses them (function/src/cloud/ssl.rs, reconcile/uploaded_certs.rs).

@@ -35,6 +35,9 @@ pub const CALLED: &[(&str, &str)] = &[
     // lifecycle annotations: deletion protection, pass-to-target, security groups.
     (CLB_SERVICE, "ModifyLoadBalancerAttributes"),
     (CLB_SERVICE, "SetLoadBalancerSecurityGroups"),
+    // redirects (auto-rewrite, rewrite entries): added and removed as planned.
+    (CLB_SERVICE, "ManualRewrite"),
+    (CLB_SERVICE, "DeleteRewrite"),
     // reused (existLbId) CLBs get and lose our cluster/UID tags.
     (TAG_SERVICE, "TagResources"),
     (TAG_SERVICE, "UnTagResources"),
@@ -53,10 +56,9 @@ pub const CALLED: &[(&str, &str)] = &[
 /// it moves to [`CALLED`] and the policy grants it.
 pub const CLIENT_ONLY: &[(&str, &str)] = &[
     (CLB_SERVICE, "DeleteListener"),
-    // cloud/rewrite.rs: redirects are not planned yet (ingress redirects still unsupported).
+    // cloud/rewrite.rs: auto-rewrite is planned as ManualRewrite pairs (AutoRewrite makes
+    // its own listener and rules, outside the plan); redirects are read from DescribeListeners.
     (CLB_SERVICE, "AutoRewrite"),
-    (CLB_SERVICE, "ManualRewrite"),
-    (CLB_SERVICE, "DeleteRewrite"),
     (CLB_SERVICE, "DescribeRewrite"),
 ];
 

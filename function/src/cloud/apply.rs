@@ -22,12 +22,15 @@ use super::clb::{
 use super::client::{CloudClient, CLB_SERVICE, CLB_VERSION};
 use super::error::CloudError;
 use super::observe::{cloud_lb, read_load_balancer};
+use super::rewrite::{RewriteLocationMap, RewriteRequest, REWRITE_NOT_FOUND};
 use super::tag::{clb_resource_name, TagResourcesRequest, UnTagResourcesRequest};
 use crate::model::lb::{Backend, Certificate, Domain, LbType, ListenerKey};
 use crate::model::ownership::TAG_INGRESS_UID;
 use crate::model::problem::codes;
 use crate::model::LbSpec;
-use crate::plan::{default_domain, Action, BatchTarget, CloudView, ListenerRef, Plan, RuleRef};
+use crate::plan::{
+    default_domain, Action, BatchTarget, CloudView, ListenerRef, Plan, RedirectPair, RuleRef,
+};
 
 /// How long an adopting run lets concurrent adopters' tags land before it reads the tags
 /// back (see [`confirm_tags`]). It must outlast the time between another run's look at the
@@ -567,6 +570,22 @@ async fn run_action(
                 })
                 .await?;
         }
+        Action::ManualRewrite { pairs } => {
+            let req = rewrite_request(res, pairs)?;
+            applied.writes += 1;
+            client.manual_rewrite(&req).await?;
+        }
+        Action::DeleteRewrite { pairs } => {
+            let req = rewrite_request(res, pairs)?;
+            applied.writes += 1;
+            match client.delete_rewrite(&req).await {
+                // Gone already (a run stopped after the call, or a concurrent one).
+                Err(e) if e.is_not_found() || e.code() == Some(REWRITE_NOT_FOUND) => {}
+                other => {
+                    other?;
+                }
+            }
+        }
         Action::DeleteLoadBalancer { lb_id } => {
             applied.writes += 1;
             match client
@@ -587,6 +606,37 @@ async fn run_action(
         }
     }
     Ok(())
+}
+
+/// ManualRewrite / DeleteRewrite of `pairs` (one source and one target listener): a code
+/// goes with `TakeUrl` and the source rule's domain, as the API requires.
+fn rewrite_request(res: &Resolver, pairs: &[RedirectPair]) -> Result<RewriteRequest, CloudError> {
+    let first = pairs
+        .first()
+        .ok_or_else(|| unresolved("a redirect action without pairs"))?;
+    let mut infos = Vec::new();
+    for p in pairs {
+        let (_, source) = res.rule(&p.source)?;
+        let (_, target) = res.rule(&p.target)?;
+        let coded = p.code.is_some();
+        infos.push(RewriteLocationMap {
+            source_location_id: source,
+            target_location_id: target,
+            rewrite_code: p.code.map(i64::from),
+            take_url: coded.then_some(p.take_url),
+            source_domain: if coded {
+                Some(res.domain(&p.source.key.domain)?)
+            } else {
+                None
+            },
+        });
+    }
+    Ok(RewriteRequest {
+        load_balancer_id: res.lb()?.to_string(),
+        source_listener_id: res.listener(&first.source.listener)?,
+        target_listener_id: res.listener(&first.target.listener)?,
+        rewrite_infos: infos,
+    })
 }
 
 /// Whatever CreateLoadBalancer answers is written to only if it carries all three of our
@@ -912,6 +962,7 @@ mod tests {
             default_server,
             attributes: Default::default(),
             targets: Vec::new(),
+            redirect: None,
         }
     }
 

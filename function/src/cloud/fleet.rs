@@ -187,6 +187,7 @@ async fn read_attributes(client: &CloudClient, view: &mut CloudLb) -> Result<u32
                 r.certificate = a.certificate.clone();
                 r.default_server = a.default_server;
                 r.attributes = a.attributes.clone();
+                r.redirect = a.redirect.clone();
             }
         }
     }
@@ -224,6 +225,8 @@ fn listener(l: &ListenerHealth) -> Option<CloudListener> {
                 default_server: false,
                 attributes: RuleAttributes::default(),
                 targets: r.targets.iter().filter_map(target).collect(),
+                // DescribeTargetHealth does not show redirects; the full read fills them in.
+                redirect: None,
             })
             .collect(),
     })

@@ -8,13 +8,14 @@ use std::collections::{BTreeMap, HashMap};
 use super::clb::{
     Backend as ApiBackend, CertificateOutput, DescribeListenersRequest,
     DescribeLoadBalancersRequest, DescribeTargetsRequest, Filter, Listener, LoadBalancer,
+    RuleOutput,
 };
 use super::client::CloudClient;
 use super::error::CloudError;
 use crate::model::lb::{Backend, Certificate, LbType, Protocol, SslMode, TargetKey};
 use crate::model::lifecycle::{LbAttributes, FLAG_DELETE_PROTECT};
 use crate::model::ownership::{CREATED_BY_YES, TAG_CLUSTER_ID, TAG_CREATED_BY, TAG_INGRESS_UID};
-use crate::plan::{CloudLb, CloudListener, CloudRule, CloudTarget, CloudView};
+use crate::plan::{CloudLb, CloudListener, CloudRedirect, CloudRule, CloudTarget, CloudView};
 
 /// How the CLB of an Ingress is found (DESIGN §1: nothing else is trusted as ownership).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,6 +274,7 @@ fn cloud_listener(
             certificate: r.certificate.as_ref().and_then(certificate),
             default_server: r.default_server.unwrap_or(false),
             attributes: super::attributes::observed(r),
+            redirect: redirect(r),
             targets: bound
                 .remove(&(l.listener_id.clone(), r.location_id.clone()))
                 .unwrap_or_default(),
@@ -287,6 +289,20 @@ fn cloud_listener(
         sni: l.sni_switch == Some(1),
         keepalive: l.keepalive_enable.map(|k| k == 1),
         rules,
+    })
+}
+
+/// `RewriteTarget` names a target rule only when the rule redirects.
+fn redirect(r: &RuleOutput) -> Option<CloudRedirect> {
+    let t = r.rewrite_target.as_ref()?;
+    if t.target_location_id.is_empty() {
+        return None;
+    }
+    Some(CloudRedirect {
+        target_listener_id: t.target_listener_id.clone(),
+        target_location_id: t.target_location_id.clone(),
+        code: t.rewrite_code.and_then(|c| u16::try_from(c).ok()),
+        take_url: t.take_url.unwrap_or(false),
     })
 }
 

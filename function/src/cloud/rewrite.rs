@@ -7,6 +7,9 @@ use super::clb::{config_error, nullable, RuleOutput, WriteResponse};
 use super::client::CloudClient;
 use super::error::CloudError;
 
+/// DeleteRewrite's answer for a pair that does not exist [SDK].
+pub const REWRITE_NOT_FOUND: &str = "InvalidParameter.SomeRewriteNotFound";
+
 /// One redirect pair (`RewriteLocationMap`): the source rule answers with a redirect to the
 /// target rule. `RewriteCode` needs `TakeUrl` and `SourceDomain` (the source rule's domain).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

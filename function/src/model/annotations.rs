@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::lb::Protocol;
 use super::listen_ports::{self, ListenPorts, LISTEN_PORTS};
 use super::problem::{codes, Problem};
+use super::redirects::RewriteEntry;
 
 pub const EXIST_LB_ID: &str = "kubernetes.io/ingress.existLbId";
 pub const SUBNET_ID: &str = "kubernetes.io/ingress.subnetId";
@@ -22,13 +24,7 @@ pub const HTTPS_RULES: &str = "kubernetes.io/ingress.https-rules";
 
 /// TKE annotations that change listeners, rules or lifecycle in ways we do not implement:
 /// reported as `UnsupportedAnnotation` so nobody believes they took effect.
-pub const UNSUPPORTED: [&str; 5] = [
-    "kubernetes.io/ingress.rule-mix-both",
-    "ingress.cloud.tencent.com/rewrite-support",
-    "ingress.cloud.tencent.com/auto-rewrite",
-    "ingress.cloud.tencent.com/auto-rewrite-code",
-    "ingress.cloud.tencent.com/enable-group",
-];
+pub const UNSUPPORTED: [&str; 1] = ["ingress.cloud.tencent.com/enable-group"];
 
 /// `InternetChargeType` values the TKE annotation documents.
 pub const CHARGE_TYPES: [&str; 2] = ["TRAFFIC_POSTPAID_BY_HOUR", "BANDWIDTH_POSTPAID_BY_HOUR"];
@@ -56,6 +52,9 @@ pub struct Annotations {
     pub certificates: Option<Vec<super::cert_annotation::CertEntry>>,
     /// `mode`, `loadbalance-retain`, protection, security groups, pass-to-target.
     pub lifecycle: super::lifecycle::Lifecycle,
+    /// `auto-rewrite`, `auto-rewrite-code`, `rewrite-support`, `rule-mix-both` and the
+    /// `rewrite` entries of `http-rules` / `https-rules`.
+    pub redirects: super::redirects::RedirectAnnotations,
 }
 
 impl Annotations {
@@ -102,12 +101,13 @@ impl MixEntry {
 }
 
 /// Parses an `http-rules` / `https-rules` value: a JSON array (or the literal `null`) of
-/// `{"host","path","backend":{"serviceName","servicePort"}}`. Redirect entries (`rewrite`)
-/// are not supported: they are dropped with a warning.
+/// `{"host","path","backend":{"serviceName","servicePort"}}`. An entry's `rewrite` goes to
+/// `rewrites`; an entry with a `rewrite` needs no `backend`.
 fn parse_mix_rules(
     key: &str,
     value: &str,
-    code: &'static str,
+    (protocol, code): (Protocol, &'static str),
+    rewrites: &mut Vec<RewriteEntry>,
     problems: &mut Vec<Problem>,
 ) -> Vec<MixEntry> {
     let entries = match serde_json::from_str::<Value>(value) {
@@ -129,11 +129,16 @@ fn parse_mix_rules(
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        if e.get("rewrite").is_some() {
-            problems.push(Problem::warning(
-                codes::UNSUPPORTED_ANNOTATION,
-                format!("{key}[{i}]: redirect (rewrite) entries are not supported; ignored"),
-            ));
+        let redirect = match super::redirects::parse_entry(key, i, e, protocol, code) {
+            Ok(r) => r,
+            Err(p) => {
+                problems.push(p);
+                continue;
+            }
+        };
+        let redirect_only = redirect.is_some() && e.get("backend").is_none();
+        rewrites.extend(redirect);
+        if redirect_only {
             continue;
         }
         let backend = e.get("backend");
@@ -271,11 +276,18 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Annotations, Vec<Proble
             )),
         }
     }
+    let (redirects, more) = super::redirects::parse(annotations, out.rule_mix);
+    out.redirects = redirects;
+    problems.extend(more);
     if let Some(v) = get(HTTP_RULES) {
-        out.http_rules = parse_mix_rules(HTTP_RULES, v, codes::BAD_HTTP_RULES, &mut problems);
+        let list = (Protocol::Http, codes::BAD_HTTP_RULES);
+        let entries = &mut out.redirects.entries;
+        out.http_rules = parse_mix_rules(HTTP_RULES, v, list, entries, &mut problems);
     }
     if let Some(v) = get(HTTPS_RULES) {
-        out.https_rules = parse_mix_rules(HTTPS_RULES, v, codes::BAD_HTTPS_RULES, &mut problems);
+        let list = (Protocol::Https, codes::BAD_HTTPS_RULES);
+        let entries = &mut out.redirects.entries;
+        out.https_rules = parse_mix_rules(HTTPS_RULES, v, list, entries, &mut problems);
     }
     problems.extend(super::create_params::refused(
         &out.extensive_parameters,
@@ -375,7 +387,7 @@ mod tests {
 
     #[test]
     fn unsupported_annotations_are_warned_not_refused() {
-        let (_, problems) = parse_one("ingress.cloud.tencent.com/auto-rewrite", "true");
+        let (_, problems) = parse_one("ingress.cloud.tencent.com/enable-group", "true");
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].code, codes::UNSUPPORTED_ANNOTATION);
         assert_eq!(problems[0].severity, Severity::Warning);
@@ -387,7 +399,7 @@ mod mix_tests {
     use super::*;
 
     #[test]
-    fn mix_rules_parse_string_or_number_ports_null_and_skip_redirects() {
+    fn mix_rules_parse_string_or_number_ports_null_and_keep_redirects_apart() {
         let a: BTreeMap<String, String> = [
             (RULE_MIX, "true"),
             (
@@ -406,8 +418,10 @@ mod mix_tests {
         assert!(out.http_rules[0].matches(Some("a.com"), Some("/x"), "web", "80"));
         assert!(!out.http_rules[0].matches(None, Some("/x"), "web", "80"));
         assert!(out.https_rules.is_empty());
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].code, codes::UNSUPPORTED_ANNOTATION);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(out.redirects.entries.len(), 1);
+        assert_eq!(out.redirects.entries[0].target_port, 443);
+        assert_eq!(out.redirects.entries[0].target.url, "/new");
 
         let (out, _) = parse(
             &[(

@@ -15,6 +15,7 @@ use super::lifecycle::{self, Lifecycle};
 use super::ownership;
 use super::paths::{clb_domain, clb_urls};
 use super::problem::{codes, Problem, Severity};
+use super::redirects::{self, DesiredRedirects};
 use super::service_config::{self, ServiceConfig};
 use super::tls::{self, TlsCerts};
 use super::view::ClusterView;
@@ -54,6 +55,8 @@ pub struct Desired {
     pub service_config: Option<ServiceConfig>,
     /// The quota `listeners` were fitted to (the plan keeps target swaps within it).
     pub quota: super::limits::Quota,
+    /// Redirects between its rules (auto-rewrite, rewrite entries).
+    pub redirects: DesiredRedirects,
 }
 
 /// Where the CLB comes from.
@@ -207,6 +210,7 @@ fn lb_spec(ann: &Annotations, cluster_id: &str, uid: &str, ns: &str, name: &str)
 /// HTTP:80. With `rule-mix: "true"` (and TLS) a rule goes to HTTP:80 when an `http-rules`
 /// entry names it, to HTTPS:443 when an `https-rules` entry does, to both when both do, and
 /// to HTTPS:443 when neither does [DOC 45693]. Without TLS, rule-mix has no effect.
+/// `rule-mix-both: "true"` (with TLS) puts every rule on both (tke-annotations.md §3, U).
 pub fn rule_listeners(
     tls_enabled: bool,
     ann: &Annotations,
@@ -216,6 +220,9 @@ pub fn rule_listeners(
 ) -> Vec<ListenerKey> {
     if !tls_enabled {
         return vec![ListenerKey::HTTP_80];
+    }
+    if ann.redirects.rule_mix_both {
+        return vec![ListenerKey::HTTP_80, ListenerKey::HTTPS_443];
     }
     if !ann.rule_mix {
         return vec![ListenerKey::HTTPS_443];
@@ -484,6 +491,12 @@ pub fn desire_within(
         }
     }
 
+    let redirects = redirects::desire(
+        &ann.redirects,
+        &ann.listen_ports,
+        &mut b.rules,
+        &mut b.problems,
+    );
     let mut listeners = b
         .rules
         .into_iter()
@@ -520,6 +533,7 @@ pub fn desire_within(
         problems: b.problems,
         service_config,
         quota: *quota,
+        redirects,
     }))
 }
 

@@ -14,6 +14,7 @@ pub mod listen_ports;
 pub mod ownership;
 pub mod paths;
 pub mod problem;
+pub mod redirects;
 pub mod refs;
 pub mod release_guard;
 pub mod service_config;

@@ -8,7 +8,8 @@
 use super::Action;
 
 impl Action {
-    /// Whether the action only sets an attribute that DescribeListeners alone shows.
+    /// Whether the action only sets an attribute (or a redirect) that DescribeListeners alone
+    /// shows.
     pub fn sets_listener_attribute(&self) -> bool {
         matches!(
             self,
@@ -17,6 +18,7 @@ impl Action {
                 | Action::ModifyRule { .. }
                 | Action::SetKeepalive { .. }
                 | Action::SetDefaultServer { .. }
+                | Action::ManualRewrite { .. }
         )
     }
 }

@@ -93,14 +93,7 @@ pub(super) fn plan(
                 ));
                 want.forward_type = None;
             }
-            let observed = s.cloud.and_then(|c| {
-                let Domain::Name(d) = &rule_key.domain else {
-                    return None;
-                };
-                c.rules
-                    .iter()
-                    .find(|r| &r.domain == d && r.url == rule_key.url)
-            });
+            let observed = s.cloud.and_then(|c| c.rule_by_key(&rule_key));
             let have = observed.map(|r| r.attributes.clone()).unwrap_or_default();
             let hc = &want.health_check;
             let interval = hc.interval_time.or(have.health_check.interval_time);
@@ -304,6 +297,7 @@ mod tests {
             problems: Vec::new(),
             service_config,
             quota: Default::default(),
+            redirects: Default::default(),
         }
     }
 

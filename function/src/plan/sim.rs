@@ -50,6 +50,77 @@ fn rule_mut<'a>(lb: &'a mut CloudLb, r: &RuleRef) -> Result<&'a mut CloudRule, S
         .ok_or_else(|| format!("rule {r} not found"))
 }
 
+/// The API refuses to delete what a redirect joins: `joins(source listener id, redirect)`.
+fn redirect_guard(
+    lb: &CloudLb,
+    joins: impl Fn(&str, &CloudRedirect) -> bool,
+) -> Result<(), String> {
+    for l in &lb.listeners {
+        for r in &l.rules {
+            if let Some(to) = r.redirect.as_ref().filter(|to| joins(&l.id, to)) {
+                return Err(format!(
+                    "{} is part of a redirect to {}; DeleteRewrite first",
+                    r.location_id, to.target_location_id
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ManualRewrite / DeleteRewrite of `pairs` as the API checks them: rules exist, one
+/// source and target listener per call, no chains, no self-redirect; a delete must find
+/// the pair.
+fn rewrite(lb: &mut CloudLb, pairs: &[RedirectPair], add: bool) -> Result<(), String> {
+    if pairs.is_empty() || pairs.len() > redirects::MAX_REWRITE_PAIRS {
+        return Err(format!("{} redirect pairs in one call", pairs.len()));
+    }
+    for p in pairs {
+        if p.source.listener != pairs[0].source.listener
+            || p.target.listener != pairs[0].target.listener
+        {
+            return Err("redirect pairs of several listeners in one call".into());
+        }
+        let target_listener = listener_mut(lb, &p.target.listener)?.id.clone();
+        let target = rule_mut(lb, &p.target)?;
+        if add && target.redirect.is_some() {
+            return Err(format!(
+                "RewriteAlreadyExist: target {} redirects",
+                p.target
+            ));
+        }
+        let target_location = target.location_id.clone();
+        let source = rule_mut(lb, &p.source)?;
+        if add {
+            if source.redirect.is_some() || source.location_id == target_location {
+                return Err(format!("RewriteAlreadyExist: {}", p.source));
+            }
+            source.redirect = Some(CloudRedirect {
+                target_listener_id: target_listener,
+                target_location_id: target_location,
+                code: p.code,
+                take_url: p.take_url,
+            });
+        } else {
+            match &source.redirect {
+                Some(to) if to.target_location_id == target_location => source.redirect = None,
+                _ => return Err(format!("SomeRewriteNotFound: {}", p.source)),
+            }
+        }
+    }
+    if add {
+        // B cannot redirect on once A→B: no source may be another pair's target.
+        redirect_guard(lb, |_, to| {
+            lb.listeners.iter().any(|l| {
+                l.rules
+                    .iter()
+                    .any(|r| r.location_id == to.target_location_id && r.redirect.is_some())
+            })
+        })?;
+    }
+    Ok(())
+}
+
 pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
     for action in &plan.actions {
         if let Action::CreateLoadBalancer { spec } = action {
@@ -113,6 +184,7 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
                 }
                 for r in listeners {
                     let id = r.id.clone().ok_or("DeleteListeners without id")?;
+                    redirect_guard(lb, |l, to| l == id || to.target_listener_id == id)?;
                     let before = lb.listeners.len();
                     lb.listeners.retain(|l| l.id != id);
                     if lb.listeners.len() == before {
@@ -198,6 +270,7 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
                         default_server,
                         attributes: Default::default(),
                         targets: Vec::new(),
+                        redirect: None,
                     });
                 }
             }
@@ -258,6 +331,8 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
             Action::SetKeepalive { listener, enable } => {
                 listener_mut(lb, listener)?.keepalive = Some(*enable);
             }
+            Action::ManualRewrite { pairs } => rewrite(lb, pairs, true)?,
+            Action::DeleteRewrite { pairs } => rewrite(lb, pairs, false)?,
             Action::SetDefaultServer { listener, domain } => {
                 let default = default_domain(lb).map(str::to_string);
                 let Domain::Name(domain) = resolve_domain(domain, default.as_deref()) else {
@@ -315,8 +390,19 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
                 location_ids,
                 ..
             } => {
+                for id in location_ids {
+                    redirect_guard(lb, |_, to| to.target_location_id == *id)?;
+                }
                 let l = listener_mut(lb, listener)?;
                 for id in location_ids {
+                    if l.rules
+                        .iter()
+                        .any(|r| &r.location_id == id && r.redirect.is_some())
+                    {
+                        return Err(format!(
+                            "DeleteRule {id}: it redirects; DeleteRewrite first"
+                        ));
+                    }
                     let before = l.rules.len();
                     l.rules.retain(|r| &r.location_id != id);
                     if l.rules.len() == before {

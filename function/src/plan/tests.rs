@@ -10,6 +10,7 @@ use crate::model::ownership::{
 };
 
 mod lifecycle;
+mod redirects;
 
 const CLUSTER: &str = "cls-test";
 const UID: &str = "uid-1";
@@ -39,6 +40,7 @@ fn desired(source: LbSource, listeners: Vec<(ListenerKey, DesiredListener)>) -> 
         problems: Vec::new(),
         service_config: None,
         quota: Default::default(),
+        redirects: Default::default(),
     }
 }
 
@@ -606,6 +608,7 @@ fn arb_cloud_listener() -> impl Strategy<Value = CloudListener> {
                         default_server: i == 0,
                         attributes: Default::default(),
                         targets,
+                        redirect: None,
                     })
                     .collect()
             } else {

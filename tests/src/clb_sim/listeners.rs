@@ -441,7 +441,7 @@ pub(crate) fn describe_listeners(s: &mut SimState, p: Obj) -> ApiResult<Outcome>
         .filter(|l| ids.as_ref().is_none_or(|ids| ids.contains(&l.id)))
         .filter(|l| protocol.as_ref().is_none_or(|p| *p == l.protocol))
         .filter(|l| port.is_none_or(|p| p == l.port))
-        .map(listener_json)
+        .map(|l| super::rewrite::with_rewrite_targets(lb, listener_json(l)))
         .collect();
     Ok(Outcome::new(
         json!({"TotalCount": listeners.len(), "Listeners": listeners}),

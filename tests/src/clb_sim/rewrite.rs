@@ -360,6 +360,39 @@ pub(crate) fn auto_rewrite(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Out
     Ok(task_started(s, ctx, lb_id))
 }
 
+/// `RewriteTarget` of a redirect's source rule, as DescribeRewrite and DescribeListeners
+/// show it [SDK `RuleOutput.RewriteTarget`].
+fn rewrite_target(w: &Rewrite) -> Value {
+    json!({
+        "TargetListenerId": w.target_listener,
+        "TargetLocationId": w.target_location,
+        "RewriteCode": w.code,
+        "TakeUrl": w.take_url,
+        "RewriteType": w.kind,
+    })
+}
+
+/// A listener as DescribeListeners shows it, with each redirecting rule's `RewriteTarget`.
+pub(crate) fn with_rewrite_targets(lb: &LoadBalancer, mut listener: Value) -> Value {
+    let id = listener["ListenerId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(rules) = listener["Rules"].as_array_mut() {
+        for rule in rules {
+            let loc = rule["LocationId"].as_str().unwrap_or_default();
+            if let Some(w) = lb
+                .rewrites
+                .iter()
+                .find(|w| w.source_listener == id && w.source_location == loc)
+            {
+                rule["RewriteTarget"] = rewrite_target(w);
+            }
+        }
+    }
+    listener
+}
+
 pub(crate) fn describe_rewrite(s: &mut SimState, p: Obj) -> ApiResult<Outcome> {
     p.only(&["LoadBalancerId", "SourceListenerIds", "SourceLocationIds"])?;
     let lb_id = p.req_str("LoadBalancerId")?;
@@ -378,13 +411,7 @@ pub(crate) fn describe_rewrite(s: &mut SimState, p: Obj) -> ApiResult<Outcome> {
             continue;
         };
         let mut out = rule_json(&w.source_listener, r);
-        out["RewriteTarget"] = json!({
-            "TargetListenerId": w.target_listener,
-            "TargetLocationId": w.target_location,
-            "RewriteCode": w.code,
-            "TakeUrl": w.take_url,
-            "RewriteType": w.kind,
-        });
+        out["RewriteTarget"] = rewrite_target(w);
         set.push(out);
     }
     Ok(Outcome::new(json!({"RewriteSet": set}), vec![lb_id]))
