@@ -319,6 +319,8 @@ struct Phases {
     clear_ports: Vec<ListenerRef>,
     new_listeners: Vec<(ListenerKey, Option<Certificate>, bool)>,
     sni_on: Vec<Action>,
+    /// Rule deletions that must precede the creations (a listener at its quota).
+    make_rule_room: Vec<Action>,
     create_rules: Vec<Action>,
     /// Deregistrations that must precede the registrations (a rule at its quota).
     make_room: Vec<BatchTarget>,
@@ -359,6 +361,7 @@ impl Phases {
             });
         }
         out.extend(self.sni_on);
+        out.extend(self.make_rule_room);
         out.extend(self.create_rules);
         for chunk in self.make_room.chunks(MAX_BATCH_TARGETS) {
             out.push(Action::DeregisterTargets {
@@ -589,6 +592,7 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
     redirects::plan(&mut ph, &desired.redirects, lb, default, &selected);
     lifecycle::lb_actions(&mut ph, desired, lb);
     room::make_room(&mut ph, cloud_listeners, desired.quota.targets_per_rule);
+    room::make_rule_room(&mut ph, cloud_listeners, desired.quota.rules_per_listener);
     Ok(Plan {
         load_balancer_id: lb.map(|l| l.id.clone()),
         actions: ph.into_actions(),

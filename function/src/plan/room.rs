@@ -1,12 +1,12 @@
-//! Target swaps at the quota (issue 12 §3): the plan registers new targets before it
-//! deregisters old ones (no window without targets), but a rule already holding its quota
-//! would refuse the registration (`LimitExceeded`) and the swap would never happen. So for
-//! such a rule just enough of the old targets go first to make room; the rest keep the
-//! availability-first order.
+//! Swaps at the quota (issue 12 §3): the plan registers new targets before it deregisters
+//! old ones, and creates new rules before it deletes old ones (no window without them), but
+//! a rule or listener already holding its quota would refuse the addition (`LimitExceeded`)
+//! and the swap would never happen. So there just enough of the old targets or rules go
+//! first to make room; the rest keep the availability-first order.
 
 use std::collections::BTreeMap;
 
-use super::{BatchTarget, CloudListener, Phases};
+use super::{Action, BatchTarget, CloudListener, Phases};
 
 /// Moves, per existing rule, the deregistrations that must precede its registrations for
 /// bound + new to stay within `targets_per_rule` into `ph.make_room`.
@@ -46,4 +46,46 @@ pub(super) fn make_room(ph: &mut Phases, cloud: &[CloudListener], targets_per_ru
         });
     ph.make_room = first;
     ph.deregister = later;
+}
+
+/// Splits off, per existing listener, the rule deletions that must precede its rule
+/// creations for existing + new to stay within `rules_per_listener`, into
+/// `ph.make_rule_room`.
+pub(super) fn make_rule_room(ph: &mut Phases, cloud: &[CloudListener], rules_per_listener: usize) {
+    for create in &ph.create_rules {
+        let Action::CreateRules { listener, rules } = create else {
+            continue;
+        };
+        let Some(id) = listener.id.as_deref() else {
+            continue;
+        };
+        let existing = cloud
+            .iter()
+            .find(|l| l.id == id)
+            .map_or(0, |l| l.rules.len());
+        let mut over = (existing + rules.len()).saturating_sub(rules_per_listener);
+        for delete in ph.delete_rules.iter_mut() {
+            let Action::DeleteRules {
+                listener: of,
+                location_ids,
+                keys,
+            } = delete
+            else {
+                continue;
+            };
+            if over == 0 || of.id.as_deref() != Some(id) {
+                continue;
+            }
+            let n = over.min(location_ids.len());
+            ph.make_rule_room.push(Action::DeleteRules {
+                listener: of.clone(),
+                location_ids: location_ids.drain(..n).collect(),
+                keys: keys.drain(..n).collect(),
+            });
+            over -= n;
+        }
+    }
+    ph.delete_rules.retain(
+        |a| !matches!(a, Action::DeleteRules { location_ids, .. } if location_ids.is_empty()),
+    );
 }

@@ -866,6 +866,19 @@ fn clb_still_creating_gets_no_writes_yet() {
     assert_eq!(p.problems[0].code, "LoadBalancerCreating");
 }
 
+/// A new CLB with these rules on HTTP:80, held to `quota`.
+fn http_80_within(
+    quota: crate::model::limits::Quota,
+    rules: Vec<(RuleKey, DesiredRule)>,
+) -> Desired {
+    let mut d = desired(
+        LbSource::Create(spec()),
+        vec![(ListenerKey::HTTP_80, http(rules))],
+    );
+    d.quota = quota;
+    d
+}
+
 /// An action's first line (its kind and count).
 fn summary(a: &Action) -> String {
     a.to_string().lines().next().unwrap_or_default().to_string()
@@ -878,18 +891,13 @@ fn a_swap_on_a_rule_at_its_quota_makes_just_enough_room_first() {
         ..Default::default()
     };
     let with = |ids: &[&str]| {
-        let mut d = desired(
-            LbSource::Create(spec()),
+        http_80_within(
+            quota,
             vec![(
-                ListenerKey::HTTP_80,
-                http(vec![(
-                    key(Some("a.com"), "/"),
-                    rule(&ids.iter().map(|i| (ins(i, 30080), 10)).collect::<Vec<_>>()),
-                )]),
+                key(Some("a.com"), "/"),
+                rule(&ids.iter().map(|i| (ins(i, 30080), 10)).collect::<Vec<_>>()),
             )],
-        );
-        d.quota = quota;
-        d
+        )
     };
     let mut view = CloudView::default();
     converge(&with(&["ins-1", "ins-2", "ins-3"]), &mut view);
@@ -910,4 +918,29 @@ fn a_swap_on_a_rule_at_its_quota_makes_just_enough_room_first() {
     let p = converge(&with(&["ins-1", "ins-6"]), &mut view);
     let kinds: Vec<String> = p.actions.iter().map(summary).collect();
     assert_eq!(kinds, vec!["RegisterTargets (1)", "DeregisterTargets (2)"]);
+}
+
+#[test]
+fn a_rule_swap_on_a_listener_at_its_quota_deletes_just_enough_first() {
+    let quota = crate::model::limits::Quota {
+        rules_per_listener: 3,
+        ..Default::default()
+    };
+    let with = |hosts: &[&str]| {
+        http_80_within(
+            quota,
+            hosts
+                .iter()
+                .map(|h| (key(Some(h), "/"), rule(&[(ins("ins-1", 30080), 10)])))
+                .collect(),
+        )
+    };
+    let mut view = CloudView::default();
+    converge(&with(&["a.com", "b.com", "c.com"]), &mut view);
+    // c.com swapped for d.com on a full listener: c.com goes before d.com is created.
+    let p = converge(&with(&["a.com", "b.com", "d.com"]), &mut view);
+    let kinds: Vec<String> = p.actions.iter().map(summary).collect();
+    assert_eq!(kinds[0], "DeleteRules HTTP:80(lbl-sim2)", "{p}");
+    assert!(kinds[1].starts_with("CreateRules"), "{p}");
+    assert_eq!(kinds.len(), 3, "delete, create, register: {p}");
 }
