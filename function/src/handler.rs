@@ -181,6 +181,17 @@ pub trait IngressLookup: Send + Sync {
 /// The reconcile engine (implemented by `reconcile/`).
 pub trait Engine: IngressLookup + Send + Sync + 'static {
     fn reconcile(&self, key: IngressKey, deadline: Instant) -> BoxFuture<'_, IngressOutcome>;
+    /// `key`, which a record says was deleted while it had `uid`: its CLBs are found by that
+    /// UID rather than by a scan of the cluster.
+    fn reconcile_deleted(
+        &self,
+        key: IngressKey,
+        uid: String,
+        deadline: Instant,
+    ) -> BoxFuture<'_, IngressOutcome> {
+        let _ = uid;
+        self.reconcile(key, deadline)
+    }
     fn sweep(&self, deadline: Instant) -> BoxFuture<'_, SweepOutcome>;
 }
 
@@ -289,6 +300,10 @@ pub async fn resolve(lookup: &dyn IngressLookup, changes: &BTreeSet<Change>) -> 
             Change::Ingress(key) => {
                 work.ingresses.insert(key.clone());
             }
+            Change::IngressDeleted { key, uid } => {
+                work.ingresses.insert(key.clone());
+                work.deleted.insert(key.clone(), uid.clone());
+            }
             Change::Service { namespace, .. }
             | Change::Secret { namespace, .. }
             | Change::Namespace { namespace } => {
@@ -299,6 +314,7 @@ pub async fn resolve(lookup: &dyn IngressLookup, changes: &BTreeSet<Change>) -> 
     }
     if work.sweep {
         work.ingresses.clear();
+        work.deleted.clear();
         work.shard = None;
         return Resolved {
             work,
@@ -332,9 +348,8 @@ pub async fn resolve(lookup: &dyn IngressLookup, changes: &BTreeSet<Change>) -> 
             Err(e) => {
                 return Resolved {
                     work: Work {
-                        ingresses: BTreeSet::new(),
                         sweep: true,
-                        shard: None,
+                        ..Work::default()
                     },
                     lookup_error: Some(e.to_string()),
                 }
@@ -354,7 +369,10 @@ fn affected(s: &IngressSummary, changes: &BTreeSet<Change>) -> bool {
         Change::Namespace { namespace } => namespace == ns,
         Change::Service { namespace, name } => namespace == ns && s.services.contains(name),
         Change::Secret { namespace, name } => namespace == ns && s.tls_secrets.contains(name),
-        Change::Ingress(_) | Change::Sweep | Change::SweepShard(_) => false,
+        Change::Ingress(_)
+        | Change::IngressDeleted { .. }
+        | Change::Sweep
+        | Change::SweepShard(_) => false,
     })
 }
 
@@ -394,20 +412,23 @@ pub async fn run(engine: Arc<dyn Engine>, decoded: Decoded, opts: &HandleOptions
     let deadline = opts.deadline;
     let min_start = opts.min_start;
 
-    let keys: Vec<IngressKey> = work.ingresses.iter().cloned().collect();
+    let keys: Vec<(IngressKey, Option<String>)> = work
+        .ingresses
+        .iter()
+        .map(|k| (k.clone(), work.deleted.get(k).cloned()))
+        .collect();
     let runs = stream::iter(keys)
-        .map(|key| {
+        .map(|(key, deleted_uid)| {
             let engine = Arc::clone(&engine);
             async move {
                 if Instant::now() + min_start > deadline {
                     return (key, None);
                 }
-                let outcome = match tokio::time::timeout_at(
-                    deadline,
-                    engine.reconcile(key.clone(), deadline),
-                )
-                .await
-                {
+                let run = match deleted_uid {
+                    Some(uid) => engine.reconcile_deleted(key.clone(), uid, deadline),
+                    None => engine.reconcile(key.clone(), deadline),
+                };
+                let outcome = match tokio::time::timeout_at(deadline, run).await {
                     Ok(outcome) => outcome,
                     Err(_) => IngressOutcome::failed(
                         "DeadlineExceeded",

@@ -78,6 +78,28 @@ pub async fn observe(
     ))
 }
 
+/// Every CLB tagged for the Ingress `uid` of our cluster, by one DescribeLoadBalancers
+/// filtered on the UID tag (the cluster tag checked here: the filter is the API's).
+pub async fn tagged_for(
+    client: &CloudClient,
+    cluster_id: &str,
+    uid: &str,
+) -> Result<Vec<LoadBalancer>, CloudError> {
+    Ok(client
+        .describe_load_balancers(&DescribeLoadBalancersRequest {
+            filters: vec![Filter::new(format!("tag:{TAG_INGRESS_UID}"), [uid])],
+            limit: Some(super::clb::DESCRIBE_PAGE_LIMIT),
+            ..Default::default()
+        })
+        .await?
+        .load_balancer_set
+        .into_iter()
+        .filter(|lb| {
+            lb.tag(TAG_CLUSTER_ID) == Some(cluster_id) && lb.tag(TAG_INGRESS_UID) == Some(uid)
+        })
+        .collect())
+}
+
 /// What [`observe_named`] found for an Ingress of ours.
 #[derive(Clone, Debug, Default)]
 pub struct Named {
@@ -103,19 +125,7 @@ pub async fn observe_named(
     exist_lb_id: Option<&str>,
 ) -> Result<Named, CloudError> {
     let mut reads = Reads { calls: 1 };
-    let tagged: Vec<LoadBalancer> = client
-        .describe_load_balancers(&DescribeLoadBalancersRequest {
-            filters: vec![Filter::new(format!("tag:{TAG_INGRESS_UID}"), [uid])],
-            limit: Some(super::clb::DESCRIBE_PAGE_LIMIT),
-            ..Default::default()
-        })
-        .await?
-        .load_balancer_set
-        .into_iter()
-        .filter(|lb| {
-            lb.tag(TAG_CLUSTER_ID) == Some(cluster_id) && lb.tag(TAG_INGRESS_UID) == Some(uid)
-        })
-        .collect();
+    let tagged = tagged_for(client, cluster_id, uid).await?;
     let created = |lb: &LoadBalancer| lb.tag(TAG_CREATED_BY) == Some(CREATED_BY_YES);
     let is_named = |lb: &LoadBalancer| match exist_lb_id {
         Some(id) => lb.load_balancer_id == id,

@@ -4,15 +4,18 @@
 //! name is derived from what makes it "the same event" (regarding UID, reason, note): any later
 //! run finds it by GET and bumps `series` instead of creating another object.
 
-use jiff::Timestamp;
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::Api;
 use sha2::{Digest, Sha256};
 
+use super::read::list_all;
 use super::{status_code, ClusterClient, ClusterError};
 use crate::identity;
 
@@ -24,6 +27,14 @@ const NAME_MAX: usize = 253;
 const NAME_HASH_HEX: usize = 16;
 /// Attempts at a series update that keeps losing resourceVersion races to concurrent runs.
 const SERIES_ATTEMPTS: usize = 5;
+
+/// Label on every Event we write, naming the Ingress's UID: how a run lists what it already
+/// said about one Ingress (or, in the sweep, about all of them) in one paged LIST.
+pub const EVENT_UID_LABEL: &str = "clb-ingress.cloud.tencent.com/ingress-uid";
+/// A problem already reported within this long is not written again (not even its series):
+/// a lasting problem costs no write and no Lease per run, and its Event is refreshed at most
+/// this often so it outlives the apiserver's event TTL (one hour by default).
+pub const EVENT_REPEAT_AFTER: SignedDuration = SignedDuration::from_secs(30 * 60);
 
 /// `type` of an Event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,8 +67,68 @@ pub struct EventRecord<'a> {
 /// Whether an Event was new or a repeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventOutcome {
-    Created { name: String },
-    Repeated { name: String, count: i32 },
+    Created {
+        name: String,
+    },
+    Repeated {
+        name: String,
+        count: i32,
+    },
+    /// Recorded within the repeat interval already: nothing written.
+    Recent {
+        name: String,
+    },
+}
+
+/// Our Events, by (namespace, name), with when each was last observed: what the runs before
+/// this one already reported.
+#[derive(Clone, Debug, Default)]
+pub struct Reported {
+    last_seen: BTreeMap<(String, String), Timestamp>,
+}
+
+impl Reported {
+    /// Whether `reason`/`note` about `ingress` was recorded since `now - EVENT_REPEAT_AFTER`.
+    pub fn covers(&self, ingress: &Ingress, reason: &str, note: &str, now: Timestamp) -> bool {
+        let (Some(ns), Some(name), Some(uid)) = (
+            ingress.metadata.namespace.as_deref(),
+            ingress.metadata.name.as_deref(),
+            ingress.metadata.uid.as_deref(),
+        ) else {
+            return false;
+        };
+        let key = (
+            ns.to_string(),
+            event_name(name, uid, reason, truncate_note(note)),
+        );
+        self.last_seen
+            .get(&key)
+            .is_some_and(|seen| is_recent(*seen, now))
+    }
+
+    fn insert(&mut self, event: &Event) {
+        let (Some(ns), Some(name), Some(seen)) = (
+            event.metadata.namespace.clone(),
+            event.metadata.name.clone(),
+            last_observed(event),
+        ) else {
+            return;
+        };
+        self.last_seen.insert((ns, name), seen);
+    }
+}
+
+/// When an Event was last seen: its series' last observation, else its own time.
+fn last_observed(event: &Event) -> Option<Timestamp> {
+    event
+        .series
+        .as_ref()
+        .map(|s| s.last_observed_time.0)
+        .or(event.event_time.as_ref().map(|t| t.0))
+}
+
+fn is_recent(seen: Timestamp, now: Timestamp) -> bool {
+    seen + EVENT_REPEAT_AFTER > now
 }
 
 /// `note` cut to at most [`NOTE_MAX_BYTES`] bytes on a character boundary.
@@ -106,6 +177,55 @@ impl ClusterClient {
         record: &EventRecord<'_>,
         now: Timestamp,
     ) -> Result<EventOutcome, ClusterError> {
+        self.record_event(ingress, record, now, false).await
+    }
+
+    /// [`Self::emit_event`], but writes nothing when the same Event was recorded within
+    /// [`EVENT_REPEAT_AFTER`]: the run's report of a problem that has not changed.
+    pub async fn emit_event_unless_recent(
+        &self,
+        ingress: &Ingress,
+        record: &EventRecord<'_>,
+        now: Timestamp,
+    ) -> Result<EventOutcome, ClusterError> {
+        self.record_event(ingress, record, now, true).await
+    }
+
+    /// Our Events about the Ingress with `uid` in `namespace`, or, with neither, about every
+    /// Ingress: one paged LIST by [`EVENT_UID_LABEL`].
+    pub async fn reported_events(
+        &self,
+        scope: Option<(&str, &str)>,
+    ) -> Result<(Reported, u32), ClusterError> {
+        let (api, params): (Api<Event>, ListParams) = match scope {
+            Some((namespace, uid)) => (
+                Api::namespaced(self.client.clone(), namespace),
+                ListParams::default().labels(&format!("{EVENT_UID_LABEL}={uid}")),
+            ),
+            None => (
+                Api::all(self.client.clone()),
+                ListParams::default().labels(EVENT_UID_LABEL),
+            ),
+        };
+        let where_ = scope.map_or("all namespaces", |(ns, _)| ns);
+        let events = list_all(&api, params, self.page_size)
+            .await
+            .map_err(|e| ClusterError::api("list events", where_, e))?;
+        let pages = events.len().div_ceil(self.page_size.max(1) as usize).max(1) as u32;
+        let mut reported = Reported::default();
+        for e in &events {
+            reported.insert(e);
+        }
+        Ok((reported, pages))
+    }
+
+    async fn record_event(
+        &self,
+        ingress: &Ingress,
+        record: &EventRecord<'_>,
+        now: Timestamp,
+        unless_recent: bool,
+    ) -> Result<EventOutcome, ClusterError> {
         let namespace = ingress.metadata.namespace.clone().unwrap_or_default();
         let ingress_name = ingress.metadata.name.clone().unwrap_or_default();
         let incomplete = |missing| ClusterError::Incomplete {
@@ -139,6 +259,7 @@ impl ClusterClient {
                     metadata: ObjectMeta {
                         name: Some(name.clone()),
                         namespace: Some(namespace.clone()),
+                        labels: Some([(EVENT_UID_LABEL.to_string(), uid.clone())].into()),
                         ..ObjectMeta::default()
                     },
                     event_time: Some(MicroTime(now)),
@@ -170,9 +291,16 @@ impl ClusterClient {
                     Err(error) => return Err(ClusterError::api("create event", &target, error)),
                 }
             };
+            if unless_recent && last_observed(&existing).is_some_and(|seen| is_recent(seen, now)) {
+                return Ok(EventOutcome::Recent { name });
+            }
             let count = next_series_count(existing.series.as_ref());
+            // The label too: an Event written before it existed becomes listable.
             let patch = serde_json::json!({
-                "metadata": {"resourceVersion": existing.metadata.resource_version},
+                "metadata": {
+                    "resourceVersion": existing.metadata.resource_version,
+                    "labels": {EVENT_UID_LABEL: uid},
+                },
                 "series": {"count": count, "lastObservedTime": MicroTime(now)},
             });
             let params = PatchParams {

@@ -24,7 +24,10 @@ use kube::Config;
 
 use crate::identity;
 
-pub use events::{event_name, truncate_note, EventOutcome, EventRecord, EventType, NOTE_MAX_BYTES};
+pub use events::{
+    event_name, truncate_note, EventOutcome, EventRecord, EventType, Reported, EVENT_REPEAT_AFTER,
+    EVENT_UID_LABEL, NOTE_MAX_BYTES,
+};
 pub use lease::{
     lease_name, lease_state, Acquire, LeaseGuard, LeaseState, Released, CLOCK_SKEW_MARGIN,
     DIRTY_ANNOTATION,

@@ -103,7 +103,19 @@ impl Reconciler {
         key: &IngressKey,
         deadline: Option<Instant>,
     ) -> IngressOutcome {
-        match self.reconcile_inner(key, deadline).await {
+        self.reconcile_deleted_until(key, None, deadline).await
+    }
+
+    /// [`Self::reconcile_until`] for an Ingress a delete record named with `deleted_uid`:
+    /// once a fresh GET shows that UID gone, its CLBs are found by the UID tag, not by a
+    /// scan of the cluster.
+    pub async fn reconcile_deleted_until(
+        &self,
+        key: &IngressKey,
+        deleted_uid: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> IngressOutcome {
+        match self.reconcile_inner(key, deleted_uid, deadline).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::warn!(ingress = %key, error = %e, "reconcile failed");
@@ -116,16 +128,29 @@ impl Reconciler {
     async fn reconcile_inner(
         &self,
         key: &IngressKey,
+        deleted_uid: Option<&str>,
         deadline: Option<Instant>,
     ) -> Result<IngressOutcome, ReconcileError> {
         let first = self.prepare(key).await?;
         let reads = first.reads();
+        // The name came back with another UID: the deleted one is gone for good, and its
+        // CLBs go now, beside the new Ingress's run.
+        let replaced = deleted_uid.filter(|uid| first.uid().is_some_and(|now| now != *uid));
+        if let Some(uid) = replaced {
+            let r = self.release_uid(uid, deadline).await;
+            if let Some(e) = r.error.as_ref().or(r.held.as_ref()) {
+                tracing::warn!(ingress = %key, uid, error = %e, "releasing the deleted UID");
+            }
+        }
         match &first {
             // No Lease for an Ingress that is gone (its namespace may be gone too): releasing
             // orphans rests on positive proof by UID, and two runs releasing the same CLB
             // only find it already gone.
             Prepared::Gone => {
-                let outcome = self.release_orphans_outcome().await;
+                let outcome = match deleted_uid {
+                    Some(uid) => Ok(self.release_uid(uid, deadline).await.outcome()),
+                    None => self.release_orphans_outcome().await,
+                };
                 self.cluster.forget_lease(&key.namespace, &key.name).await;
                 self.cluster
                     .delete_auto_config(&key.namespace, &key.name)
@@ -135,7 +160,17 @@ impl Reconciler {
             Prepared::Ignored { view } if annotation(&view.ingress).is_none() => {
                 return Ok(IngressOutcome::new(OutcomeStatus::Ignored));
             }
-            Prepared::Planned(p) if p.is_quiet() => {
+            // A lasting problem reported before costs no Lease and no write.
+            Prepared::Invalid { view, problems }
+                if self.all_reported(&view.ingress, problems).await =>
+            {
+                return Ok(report::invalid_outcome(problems));
+            }
+            Prepared::Planned(p)
+                if p.is_quiet()
+                    || (p.is_quiet_but_for_problems()
+                        && self.all_reported(&p.view.ingress, &p.problems).await) =>
+            {
                 let status = if p.skip {
                     OutcomeStatus::Skipped
                 } else {
@@ -265,6 +300,18 @@ impl Reconciler {
 impl Engine for Reconciler {
     fn reconcile(&self, key: IngressKey, deadline: Instant) -> BoxFuture<'_, IngressOutcome> {
         Box::pin(async move { self.reconcile_until(&key, Some(deadline)).await })
+    }
+
+    fn reconcile_deleted(
+        &self,
+        key: IngressKey,
+        uid: String,
+        deadline: Instant,
+    ) -> BoxFuture<'_, IngressOutcome> {
+        Box::pin(async move {
+            self.reconcile_deleted_until(&key, Some(&uid), Some(deadline))
+                .await
+        })
     }
 
     fn sweep(&self, deadline: Instant) -> BoxFuture<'_, SweepOutcome> {

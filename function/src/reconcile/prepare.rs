@@ -25,6 +25,16 @@ pub(super) enum Prepared {
 
 impl Prepared {
     /// Cloud reads the look made.
+    /// The UID of the Ingress it found.
+    pub(super) fn uid(&self) -> Option<&str> {
+        let view = match self {
+            Prepared::Gone => return None,
+            Prepared::Ignored { view } | Prepared::Invalid { view, .. } => view,
+            Prepared::Planned(p) => &p.view,
+        };
+        view.ingress.metadata.uid.as_deref()
+    }
+
     pub(super) fn reads(&self) -> u32 {
         match self {
             Prepared::Planned(p) => p.reads,
@@ -52,8 +62,12 @@ pub(super) struct Planned {
 impl Planned {
     /// Nothing to apply, nothing to write on the Ingress, nothing to say.
     pub(super) fn is_quiet(&self) -> bool {
+        self.problems.is_empty() && self.is_quiet_but_for_problems()
+    }
+
+    /// Nothing to apply or to write on the Ingress; there may be problems to report.
+    pub(super) fn is_quiet_but_for_problems(&self) -> bool {
         self.plan.is_empty()
-            && self.problems.is_empty()
             && self.unnamed.is_empty()
             && (self.skip
                 || (is_reported(&self.view.ingress, &self.cloud, self.release)

@@ -10,7 +10,9 @@ use super::report::reasons;
 use super::{ReconcileError, Reconciler};
 use crate::cloud::apply::apply;
 use crate::cloud::clb::LoadBalancer;
-use crate::cloud::observe::{cloud_lb, cluster_load_balancers, read_listeners, read_load_balancer};
+use crate::cloud::observe::{
+    cloud_lb, cluster_load_balancers, read_listeners, read_load_balancer, tagged_for,
+};
 use crate::cluster::EventType;
 use crate::handler::{ActionCounts, IngressOutcome, OutcomeStatus};
 use crate::model::lifecycle;
@@ -222,7 +224,45 @@ impl Reconciler {
     /// For an Ingress found gone: release every orphan, as one outcome.
     pub(super) async fn release_orphans_outcome(&self) -> Result<IngressOutcome, ReconcileError> {
         let orphans = self.find_orphans().await?;
-        let r = self.release_orphans(&orphans, None).await;
+        Ok(self.release_orphans(&orphans, None).await.outcome())
+    }
+
+    /// The CLBs of the Ingress `uid`, which a delete record named and a fresh GET proved gone
+    /// (404, or its name now has another UID: a UID belongs to one object for good): one
+    /// DescribeLoadBalancers by the UID tag, then each released by the seed's rules on a
+    /// fresh read of its own. No LIST of the cluster and no scan of the fleet: that stays the
+    /// sweep's job. One Ingress has one CLB (two while an `existLbId` switch settles); more
+    /// for one UID than the mass-release guard lets one run release is held the same way.
+    pub(super) async fn release_uid(&self, uid: &str, deadline: Option<Instant>) -> Releases {
+        let mut out = Releases {
+            counts: ActionCounts {
+                cloud_reads: 1,
+                ..ActionCounts::default()
+            },
+            ..Releases::default()
+        };
+        let lbs = match tagged_for(&self.cloud, &self.cluster_id, uid).await {
+            Ok(lbs) => lbs,
+            Err(e) => {
+                out.error = Some(format!("finding the CLBs of {uid}: {e}"));
+                return out;
+            }
+        };
+        if let Some(why) = self.release_guard.holds(lbs.len(), lbs.len()) {
+            tracing::error!(uid, tagged = lbs.len(), "{why}");
+            out.held = Some(why);
+            return out;
+        }
+        self.release_all(&lbs, IngressFact::Gone, deadline, &mut out)
+            .await;
+        out
+    }
+}
+
+impl Releases {
+    /// The releases for one Ingress, as its outcome.
+    pub(super) fn outcome(self) -> IngressOutcome {
+        let r = self;
         let mut outcome = match (&r.held, &r.error, r.released) {
             (Some(why), _, _) => IngressOutcome::failed("MassReleaseHeld", why.clone()),
             (None, Some(e), _) => IngressOutcome::failed("ReleaseFailed", e.clone()),
@@ -230,7 +270,7 @@ impl Reconciler {
             (None, None, _) => IngressOutcome::new(OutcomeStatus::Released),
         };
         outcome.actions = r.counts;
-        Ok(outcome)
+        outcome
     }
 }
 

@@ -7,7 +7,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
 use super::prepare::Planned;
 use super::{ReconcileError, Reconciler};
 use crate::cloud::apply::{Applied, ApplyError, LbAddress};
-use crate::cluster::{current_status, EventRecord, EventType, LB_ID_ANNOTATION};
+use crate::cluster::{current_status, EventRecord, EventType, Reported, LB_ID_ANNOTATION};
 use crate::handler::{ActionCounts, IngressOutcome, OutcomeStatus};
 use crate::model::problem::codes;
 use crate::model::Problem;
@@ -173,12 +173,7 @@ impl Reconciler {
         problems: &[Problem],
     ) -> IngressOutcome {
         self.warn_all(ingress, problems).await;
-        let first = problems.first();
-        IngressOutcome {
-            code: first.map(|p| p.code.to_string()),
-            message: first.map(|p| p.message.clone()),
-            ..IngressOutcome::new(OutcomeStatus::Invalid)
-        }
+        invalid_outcome(problems)
     }
 
     /// Out of our class with no CLB: drop our annotation.
@@ -213,10 +208,42 @@ impl Reconciler {
         Ok(())
     }
 
+    /// One Warning per problem, each written only when it is new or its Event is older than
+    /// [`crate::cluster::EVENT_REPEAT_AFTER`]: a lasting problem is not written again.
     pub(super) async fn warn_all(&self, ingress: &Ingress, problems: &[Problem]) {
         for p in problems {
-            self.event(ingress, EventType::Warning, p.code, &p.to_string())
+            let record = EventRecord {
+                type_: EventType::Warning,
+                reason: p.code,
+                action: "Reconcile",
+                note: &p.to_string(),
+            };
+            let written = self
+                .cluster
+                .emit_event_unless_recent(ingress, &record, Timestamp::now())
                 .await;
+            if let Err(e) = written {
+                tracing::warn!(reason = p.code, error = %e, "event write failed");
+            }
+        }
+    }
+
+    /// Whether every one of `problems` was reported about `ingress` recently (one LIST of
+    /// the Ingress's Events): then a run with nothing else to do takes no Lease. A failed
+    /// read answers no, so the problem is reported.
+    pub(super) async fn all_reported(&self, ingress: &Ingress, problems: &[Problem]) -> bool {
+        let (Some(ns), Some(uid)) = (
+            ingress.metadata.namespace.as_deref(),
+            ingress.metadata.uid.as_deref(),
+        ) else {
+            return false;
+        };
+        match self.cluster.reported_events(Some((ns, uid))).await {
+            Ok((reported, _)) => covered(&reported, ingress, problems),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the Ingress's Events failed");
+                false
+            }
         }
     }
 
@@ -241,6 +268,25 @@ impl Reconciler {
             tracing::warn!(reason, error = %e, "event write failed");
         }
     }
+}
+
+/// Refused as a whole: the first problem is the outcome.
+pub(super) fn invalid_outcome(problems: &[Problem]) -> IngressOutcome {
+    let first = problems.first();
+    IngressOutcome {
+        code: first.map(|p| p.code.to_string()),
+        message: first.map(|p| p.message.clone()),
+        ..IngressOutcome::new(OutcomeStatus::Invalid)
+    }
+}
+
+/// Whether `reported` holds a recent Event for each of `problems` about `ingress`, as
+/// [`Reconciler::warn_all`] would write them.
+pub(super) fn covered(reported: &Reported, ingress: &Ingress, problems: &[Problem]) -> bool {
+    let now = Timestamp::now();
+    problems
+        .iter()
+        .all(|p| reported.covers(ingress, p.code, &p.to_string(), now))
 }
 
 /// A plan cut short by `stop_after` is not converged: the next run finishes it.

@@ -11,7 +11,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use tokio::time::Instant;
 
 use super::release::{orphans_of, pages, Orphans};
-use super::report::{annotation, is_reported};
+use super::report::{annotation, covered, is_reported};
 use super::shards::fan_out;
 use super::Reconciler;
 use crate::cloud::clb::LoadBalancer;
@@ -21,7 +21,7 @@ use crate::handler::{
     ActionCounts, IngressKey, IngressOutcome, LookupError, OutcomeStatus, SweepOutcome,
 };
 use crate::model::ownership::TAG_INGRESS_UID;
-use crate::model::{class, ClusterView, Decision, LbSource};
+use crate::model::{class, ClusterView, Decision, LbSource, Problem};
 use crate::plan::{self, CloudView};
 use crate::shard::ShardSpec;
 
@@ -103,23 +103,42 @@ impl Reconciler {
             .await
             .map_err(|e| format!("reading the cluster: {e}"))?;
         let mut keys = Vec::new();
+        let mut to_report = Vec::new();
         for ingress in selected {
             let Some(key) = key_of(ingress) else {
                 continue;
             };
-            if self.needs_run(&snapshot.view(ingress), &fleet) {
-                keys.push(key);
-            } else {
-                *out.ingresses.entry(OutcomeStatus::Converged).or_default() += 1;
+            match self.need_of(&snapshot.view(ingress), &fleet) {
+                Need::Run => keys.push(key),
+                Need::Nothing => {
+                    *out.ingresses.entry(OutcomeStatus::Converged).or_default() += 1;
+                }
+                Need::Report(problems, status) => to_report.push((key, *ingress, problems, status)),
+            }
+        }
+        // Problems only: one LIST of our Events says which were reported already; only a new
+        // (or long unrepeated) one takes the Ingress's Lease to be written.
+        if !to_report.is_empty() {
+            let (reported, _) = self
+                .cluster
+                .reported_events(None)
+                .await
+                .map_err(|e| format!("reading Events: {e}"))?;
+            for (key, ingress, problems, status) in to_report {
+                if covered(&reported, ingress, &problems) {
+                    *out.ingresses.entry(status).or_default() += 1;
+                } else {
+                    keys.push(key);
+                }
             }
         }
         Ok(keys)
     }
 
-    /// Whether the snapshot shows anything to do for one Ingress (pure but for the clock-free
-    /// model and planner): a non-empty plan, a CLB the batch read could not show, a status
-    /// or annotation to write, or a problem to report.
-    fn needs_run(&self, view: &ClusterView, fleet: &Fleet) -> bool {
+    /// What the snapshot shows to do for one Ingress (pure but for the clock-free model and
+    /// planner): a non-empty plan, a CLB the batch read could not show, or a status or
+    /// annotation to write take the one-Ingress path; problems alone are only to report.
+    fn need_of(&self, view: &ClusterView, fleet: &Fleet) -> Need {
         let ingress = &view.ingress;
         let uid = ingress.metadata.uid.as_deref().unwrap_or_default();
         let by_uid = || {
@@ -128,11 +147,12 @@ impl Reconciler {
                 .values()
                 .find(|lb| !uid.is_empty() && lb.tag(TAG_INGRESS_UID) == Some(uid))
         };
+        let run_if = |run: bool| if run { Need::Run } else { Need::Nothing };
         match self.desire_known(view) {
-            Decision::Invalid(_) => true,
+            Decision::Invalid(problems) => Need::Report(problems, OutcomeStatus::Invalid),
             // Hands off: the one-Ingress path marks its CLB once and then reads only.
-            Decision::Skip { .. } => true,
-            Decision::Release => by_uid().is_some() || annotation(ingress).is_some(),
+            Decision::Skip { .. } => Need::Run,
+            Decision::Release => run_if(by_uid().is_some() || annotation(ingress).is_some()),
             Decision::Manage(desired) => {
                 let lb = match &desired.load_balancer {
                     LbSource::Create(_) => by_uid(),
@@ -140,7 +160,7 @@ impl Reconciler {
                 };
                 let Some(seen) = lb.and_then(|lb| fleet.views.get(&lb.load_balancer_id).cloned())
                 else {
-                    return true;
+                    return Need::Run;
                 };
                 let full = fleet.full.contains(&seen.id);
                 let cloud = CloudView {
@@ -148,14 +168,24 @@ impl Reconciler {
                 };
                 match plan::plan(&desired, &cloud) {
                     Ok(p) => {
-                        p.actions
+                        let run = p
+                            .actions
                             .iter()
                             .any(|a| full || !a.sets_listener_attribute())
-                            || !p.problems.is_empty()
-                            || !desired.problems.is_empty()
-                            || !is_reported(ingress, &cloud, false)
+                            || !is_reported(ingress, &cloud, false);
+                        let mut problems = desired.problems;
+                        problems.extend(p.problems);
+                        match (run, problems.is_empty()) {
+                            (true, _) => Need::Run,
+                            (false, true) => Need::Nothing,
+                            (false, false) => Need::Report(problems, OutcomeStatus::Converged),
+                        }
                     }
-                    Err(_) => true,
+                    Err(refusal) => {
+                        let mut problems = vec![refusal];
+                        problems.extend(desired.problems);
+                        Need::Report(problems, OutcomeStatus::Invalid)
+                    }
                 }
             }
         }
@@ -207,6 +237,16 @@ impl Reconciler {
             .filter(|k| spec.contains(k))
             .collect())
     }
+}
+
+/// What the sweep must do for one Ingress.
+enum Need {
+    Nothing,
+    /// The one-Ingress path, under the Lease.
+    Run,
+    /// Nothing but these problems, to report unless reported already; else counted as the
+    /// status.
+    Report(Vec<Problem>, OutcomeStatus),
 }
 
 /// The Ingresses a sweep looks at: those that may be ours, and those a CLB of ours names.

@@ -69,7 +69,11 @@ pub(super) fn change(ev: &Value) -> Result<Change, SkipReason> {
     match (group, resource, subresource) {
         ("networking.k8s.io" | "extensions", "ingresses", "") => match name {
             Some(name) if !namespace.is_empty() => {
-                Ok(Change::Ingress(IngressKey::new(namespace, name)))
+                let key = IngressKey::new(namespace, name);
+                match deleted_uid(ev, obj, verb) {
+                    Some(uid) => Ok(Change::IngressDeleted { key, uid }),
+                    None => Ok(Change::Ingress(key)),
+                }
             }
             _ => whole_namespace(),
         },
@@ -92,6 +96,23 @@ pub(super) fn change(ev: &Value) -> Result<Change, SkipReason> {
         ("cloud.tencent.com", "tkeserviceconfigs", "") => whole_namespace(),
         _ => Err(SkipReason::Unrelated),
     }
+}
+
+/// The UID a delete record names: `objectRef.uid`, else the deleted object in the response
+/// (or the Status the apiserver answers some deletes with, `details.uid`).
+fn deleted_uid(ev: &Value, obj: &Value, verb: &str) -> Option<String> {
+    if verb != "delete" {
+        return None;
+    }
+    [
+        str_at(obj, &["uid"]),
+        str_at(ev, &["responseObject", "metadata", "uid"]),
+        str_at(ev, &["responseObject", "details", "uid"]),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|u| !u.is_empty())
+    .map(str::to_string)
 }
 
 /// `objectRef.name`, else the name in the response or request body (creates by generateName).
@@ -249,6 +270,36 @@ mod tests {
             change(&ev),
             Ok(Change::Ingress(IngressKey::new("shop", "web-abcde")))
         );
+    }
+
+    #[test]
+    fn an_ingress_delete_names_the_uid_of_the_deleted_object() {
+        let mut ev = write("ingresses", "networking.k8s.io", "shop", "web");
+        ev["verb"] = json!("delete");
+        let key = IngressKey::new("shop", "web");
+        assert_eq!(
+            change(&ev),
+            Ok(Change::Ingress(key.clone())),
+            "no body: no UID"
+        );
+        ev["responseObject"] = json!({"kind": "Status", "details": {"uid": "u-1"}});
+        assert_eq!(
+            change(&ev),
+            Ok(Change::IngressDeleted {
+                key: key.clone(),
+                uid: "u-1".into()
+            })
+        );
+        ev["responseObject"] = json!({"metadata": {"name": "web", "uid": "u-2"}});
+        assert_eq!(
+            change(&ev),
+            Ok(Change::IngressDeleted {
+                key: key.clone(),
+                uid: "u-2".into()
+            })
+        );
+        ev["verb"] = json!("update");
+        assert_eq!(change(&ev), Ok(Change::Ingress(key)), "only a delete");
     }
 
     #[test]

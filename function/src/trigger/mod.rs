@@ -62,6 +62,9 @@ impl FromStr for IngressKey {
 pub struct Work {
     pub ingresses: BTreeSet<IngressKey>,
     pub sweep: bool,
+    /// Ingresses of `ingresses` that a record says were deleted, with the UID it named.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deleted: BTreeMap<IngressKey, String>,
     /// The run is one shard of a sharded sweep: `ingresses` are that shard's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardSpec>,
@@ -73,6 +76,9 @@ pub struct Work {
 pub enum Change {
     /// The Ingress itself changed.
     Ingress(IngressKey),
+    /// The Ingress was deleted, and the record names its UID: its CLBs are released by that
+    /// UID, without listing the cluster.
+    IngressDeleted { key: IngressKey, uid: String },
     /// A Service (or its Endpoints/EndpointSlices) changed: Ingresses of the namespace using it.
     Service { namespace: String, name: String },
     /// A Secret changed: Ingresses of the namespace naming it in `tls[].secretName`.

@@ -95,6 +95,19 @@ async fn an_ingress_created_and_deleted_through_the_api_gets_and_loses_its_clb_v
         )]
     );
 
+    // An orphan the delete must not find: its Ingress vanished without an audit record.
+    let other_uid = env.ingress(
+        "other",
+        json!({}),
+        rules(&[("other.example.com", "/", "web", 80)]),
+    );
+    env.reconcile("other").await;
+    let orphan = env.lb_of(&other_uid).expect("the other Ingress's CLB");
+    assert!(env
+        .kube
+        .delete_object("networking.k8s.io/v1", "Ingress", Some(NS), "other"));
+
+    env.kube.clear_request_log();
     ingresses
         .delete("web", &DeleteParams::default())
         .await
@@ -104,6 +117,17 @@ async fn an_ingress_created_and_deleted_through_the_api_gets_and_loses_its_clb_v
         "CLB not released; CLB calls: {:?}",
         env.clb.calls()
     );
-    assert_eq!(count(&env.clb.calls(), "CreateLoadBalancer"), 1);
+    assert_eq!(count(&env.clb.calls(), "CreateLoadBalancer"), 2);
+    // The delete record named the UID: its CLB was found by that UID, with no LIST of the
+    // cluster's Ingresses and no scan of the fleet (the orphan waits for the sweep).
+    let lists: Vec<String> = env
+        .kube
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/ingresses"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(lists, Vec::<String>::new());
+    assert!(env.clb.load_balancer(&orphan.id).is_some());
     let _ = stop.send(());
 }

@@ -155,3 +155,79 @@ async fn a_sweep_reconciles_only_the_ingress_whose_clb_drifted() {
         "{leases:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lasting_problem_is_written_once_then_later_sweeps_and_runs_write_nothing() {
+    let env = env().await;
+    fleet(&env, 0, 3);
+    // Refused as a whole (a malformed mode), and served but for a rule to a missing Service.
+    env.ingress(
+        "refused",
+        json!({"ingress.cloud.tencent.com/mode": "sometimes"}),
+        rules(&[("r.example.com", "/", "web", 80)]),
+    );
+    env.ingress(
+        "partial",
+        json!({}),
+        rules(&[
+            ("p.example.com", "/", "web", 80),
+            ("q.example.com", "/", "missing", 80),
+        ]),
+    );
+    env.kube.clear_request_log();
+    sweep(&env).await;
+    let first = env.kube_writes();
+    for (name, reason) in [("refused", "InvalidAnnotationValue"), ("partial", "E4041")] {
+        assert!(
+            env.warnings(name).iter().any(|r| r == reason),
+            "{name}: {:?}",
+            env.warnings(name)
+        );
+    }
+    let events_written = first.iter().filter(|w| w.contains("/events")).count();
+    assert!(events_written >= 2, "{first:?}");
+
+    for run in 2..=3 {
+        env.clb.clear_calls();
+        env.kube.clear_request_log();
+        let out = sweep(&env).await;
+        assert_eq!(
+            env.kube_writes(),
+            Vec::<String>::new(),
+            "sweep {run}: no Lease, no Event: {out:?}"
+        );
+        assert!(writes(&env.clb.calls()).is_empty());
+        assert_eq!(
+            out.ingresses.get(&OutcomeStatus::Invalid),
+            Some(&1),
+            "{out:?}"
+        );
+        assert_eq!(
+            out.ingresses.get(&OutcomeStatus::Converged),
+            Some(&4),
+            "{out:?}"
+        );
+    }
+    for name in ["refused", "partial"] {
+        for _ in 2..=3 {
+            env.kube.clear_request_log();
+            env.reconcile(name).await;
+            assert_eq!(env.kube_writes(), Vec::<String>::new(), "{name}");
+        }
+    }
+
+    // A changed problem is news: written once.
+    env.ingress(
+        "refused",
+        json!({"ingress.cloud.tencent.com/mode": "never"}),
+        rules(&[("r.example.com", "/", "web", 80)]),
+    );
+    env.kube.clear_request_log();
+    sweep(&env).await;
+    let events: Vec<String> = env
+        .kube_writes()
+        .into_iter()
+        .filter(|w| w.contains("/events"))
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+}
