@@ -115,13 +115,18 @@ impl Reconciler {
         deleted_uid: Option<&str>,
         deadline: Option<Instant>,
     ) -> IngressOutcome {
-        match self.reconcile_inner(key, deleted_uid, deadline).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::warn!(ingress = %key, error = %e, "reconcile failed");
-                IngressOutcome::failed(&e.code(), e.to_string())
-            }
-        }
+        outcome_of(key, self.reconcile_inner(key, deleted_uid, deadline).await)
+    }
+
+    /// The one-Ingress path straight under the Lease, for an Ingress the sweep's snapshot
+    /// showed a write to make (the run under the Lease looks again, fresh).
+    pub(super) async fn reconcile_locked(
+        &self,
+        key: &IngressKey,
+        deadline: Instant,
+    ) -> IngressOutcome {
+        let run = self.under_lease(key, Some(deadline), ActionCounts::default());
+        outcome_of(key, run.await)
     }
 
     /// Looks without writing (no Lease either); only what needs writing goes under the Lease.
@@ -234,6 +239,13 @@ impl Reconciler {
             }
         }
     }
+}
+
+fn outcome_of(key: &IngressKey, r: Result<IngressOutcome, ReconcileError>) -> IngressOutcome {
+    r.unwrap_or_else(|e| {
+        tracing::warn!(ingress = %key, error = %e, "reconcile failed");
+        IngressOutcome::failed(&e.code(), e.to_string())
+    })
 }
 
 impl Reconciler {

@@ -90,8 +90,10 @@ impl Default for ReconcilerOptions {
         Self {
             lease_seconds: DEFAULT_LEASE_SECONDS,
             // Enough reconciles in flight to keep each action's rate limiter busy while others
-            // wait on tasks (issue 9 §2); the limiter, not this, bounds the call rate.
-            concurrency: 16,
+            // wait on tasks (issue 9 §2); the limiter, not this, bounds the call rate. A new
+            // Ingress waits on three tasks (500 ms polls) and its Kubernetes writes, ~2.5 s;
+            // DescribeTaskStatus at 20/s (3 per Ingress) then needs ~17 in flight.
+            concurrency: 32,
             min_start: Duration::from_secs(5),
             apply: ApplyOptions::default(),
         }

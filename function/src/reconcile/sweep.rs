@@ -81,7 +81,7 @@ impl Reconciler {
         lbs: BTreeMap<String, LoadBalancer>,
         selected: &[&Ingress],
         out: &mut SweepOutcome,
-    ) -> Result<Vec<IngressKey>, String> {
+    ) -> Result<Vec<(IngressKey, bool)>, String> {
         let slot = rotation_slot(
             Timestamp::now().as_second(),
             self.sweep.interval,
@@ -109,7 +109,8 @@ impl Reconciler {
                 continue;
             };
             match self.need_of(&snapshot.view(ingress), &fleet) {
-                Need::Run => keys.push(key),
+                Need::Run => keys.push((key, true)),
+                Need::Look => keys.push((key, false)),
                 Need::Nothing => {
                     *out.ingresses.entry(OutcomeStatus::Converged).or_default() += 1;
                 }
@@ -128,7 +129,7 @@ impl Reconciler {
                 if covered(&reported, ingress, &problems) {
                     *out.ingresses.entry(status).or_default() += 1;
                 } else {
-                    keys.push(key);
+                    keys.push((key, true));
                 }
             }
         }
@@ -151,7 +152,7 @@ impl Reconciler {
         match self.desire_known(view) {
             Decision::Invalid(problems) => Need::Report(problems, OutcomeStatus::Invalid),
             // Hands off: the one-Ingress path marks its CLB once and then reads only.
-            Decision::Skip { .. } => Need::Run,
+            Decision::Skip { .. } => Need::Look,
             Decision::Release => run_if(by_uid().is_some() || annotation(ingress).is_some()),
             Decision::Manage(desired) => {
                 let lb = match &desired.load_balancer {
@@ -191,17 +192,28 @@ impl Reconciler {
         }
     }
 
-    /// The one-Ingress path for each of `keys`, a bounded number at once, within `deadline`.
-    async fn sweep_run(&self, keys: Vec<IngressKey>, deadline: Instant, out: &mut SweepOutcome) {
+    /// The one-Ingress path for each of `keys` (with or without its look first), a bounded
+    /// number at once, within `deadline`.
+    async fn sweep_run(
+        &self,
+        keys: Vec<(IngressKey, bool)>,
+        deadline: Instant,
+        out: &mut SweepOutcome,
+    ) {
         let min_start = self.opts.min_start;
         let results: Vec<Option<IngressOutcome>> = stream::iter(keys)
-            .map(|key| async move {
+            .map(|(key, known)| async move {
                 if Instant::now() + min_start > deadline {
                     return None;
                 }
-                tokio::time::timeout_at(deadline, self.reconcile_until(&key, Some(deadline)))
-                    .await
-                    .ok()
+                let run = async {
+                    if known {
+                        self.reconcile_locked(&key, deadline).await
+                    } else {
+                        self.reconcile_until(&key, Some(deadline)).await
+                    }
+                };
+                tokio::time::timeout_at(deadline, run).await.ok()
             })
             .buffer_unordered(self.opts.concurrency.max(1))
             .collect()
@@ -242,8 +254,11 @@ impl Reconciler {
 /// What the sweep must do for one Ingress.
 enum Need {
     Nothing,
-    /// The one-Ingress path, under the Lease.
+    /// The one-Ingress path, straight under the Lease: the snapshot showed a write to make,
+    /// so the look without the Lease would only read again what the sweep already read.
     Run,
+    /// The one-Ingress path with its look first (it may find nothing to write).
+    Look,
     /// Nothing but these problems, to report unless reported already; else counted as the
     /// status.
     Report(Vec<Problem>, OutcomeStatus),

@@ -26,24 +26,33 @@ const NS: &str = "bench";
 #[derive(Parser)]
 #[command(about = "clb-ingress benchmarks against clb-sim and kube-sim on 127.0.0.1")]
 struct Args {
-    /// Ingresses in the sweep benchmark.
-    #[arg(long, default_value_t = 1000)]
-    ingresses: usize,
-    /// Deadline given to each sweep, in seconds.
-    #[arg(long, default_value_t = 120)]
-    sweep_deadline_secs: u64,
+    /// Fleet sizes (new Ingresses) swept by each binary.
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
+    sizes: Vec<usize>,
+    /// `--budget-secs` of each `clb-ingress sweep` (the function's timeout, 300 s).
+    #[arg(long, default_value_t = 300)]
+    sweep_budget_secs: u64,
+    /// Sweeps per fleet at most.
+    #[arg(long, default_value_t = 4)]
+    max_sweeps: usize,
     /// clb-sim requests per action per second (0 = unlimited).
     #[arg(long, default_value_t = 20)]
     rate_limit: u32,
     /// clb-sim task duration, milliseconds.
     #[arg(long, default_value_t = 50)]
     task_ms: u64,
-    /// Ingresses the sweep reconciles at once (the binary's default is 16).
-    #[arg(long, default_value_t = 16)]
+    /// Ingresses in flight in the in-process per-reconcile scenarios.
+    #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// The `clb-ingress` binary whose cold start is measured.
+    /// The `clb-ingress` binary measured (cold start, fleets).
     #[arg(long)]
     bin: PathBuf,
+    /// The `clb-ingress` binary of the state before (its fleets run beside `bin`'s).
+    #[arg(long)]
+    before_bin: Option<PathBuf>,
+    /// What `before_bin` was built from, for the report.
+    #[arg(long, default_value = "before")]
+    before_label: String,
     /// Cold starts to measure.
     #[arg(long, default_value_t = 5)]
     starts: usize,
@@ -277,16 +286,6 @@ async fn per_reconcile(task_ms: u64) -> Result<Vec<Scenario>> {
     Ok(out)
 }
 
-struct SweepRun {
-    label: String,
-    wall: Duration,
-    outcome: SweepOutcome,
-    calls: Vec<CallRecord>,
-    /// Requests to the Kubernetes API (reads and writes).
-    kube_requests: usize,
-    kube_writes: usize,
-}
-
 fn outcome_summary(o: &SweepOutcome) -> String {
     let mut s: Vec<String> = o
         .ingresses
@@ -300,7 +299,59 @@ fn outcome_summary(o: &SweepOutcome) -> String {
     s.join(", ")
 }
 
-async fn sweeps(args: &Args) -> Result<(Vec<SweepRun>, usize)> {
+/// One `clb-ingress sweep` run of a binary, as measured from outside.
+struct SweepRun {
+    wall: Duration,
+    outcome: SweepOutcome,
+    calls: Vec<CallRecord>,
+    /// Requests to the Kubernetes API (reads and writes).
+    kube_requests: usize,
+    kube_writes: usize,
+}
+
+impl SweepRun {
+    fn writes(&self) -> usize {
+        self.calls.iter().filter(|c| is_write(&c.action)).count() + self.kube_writes
+    }
+}
+
+/// A fleet of `n` Ingresses swept by one binary until two sweeps in a row write nothing.
+struct FleetRuns {
+    label: String,
+    n: usize,
+    runs: Vec<SweepRun>,
+    lbs: usize,
+}
+
+impl FleetRuns {
+    /// The sweeps that wrote (the catch-up of the new fleet).
+    fn catch_up(&self) -> &[SweepRun] {
+        let end = self
+            .runs
+            .iter()
+            .rposition(|r| r.writes() > 0)
+            .map_or(0, |i| i + 1);
+        &self.runs[..end]
+    }
+
+    /// The last sweep: one that found the fleet converged.
+    fn steady(&self) -> Option<&SweepRun> {
+        self.runs.last().filter(|r| r.writes() == 0)
+    }
+}
+
+/// The time the per-action rate limit alone sets for `calls`: the busiest action's calls
+/// divided by the limit.
+fn floor_secs(calls: &[CallRecord], rate: u32) -> f64 {
+    if rate == 0 {
+        return 0.0;
+    }
+    by_action(calls).values().copied().max().unwrap_or(0) as f64 / f64::from(rate)
+}
+
+/// `bin sweep` against a fresh pair of simulators holding `n` new Ingresses (CLB quota
+/// raised), repeated until two sweeps in a row write nothing (at most `max_sweeps`).
+async fn fleet(args: &Args, bin: &std::path::Path, label: &str, n: usize) -> Result<FleetRuns> {
     let env = env(
         SimConfig {
             task_ms: args.task_ms,
@@ -313,54 +364,71 @@ async fn sweeps(args: &Args) -> Result<(Vec<SweepRun>, usize)> {
     // Tencent's default quota (and clb-sim's) is 100 CLBs per type per region; one CLB per
     // Ingress needs a raised quota, so the bench raises it to measure the sweep itself.
     env.clb.set_limits(Limits {
-        clbs_per_type: args.ingresses.max(100) + 10,
+        clbs_per_type: n.max(100) + 10,
         ..Limits::default()
     });
-    for i in 0..args.ingresses {
+    for i in 0..n {
         env.ingress(&format!("ing-{i:04}"))?;
     }
-    let mut runs = Vec::new();
-    // Sweeps until one finds nothing to write (at most 6), so both the catch-up and the
-    // steady state are measured.
-    for n in 1..=7 {
+    let kubeconfig = env.kube.kubeconfig_yaml();
+    let c = env.clb.config().clone();
+    let mut runs: Vec<SweepRun> = Vec::new();
+    for sweep in 1..=args.max_sweeps {
         env.clear();
         let start = Instant::now();
-        let outcome = env
-            .engine
-            .sweep_now(start + Duration::from_secs(args.sweep_deadline_secs))
-            .await;
+        let out = tokio::process::Command::new(bin)
+            .args([
+                "sweep",
+                "--budget-secs",
+                &args.sweep_budget_secs.to_string(),
+            ])
+            .env_clear()
+            .env("CLUSTER_ID", CLUSTER)
+            .env("KUBECONFIG_DATA", &kubeconfig)
+            .env("TENCENTCLOUD_SECRET_ID", &c.secret_id)
+            .env("TENCENTCLOUD_SECRET_KEY", &c.secret_key)
+            .env("TENCENTCLOUD_REGION", &c.region)
+            .env("CLB_ENDPOINT", env.clb.url())
+            .env("TAG_ENDPOINT", env.clb.url())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .with_context(|| format!("running {} sweep", bin.display()))?;
         let wall = start.elapsed();
-        let calls = env.clb.calls();
-        let kube_requests = env.kube.request_log().len();
-        let kube_writes = env.kube_writes().values().sum();
-        let steady = calls.iter().all(|c| !is_write(&c.action));
-        eprintln!(
-            "sweep {n}: {:.1} s, {} calls, {}",
-            wall.as_secs_f64(),
-            calls.len(),
-            outcome_summary(&outcome)
-        );
-        runs.push(SweepRun {
-            label: format!("sweep {n}"),
+        if !out.status.success() {
+            bail!("{} sweep exited with {}", bin.display(), out.status);
+        }
+        let outcome: SweepOutcome = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("{} sweep printed no outcome", bin.display()))?;
+        let run = SweepRun {
             wall,
             outcome,
-            calls,
-            kube_requests,
-            kube_writes,
-        });
-        // The steady sweep is measured once more after the first one that wrote nothing:
-        // its own count, not the tail of the catch-up.
-        if steady
-            && runs.len() >= 2
-            && runs[runs.len() - 2]
-                .calls
-                .iter()
-                .all(|c| !is_write(&c.action))
-        {
+            calls: env.clb.calls(),
+            kube_requests: env.kube.request_log().len(),
+            kube_writes: env.kube_writes().values().sum(),
+        };
+        eprintln!(
+            "{label}, {n} Ingresses, sweep {sweep}: {:.1} s, {} CLB calls, {} Kubernetes requests, {}",
+            run.wall.as_secs_f64(),
+            run.calls.len(),
+            run.kube_requests,
+            outcome_summary(&run.outcome)
+        );
+        let quiet = run.writes() == 0;
+        runs.push(run);
+        if quiet && runs.len() >= 2 && runs[runs.len() - 2].writes() == 0 {
             break;
         }
     }
-    Ok((runs, env.clb.load_balancers().len()))
+    Ok(FleetRuns {
+        label: label.to_string(),
+        n,
+        runs,
+        lbs: env.clb.load_balancers().len(),
+    })
 }
 
 fn vm_hwm_kib(pid: &str) -> Option<u64> {
@@ -432,13 +500,7 @@ async fn cold_starts(args: &Args) -> Result<ColdStart> {
     })
 }
 
-fn report(
-    args: &Args,
-    scenarios: &[Scenario],
-    runs: &[SweepRun],
-    lbs: usize,
-    cold: &ColdStart,
-) -> String {
+fn report(args: &Args, scenarios: &[Scenario], fleets: &[FleetRuns], cold: &ColdStart) -> String {
     let mut s = String::new();
     let profile = if cfg!(debug_assertions) {
         "dev (debug)"
@@ -492,31 +554,79 @@ fn report(
     }
     let _ = writeln!(
         s,
-        "\n## 2. Sweep of {} Ingresses (each 2 hosts, 3 paths, 2 nodes), clb-sim rate limit \
-         {}/s per action, task {} ms, sweep concurrency {}, deadline {} s per sweep, \
-         CLB quota raised above the default 100\n",
-        args.ingresses, args.rate_limit, args.task_ms, args.concurrency, args.sweep_deadline_secs
+        "\n## 2. Fleets under clb-sim's {}/s per action (task {} ms): before and after, same run\n",
+        args.rate_limit, args.task_ms
     );
     let _ = writeln!(
         s,
-        "| sweep | wall time | outcome | cloud calls | Kubernetes requests (writes) | throttled (RequestLimitExceeded) | calls per action |"
+        "Each row is one binary running `clb-ingress sweep --budget-secs {}` as a subprocess \
+         (its own defaults otherwise) against a fresh clb-sim and kube-sim holding N new \
+         Ingresses (2 hosts, 3 paths, 2 nodes each; CLB quota raised above the default 100), \
+         swept until a sweep writes nothing. The before and after fleets of one size ran at \
+         the same time on the same machine. Floor: the busiest action's calls ÷ {}/s.\n",
+        args.sweep_budget_secs, args.rate_limit
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    for r in runs {
+    let _ = writeln!(
+        s,
+        "| N | binary | sweeps to converge | catch-up wall time | catch-up CLB calls | floor of those calls | wall ÷ floor | steady sweep: CLB calls | steady: Kubernetes requests | steady: writes | steady: wall time |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for f in fleets {
+        let catch_up = f.catch_up();
+        let calls: Vec<CallRecord> = catch_up.iter().flat_map(|r| r.calls.clone()).collect();
+        let wall: f64 = catch_up.iter().map(|r| r.wall.as_secs_f64()).sum();
+        let floor = floor_secs(&calls, args.rate_limit);
+        let ratio = if floor > 0.0 {
+            format!("{:.2}", wall / floor)
+        } else {
+            "—".into()
+        };
+        let steady = match f.steady() {
+            Some(r) => format!(
+                "{} = {} | {} | {} | {:.1} s",
+                r.calls.len(),
+                fmt_map(&by_action(&r.calls)),
+                r.kube_requests,
+                r.writes(),
+                r.wall.as_secs_f64()
+            ),
+            None => "not reached | — | — | —".into(),
+        };
         let _ = writeln!(
             s,
-            "| {} | {:.1} s | {} | {} | {} ({}) | {} | {} |",
-            r.label,
-            r.wall.as_secs_f64(),
-            outcome_summary(&r.outcome),
-            r.calls.len(),
-            r.kube_requests,
-            r.kube_writes,
-            throttled(&r.calls),
-            fmt_map(&by_action(&r.calls))
+            "| {} | {} | {} ({} CLBs) | {wall:.1} s | {} | {floor:.1} s | {ratio} | {steady} |",
+            f.n,
+            f.label,
+            catch_up.len(),
+            f.lbs,
+            calls.len(),
         );
     }
-    let _ = writeln!(s, "\nCLBs in clb-sim after the sweeps: {lbs}.\n");
+    let _ = writeln!(s, "\nEvery sweep:\n");
+    let _ = writeln!(
+        s,
+        "| N | binary | sweep | wall time | outcome | CLB calls | Kubernetes requests (writes) | throttled | calls per action |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for f in fleets {
+        for (i, r) in f.runs.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.1} s | {} | {} | {} ({}) | {} | {} |",
+                f.n,
+                f.label,
+                i + 1,
+                r.wall.as_secs_f64(),
+                outcome_summary(&r.outcome),
+                r.calls.len(),
+                r.kube_requests,
+                r.kube_writes,
+                throttled(&r.calls),
+                fmt_map(&by_action(&r.calls))
+            );
+        }
+    }
+    let _ = writeln!(s);
     let _ = writeln!(s, "## 3. Cold start and memory\n");
     let mut t: Vec<f64> = cold
         .times
@@ -545,8 +655,8 @@ fn report(
     if let Some(kib) = vm_hwm_kib("self") {
         let _ = writeln!(
             s,
-            "| peak RSS (VmHWM) of the bench process after the sweeps (engine + clb-sim + kube-sim holding {} Ingresses) | {:.1} MiB |",
-            args.ingresses,
+            "| peak RSS (VmHWM) of the bench process after the sweeps (clb-sim + kube-sim holding {} Ingresses, twice) | {:.1} MiB |",
+            args.sizes.iter().max().copied().unwrap_or(0),
             kib as f64 / 1024.0
         );
     }
@@ -566,9 +676,22 @@ async fn main() -> Result<()> {
     let scenarios = per_reconcile(args.task_ms).await?;
     eprintln!("cold starts…");
     let cold = cold_starts(&args).await?;
-    eprintln!("sweep of {} Ingresses…", args.ingresses);
-    let (runs, lbs) = sweeps(&args).await?;
-    let text = report(&args, &scenarios, &runs, lbs, &cold);
+    let after = args.bin.clone();
+    let mut fleets = Vec::new();
+    for n in args.sizes.clone() {
+        eprintln!("fleets of {n} Ingresses…");
+        let now = fleet(&args, &after, "after", n);
+        match &args.before_bin {
+            Some(before) => {
+                let then = fleet(&args, before, &args.before_label, n);
+                let (then, now) = tokio::join!(then, now);
+                fleets.push(then?);
+                fleets.push(now?);
+            }
+            None => fleets.push(now.await?),
+        }
+    }
+    let text = report(&args, &scenarios, &fleets, &cold);
     print!("{text}");
     if let Some(path) = &args.out {
         if let Some(dir) = path.parent() {
