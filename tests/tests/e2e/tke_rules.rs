@@ -217,3 +217,191 @@ async fn listen_ports_prefix_paths_and_default_backend_follow_the_ingress() {
     let read = sdk_read(&stack, &lb_id, false).await;
     assert_eq!(sdk_rules(&read, "HTTP:80"), want);
 }
+
+const AUTO_REWRITE: &str = "ingress.cloud.tencent.com/auto-rewrite";
+const AUTO_REWRITE_CODE: &str = "ingress.cloud.tencent.com/auto-rewrite-code";
+
+const SECURE: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: secure-cert
+  namespace: shop
+type: Opaque
+stringData:
+  qcloud_cert_id: Xy8zAbCd
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: secure
+  namespace: shop
+  annotations:
+    kubernetes.io/ingress.class: qcloud
+    ingress.cloud.tencent.com/auto-rewrite: "true"
+spec:
+  tls:
+  - secretName: secure-cert
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - path: /api
+        pathType: ImplementationSpecific
+        backend:
+          service:
+            name: api
+            port:
+              number: 8080
+      - path: /
+        pathType: ImplementationSpecific
+        backend:
+          service:
+            name: web
+            port:
+              number: 80
+"#;
+
+/// `"from -> to code type"` of each redirect, as the official SDK's DescribeRewrite shows it.
+fn sdk_redirects(read: &Value) -> Vec<String> {
+    read["rewrites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{} -> {} {} {}",
+                r["from"].as_str().unwrap_or(""),
+                r["to"].as_str().unwrap_or(""),
+                r["code"],
+                r["type"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+fn describe_rewrite_calls(stack: &Stack) -> usize {
+    stack
+        .clb
+        .calls()
+        .iter()
+        .filter(|c| c.action == "DescribeRewrite")
+        .count()
+}
+
+/// The redirects the official SDK reads, once they are `want` (a run may still be busy).
+async fn redirects_become(stack: &Stack, lb_id: &str, want: &[String]) -> Value {
+    for _ in 0..50 {
+        stack.quiet(0).await;
+        let read = sdk_read(stack, lb_id, true).await;
+        if sdk_redirects(&read) == want {
+            return read;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let read = sdk_read(stack, lb_id, true).await;
+    assert_eq!(sdk_redirects(&read), want);
+    read
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_rewrite_redirects_follow_the_annotations_and_removing_them_restores() {
+    let stack = Stack::start().await;
+    apply_with(&stack, SECURE).await;
+    let lb_id = listeners_become(&stack, "secure", &[("HTTP", 80), ("HTTPS", 443)]).await;
+    let redirects = |code: u16| -> Vec<String> {
+        ["/", "/api"]
+            .iter()
+            .map(|p| {
+                format!(
+                    "HTTP:80 shop.example.com{p} -> HTTPS:443 shop.example.com{p} {code} Manual"
+                )
+            })
+            .collect()
+    };
+    // Every HTTP rule redirects to its HTTPS twin, with TKE's default code.
+    let read = redirects_become(&stack, &lb_id, &redirects(302)).await;
+    // DefaultServer belongs to the domain: both rules of it carry the flag.
+    let rules = vec![
+        "shop.example.com / *".to_string(),
+        "shop.example.com /api *".to_string(),
+    ];
+    assert_eq!(sdk_rules(&read, "HTTP:80"), rules);
+    assert_eq!(sdk_rules(&read, "HTTPS:443"), rules);
+
+    // Steady state: a sweep writes nothing and reads no redirect (DescribeListeners shows them).
+    let (writes, reads) = (stack.cloud_writes().len(), describe_rewrite_calls(&stack));
+    stack.fire_timer().await;
+    stack.quiet(0).await;
+    assert_eq!(stack.cloud_writes().len(), writes, "steady state writes");
+    assert_eq!(
+        describe_rewrite_calls(&stack),
+        reads,
+        "steady state DescribeRewrite"
+    );
+
+    // A code per host changes that redirect: one DeleteRewrite and one ManualRewrite.
+    let writes = stack.cloud_writes().len();
+    stack
+        .kubectl
+        .annotate_ingress(
+            NS,
+            "secure",
+            &format!(r#"{AUTO_REWRITE_CODE}={{"defaultRewriteCode":307}}"#),
+        )
+        .await;
+    redirects_become(&stack, &lb_id, &redirects(307)).await;
+    let changed: Vec<String> = stack.cloud_writes()[writes..]
+        .iter()
+        .map(|c| c.action.clone())
+        .collect();
+    assert_eq!(changed, vec!["DeleteRewrite", "ManualRewrite"]);
+
+    // A malformed value: a Warning Event with its code, nothing written, the CLB as it was.
+    let before = stack.clb.state();
+    let writes = stack.cloud_writes().len();
+    stack
+        .kubectl
+        .annotate_ingress(NS, "secure", &format!("{AUTO_REWRITE}=maybe"))
+        .await;
+    eventually("a Warning InvalidAnnotationValue", || {
+        let w = warnings(&stack, "secure");
+        if w.iter().any(|r| r == "InvalidAnnotationValue") {
+            Ok(())
+        } else {
+            Err(format!("warnings {w:?}"))
+        }
+    })
+    .await;
+    stack.quiet(0).await;
+    assert_eq!(
+        stack.cloud_writes().len(),
+        writes,
+        "a malformed value writes nothing"
+    );
+    assert_eq!(
+        lbs(&stack.clb.state()),
+        lbs(&before),
+        "a malformed value changes nothing"
+    );
+    let read = sdk_read(&stack, &lb_id, true).await;
+    assert_eq!(sdk_redirects(&read), redirects(307));
+
+    // Removing the annotations removes the redirects and the HTTP twins: HTTPS only, as TKE
+    // puts a TLS Ingress without rule-mix.
+    stack
+        .kubectl
+        .run(&[
+            "-n",
+            NS,
+            "annotate",
+            "ingress",
+            "secure",
+            &format!("{AUTO_REWRITE}-"),
+            &format!("{AUTO_REWRITE_CODE}-"),
+        ])
+        .await;
+    listeners_become(&stack, "secure", &[("HTTPS", 443)]).await;
+    let read = redirects_become(&stack, &lb_id, &[]).await;
+    assert_eq!(sdk_rules(&read, "HTTPS:443"), rules);
+}
