@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::model::{variant_rules, Expect, ADOPTABLE, SLOTS};
+use super::model::{variant_rules, Expect, Kept, Mark, Truth, ADOPTABLE, SLOTS};
 use super::world::{
     has_tag, is_write, tag, World, CLUSTER_ID, OUR_LISTENER, TAG_CLUSTER, TAG_CREATED_BY, TAG_UID,
 };
@@ -161,7 +161,7 @@ fn owns(truth: &super::model::Truth, slot: usize, id: &str, created: bool) -> bo
     };
     match truth.expect(slot) {
         None | Some(Expect::NotOurs) => false,
-        Some(Expect::Held | Expect::Blocked) => true,
+        Some(Expect::Held | Expect::Blocked | Expect::Skipped) => true,
         Some(Expect::Managed) => match ing.exist_lb {
             Some(i) => truth.user_lbs[i] == id,
             None => created,
@@ -219,12 +219,7 @@ pub fn i2(
         })
         .collect();
     let calls = w.function_calls(from);
-    let lbs: BTreeMap<String, LoadBalancer> = w
-        .clb
-        .load_balancers()
-        .into_iter()
-        .map(|lb| (lb.id.clone(), lb))
-        .collect();
+    let lbs = lbs_by_id(w);
     for (id, (slot, uid, had_listener, _)) in still {
         for (idx, c) in &calls {
             let names = c.lb_ids.contains(id)
@@ -280,6 +275,15 @@ pub fn i2(
         }
     }
     out
+}
+
+/// clb-sim's CLBs now, by id.
+fn lbs_by_id(w: &World) -> BTreeMap<String, LoadBalancer> {
+    w.clb
+        .load_balancers()
+        .into_iter()
+        .map(|lb| (lb.id.clone(), lb))
+        .collect()
 }
 
 /// `(domain, url) → (instance, port)` targets, as served or as wanted.
@@ -370,7 +374,10 @@ fn held_over(w: &World, lb: &LoadBalancer) -> bool {
         && (0..SLOTS).any(|s| {
             w.truth.slots[s].as_ref().is_some_and(|ing| {
                 ing.uid == uid
-                    && matches!(w.truth.expect(s), Some(Expect::Held | Expect::Blocked))
+                    && matches!(
+                        w.truth.expect(s),
+                        Some(Expect::Held | Expect::Blocked | Expect::Skipped)
+                    )
                     && ing.exist_lb.map(|i| &w.truth.user_lbs[i]) != Some(&lb.id)
             })
         })
@@ -412,7 +419,7 @@ pub fn i3(w: &World) -> Vec<Violation> {
                     mine[0].id
                 ),
             )),
-            Expect::Blocked | Expect::Held if mine.len() > 1 => out.push(v(
+            Expect::Blocked | Expect::Held | Expect::Skipped if mine.len() > 1 => out.push(v(
                 Invariant::I3,
                 format!("ing-{slot} has {} CLBs of ours", mine.len()),
             )),
@@ -491,7 +498,7 @@ pub fn i3(w: &World) -> Vec<Violation> {
             continue;
         };
         let claimants = w.truth.claimants(i);
-        if held_over(w, lb) {
+        if held_over(w, lb) || w.truth.kept.get(id).is_some_and(Kept::skip) {
             continue;
         }
         if claimants.is_empty() {
@@ -570,4 +577,142 @@ pub fn i4(w: &World, from: usize) -> Vec<Violation> {
             format!("{} cloud writes after quiet: {writes:?}", writes.len()),
         )]
     }
+}
+
+/// The tag our `mode: skip` mark and `loadbalance-retain` leave on a CLB (README, annotations).
+const TAG_SKIP: (&str, &str) = ("tke-ingress-mode", "skip");
+const TAG_OWNER_USER: (&str, &str) = ("tke-lifecycle-owner", "user");
+
+/// The lifecycle annotations of the Ingress in `slot` whose effect `lb` shows while the
+/// annotation is on.
+fn marks_seen(truth: &Truth, slot: usize, lb: &LoadBalancer) -> Vec<Mark> {
+    let Some(ing) = &truth.slots[slot] else {
+        return Vec::new();
+    };
+    [
+        (Mark::Skip, has_tag(lb, TAG_SKIP.0, TAG_SKIP.1)),
+        (
+            Mark::Retain,
+            has_tag(lb, TAG_OWNER_USER.0, TAG_OWNER_USER.1),
+        ),
+        (Mark::Protect, lb.delete_protect),
+    ]
+    .into_iter()
+    .filter(|(m, seen)| *seen && ing.has(*m))
+    .map(|(m, _)| m)
+    .collect()
+}
+
+/// Updates `truth.kept` before a step: a CLB tagged for a live Ingress of ours that shows
+/// the effect of a lifecycle annotation still on is kept from now on. One that has not been
+/// released yet (still tagged for a live Ingress of ours) drops out again once none of its
+/// annotations is on any more: then a later release may delete it.
+pub fn observe_kept(w: &mut World) {
+    let lbs = w.clb.load_balancers();
+    let tagged_for_live = |truth: &Truth, lb: &LoadBalancer| -> Option<usize> {
+        let uid = tag(lb, TAG_UID)?;
+        if !has_tag(lb, TAG_CLUSTER, CLUSTER_ID) {
+            return None;
+        }
+        (0..SLOTS).find(|s| {
+            truth.slots[*s]
+                .as_ref()
+                .is_some_and(|i| i.uid == uid && truth.ours(i.class) != Some(false))
+        })
+    };
+    for lb in &lbs {
+        let Some(slot) = tagged_for_live(&w.truth, lb) else {
+            continue;
+        };
+        let marks = marks_seen(&w.truth, slot, lb);
+        let uid = tag(lb, TAG_UID).unwrap_or("").to_string();
+        if marks.is_empty() {
+            w.truth.kept.remove(&lb.id);
+        } else {
+            w.truth
+                .kept
+                .insert(lb.id.clone(), Kept { slot, uid, marks });
+        }
+    }
+}
+
+/// Across a step (the function's calls from `from` on): a kept CLB is never deleted (I2); a
+/// CLB kept by `mode: skip` takes no write but our tags while its Ingress stays in skip or is
+/// released (I1).
+pub fn kept(w: &World, from: usize) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let lbs = lbs_by_id(w);
+    let calls = w.function_calls(from);
+    for (id, k) in &w.truth.kept {
+        if !lbs.contains_key(id) {
+            out.push(v(
+                Invariant::I2,
+                format!(
+                    "{id}, kept by {:?} of ing-{} ({}), is gone",
+                    k.marks, k.slot, k.uid
+                ),
+            ));
+        }
+        let live = w.truth.slots[k.slot]
+            .as_ref()
+            .filter(|i| i.uid == k.uid && w.truth.ours(i.class) != Some(false));
+        let still_skip = match live {
+            Some(i) => i.skip,
+            None => true,
+        };
+        for (idx, c) in &calls {
+            // A create names no CLB (a replayed token answers one without writing it).
+            if !c.ok() || !is_write(&c.action) || c.action == "CreateLoadBalancer" {
+                continue;
+            }
+            let mut named = c.lb_ids.iter().cloned().collect::<BTreeSet<_>>();
+            named_lbs(&c.params, &mut named);
+            if !named.contains(id) {
+                continue;
+            }
+            if c.action == "DeleteLoadBalancer" {
+                out.push(v(
+                    Invariant::I2,
+                    format!(
+                        "call #{idx} deleted {id}, kept by {:?} of ing-{}",
+                        k.marks, k.slot
+                    ),
+                ));
+            } else if k.skip()
+                && still_skip
+                && !matches!(c.action.as_str(), "TagResources" | "UnTagResources")
+            {
+                out.push(v(
+                    Invariant::I1,
+                    format!(
+                        "call #{idx} {} wrote to {id}, the CLB of ing-{} in mode: skip",
+                        c.action, k.slot
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// After quiet: a CLB kept by `loadbalance-retain` or deletion protection whose Ingress was
+/// released has none of our listeners left (I3).
+pub fn kept_released(w: &World) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for lb in w.clb.load_balancers() {
+        let Some(k) = w.truth.kept.get(&lb.id) else {
+            continue;
+        };
+        let released = tag(&lb, TAG_UID) != Some(k.uid.as_str());
+        if released && !k.skip() && lb.listeners.iter().any(|l| l.name == OUR_LISTENER) {
+            out.push(v(
+                Invariant::I3,
+                format!(
+                    "{}, kept by {:?} when ing-{} was released, keeps our listeners",
+                    lb.id, k.marks, k.slot
+                ),
+            ));
+        }
+    }
+    out
 }

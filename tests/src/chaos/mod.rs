@@ -43,6 +43,8 @@ pub struct Outcome {
     pub counters: world::Counters,
     /// Calls clb-sim answered with an error or a cut connection of the injected kinds.
     pub faulted_calls: usize,
+    /// CLBs a lifecycle annotation kept (the harness's `truth.kept` at the end).
+    pub kept: usize,
     pub log_tail: String,
 }
 
@@ -63,6 +65,7 @@ pub async fn run(seed: u64, steps: &[Step]) -> Result<Outcome, String> {
     w.counters.took("start", t);
     let mut violations = Vec::new();
     for (i, step) in steps.iter().enumerate() {
+        check::observe_kept(&mut w);
         let truth_before = w.truth.clone();
         let protected = check::protected(&w);
         let from = w.clb.calls().len();
@@ -86,6 +89,7 @@ pub async fn run(seed: u64, steps: &[Step]) -> Result<Outcome, String> {
             from,
             console_deleted.as_deref(),
         ));
+        found.extend(check::kept(&w, from));
         if !found.is_empty() {
             violations.extend(found.into_iter().map(|v| (Some(i), v)));
             return Ok(finish(w, seed, steps, violations));
@@ -101,6 +105,7 @@ pub async fn run(seed: u64, steps: &[Step]) -> Result<Outcome, String> {
     }
     w.counters.took("leases", t);
     let t = Instant::now();
+    check::observe_kept(&mut w);
     let truth_before = w.truth.clone();
     let protected = check::protected(&w);
     let from = w.clb.calls().len();
@@ -110,7 +115,9 @@ pub async fn run(seed: u64, steps: &[Step]) -> Result<Outcome, String> {
     }
     let mut found = check::i1(&w, from);
     found.extend(check::i2(&w, &protected, &truth_before, from, None));
+    found.extend(check::kept(&w, from));
     found.extend(check::i3(&w));
+    found.extend(check::kept_released(&w));
     if found.is_empty() {
         let mark = w.clb.calls().len();
         w.timer().await?;
@@ -151,6 +158,7 @@ fn finish(
         violations,
         counters: w.counters.clone(),
         faulted_calls,
+        kept: w.truth.kept.len(),
         log_tail,
     }
 }
@@ -206,6 +214,8 @@ pub struct Figures {
     pub kills: usize,
     pub one_shot_runs: usize,
     pub unsettled: usize,
+    pub lifecycle_steps: usize,
+    pub kept: usize,
     /// Wall time summed over histories, by phase (see [`world::Counters::time`]).
     pub time: BTreeMap<String, Duration>,
     /// Histories breaking each invariant (a history counts once per invariant).
@@ -225,6 +235,8 @@ impl Figures {
         self.kills += o.counters.kills;
         self.one_shot_runs += o.counters.one_shot_runs;
         self.unsettled += o.counters.unsettled;
+        self.lifecycle_steps += o.counters.lifecycle_steps;
+        self.kept += o.kept;
         for (k, d) in &o.counters.time {
             *self.time.entry(k.clone()).or_default() += *d;
         }
@@ -267,6 +279,14 @@ impl Figures {
             ),
             ("kill -9 of the function mid-work", self.kills),
             ("one-shot runs beside the server", self.one_shot_runs),
+            (
+                "lifecycle steps (mode: skip, loadbalance-retain, deletion-protection)",
+                self.lifecycle_steps,
+            ),
+            (
+                "CLBs kept by a lifecycle annotation (never deleted from then on)",
+                self.kept,
+            ),
             ("steps that did not settle in 90 s", self.unsettled),
             ("harness errors", self.harness_errors.len()),
         ] {

@@ -70,6 +70,19 @@ pub const FAULTS: [Fault; 4] = [
     Fault::DroppedConnections,
 ];
 
+/// A lifecycle annotation a step switches on or off (tke-annotations.md §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mark {
+    /// `ingress.cloud.tencent.com/mode: skip`: no write for the Ingress; its CLB is kept,
+    /// listeners and targets too, when it goes.
+    Skip,
+    /// `ingress.cloud.tencent.com/loadbalance-retain`: a CLB we created is kept when it goes
+    /// (our listeners and tags go).
+    Retain,
+    /// `ingress.cloud.tencent.com/deletion-protection`: a protected CLB is never deleted.
+    Protect,
+}
+
 /// One event of a history. Steps that do not apply to the state reached (deleting an
 /// Ingress that is not there, after shrinking removed its creation) do nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +149,13 @@ pub enum Step {
     ConsoleRemoveClusterTag {
         slot: usize,
     },
+    /// Switches a lifecycle annotation of a live Ingress on or off (off: `false` for
+    /// retain and protection, which leave a CLB as it is when absent; no annotation for skip).
+    SetLifecycle {
+        slot: usize,
+        mark: Mark,
+        on: bool,
+    },
     FaultsOn(Fault),
     FaultsOff,
     /// Changes the Ingress, then `kill -9`s the function once its first cloud write is seen,
@@ -171,13 +191,16 @@ pub enum Kind {
     ConsoleAddForeignListener,
     ConsoleDeregisterTarget,
     ConsoleRemoveClusterTag,
+    Skip,
+    Retain,
+    Protect,
     Faults,
     Kill,
     DuplicateRuns,
     TimerSweep,
 }
 
-pub const ALL_KINDS: [Kind; 19] = [
+pub const ALL_KINDS: [Kind; 22] = [
     Kind::CreateIngress,
     Kind::CreateIngressAdopting,
     Kind::ChangeIngress,
@@ -193,6 +216,9 @@ pub const ALL_KINDS: [Kind; 19] = [
     Kind::ConsoleAddForeignListener,
     Kind::ConsoleDeregisterTarget,
     Kind::ConsoleRemoveClusterTag,
+    Kind::Skip,
+    Kind::Retain,
+    Kind::Protect,
     Kind::Faults,
     Kind::Kill,
     Kind::DuplicateRuns,
@@ -221,6 +247,11 @@ impl Step {
             Step::ConsoleAddForeignListener { .. } => Kind::ConsoleAddForeignListener,
             Step::ConsoleDeregisterTarget { .. } => Kind::ConsoleDeregisterTarget,
             Step::ConsoleRemoveClusterTag { .. } => Kind::ConsoleRemoveClusterTag,
+            Step::SetLifecycle { mark, .. } => match mark {
+                Mark::Skip => Kind::Skip,
+                Mark::Retain => Kind::Retain,
+                Mark::Protect => Kind::Protect,
+            },
             Step::FaultsOn(_) | Step::FaultsOff => Kind::Faults,
             Step::KillDuringWork { .. } => Kind::Kill,
             Step::DuplicateRuns { .. } => Kind::DuplicateRuns,
@@ -320,6 +351,15 @@ pub fn generate(seed: u64, len: usize, kinds: &[Kind]) -> Vec<Step> {
             Kind::ConsoleAddForeignListener => Step::ConsoleAddForeignListener { slot: live_slot },
             Kind::ConsoleDeregisterTarget => Step::ConsoleDeregisterTarget { slot: live_slot },
             Kind::ConsoleRemoveClusterTag => Step::ConsoleRemoveClusterTag { slot: live_slot },
+            Kind::Skip | Kind::Retain | Kind::Protect => Step::SetLifecycle {
+                slot: live_slot,
+                mark: match kind {
+                    Kind::Skip => Mark::Skip,
+                    Kind::Retain => Mark::Retain,
+                    _ => Mark::Protect,
+                },
+                on: rng.random_bool(0.6),
+            },
             Kind::Faults => {
                 if rng.random_bool(0.5) {
                     Step::FaultsOn(FAULTS[rng.random_range(0..FAULTS.len())])
@@ -369,6 +409,54 @@ pub struct IngressTruth {
     pub variant: u8,
     pub class: Class,
     pub exist_lb: Option<usize>,
+    /// `mode: skip`.
+    pub skip: bool,
+    /// `loadbalance-retain` (`None`: never set).
+    pub retain: Option<bool>,
+    /// `deletion-protection` (`None`: never set).
+    pub protect: Option<bool>,
+}
+
+impl IngressTruth {
+    pub fn new(variant: u8, class: Class, exist_lb: Option<usize>) -> Self {
+        IngressTruth {
+            uid: String::new(),
+            variant,
+            class,
+            exist_lb,
+            skip: false,
+            retain: None,
+            protect: None,
+        }
+    }
+
+    /// Whether `mark` is on.
+    pub fn has(&self, mark: Mark) -> bool {
+        match mark {
+            Mark::Skip => self.skip,
+            Mark::Retain => self.retain == Some(true),
+            Mark::Protect => self.protect == Some(true),
+        }
+    }
+}
+
+/// A CLB a lifecycle annotation keeps: seen carrying the annotation's effect (the skip mark,
+/// `tke-lifecycle-owner=user`, DeleteProtect) while the annotation was on. Never deleted
+/// from then on; once its Ingress is released, it is the user's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    pub slot: usize,
+    pub uid: String,
+    /// Which annotations kept it.
+    pub marks: Vec<Mark>,
+}
+
+impl Kept {
+    /// Kept by `mode: skip`: its listeners and targets stay too, and only our tags may
+    /// be written.
+    pub fn skip(&self) -> bool {
+        self.marks.contains(&Mark::Skip)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -398,6 +486,8 @@ pub struct Truth {
     /// time the function makes a new CLB under the next ClientToken, up to
     /// [`CREATE_GENERATIONS`] CLBs per create.
     pub disowned_uids: BTreeMap<String, usize>,
+    /// CLBs a lifecycle annotation keeps, by id.
+    pub kept: BTreeMap<String, Kept>,
 }
 
 /// What the function must make of one live Ingress.
@@ -410,6 +500,8 @@ pub enum Expect {
     Blocked,
     /// Its IngressClass is missing: hold, neither create nor release.
     Held,
+    /// `mode: skip`: no write; at most one CLB of ours carries its UID, left as it is.
+    Skipped,
     /// Not ours: no CLB of ours carries its UID.
     NotOurs,
 }
@@ -441,6 +533,7 @@ impl Truth {
         Some(match self.ours(ing.class) {
             None => Expect::Held,
             Some(false) => Expect::NotOurs,
+            Some(true) if ing.skip => Expect::Skipped,
             Some(true)
                 if ing.exist_lb.is_none()
                     && self.disowned_uids.get(&ing.uid).copied().unwrap_or(0)
@@ -509,9 +602,7 @@ mod tests {
         let ing = |exist_lb, class| {
             Some(IngressTruth {
                 uid: "u".into(),
-                variant: 0,
-                class,
-                exist_lb,
+                ..IngressTruth::new(0, class, exist_lb)
             })
         };
         t.slots[0] = ing(None, Class::NameOurs);
@@ -525,5 +616,7 @@ mod tests {
         t.slots[2] = ing(Some(0), Class::AnnotationOther);
         assert_eq!(t.expect(1), Some(Expect::Managed));
         assert_eq!(t.expect(2), Some(Expect::NotOurs));
+        t.slots[1].as_mut().unwrap().skip = true;
+        assert_eq!(t.expect(1), Some(Expect::Skipped));
     }
 }

@@ -16,8 +16,8 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use super::model::{
-    instance, variant_rules, Class, Fault, IngressTruth, NodeTruth, Step, Truth, ADOPTABLE, NODES,
-    SERVICES, SLOTS,
+    instance, variant_rules, Class, Fault, IngressTruth, Mark, NodeTruth, Step, Truth, ADOPTABLE,
+    NODES, SERVICES, SLOTS,
 };
 use crate::clb_sim::client::SimClient;
 use crate::clb_sim::{self, CallRecord, Faults, LoadBalancer, ScriptedFault, SimConfig, SimHandle};
@@ -65,6 +65,8 @@ pub struct Counters {
     pub kills: usize,
     pub one_shot_runs: usize,
     pub unsettled: usize,
+    /// Lifecycle annotation steps applied (skip, retain, protection).
+    pub lifecycle_steps: usize,
     /// Wall time by phase (`start`, each step kind, `settle`, `leases`, `quiet`), for
     /// finding where a history's time goes.
     pub time: std::collections::BTreeMap<String, Duration>,
@@ -375,6 +377,17 @@ impl World {
             }
             _ => {}
         }
+        if ing.skip {
+            annotations.insert("ingress.cloud.tencent.com/mode".into(), json!("skip"));
+        }
+        for (key, value) in [
+            ("ingress.cloud.tencent.com/loadbalance-retain", ing.retain),
+            ("ingress.cloud.tencent.com/deletion-protection", ing.protect),
+        ] {
+            if let Some(v) = value {
+                annotations.insert(key.into(), json!(v.to_string()));
+            }
+        }
         if let Some(lb) = ing.exist_lb {
             annotations.insert(
                 "kubernetes.io/ingress.existLbId".into(),
@@ -553,13 +566,8 @@ impl World {
                 if live(self, slot).is_some() {
                     return Ok(false);
                 }
-                let ing = IngressTruth {
-                    uid: String::new(),
-                    variant,
-                    class,
-                    exist_lb,
-                };
-                self.write_ingress(slot, ing).await?;
+                self.write_ingress(slot, IngressTruth::new(variant, class, exist_lb))
+                    .await?;
             }
             Step::ChangeIngress { slot, variant } | Step::KillDuringWork { slot, variant } => {
                 let Some(ing) = live(self, slot) else {
@@ -722,6 +730,21 @@ impl World {
                 if let Some(ing) = live(self, slot) {
                     *self.truth.disowned_uids.entry(ing.uid).or_default() += 1;
                 }
+            }
+            Step::SetLifecycle { slot, mark, on } => {
+                let Some(mut ing) = live(self, slot) else {
+                    return Ok(false);
+                };
+                if ing.has(mark) == on {
+                    return Ok(false);
+                }
+                match mark {
+                    Mark::Skip => ing.skip = on,
+                    Mark::Retain => ing.retain = Some(on),
+                    Mark::Protect => ing.protect = Some(on),
+                }
+                self.write_ingress(slot, ing).await?;
+                self.counters.lifecycle_steps += 1;
             }
             Step::FaultsOn(f) => {
                 self.faults = faults(f);
