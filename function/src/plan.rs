@@ -22,6 +22,7 @@ use crate::model::{Desired, LbSource, LbSpec, Problem};
 mod assume;
 mod attributes;
 mod default_server;
+pub mod depends;
 mod lifecycle;
 mod redirects;
 mod room;
@@ -368,10 +369,12 @@ impl Phases {
                 targets: chunk.to_vec(),
             });
         }
-        for chunk in self.register.chunks(MAX_BATCH_TARGETS) {
-            out.push(Action::RegisterTargets {
-                targets: chunk.to_vec(),
-            });
+        for group in depends::register_groups(self.register) {
+            for chunk in group.chunks(MAX_BATCH_TARGETS) {
+                out.push(Action::RegisterTargets {
+                    targets: chunk.to_vec(),
+                });
+            }
         }
         out.extend(self.rewrites);
         out.extend(self.modify);

@@ -4,8 +4,10 @@
 //! No re-reads: CreateLoadBalancer hands back the CLB (with its VIP, which resolves
 //! `Domain::Default`), CreateListener returns `ListenerIds` in the order of `Ports`, and
 //! CreateRule returns `LocationIds` in the order of `Rules`. Async writes wait on their task
-//! and transient errors are retried inside the client. The first failing action stops the
-//! plan: the next run reads the cloud again and finishes the job (DESIGN §2).
+//! and transient errors are retried inside the client. A failing action does not stop the
+//! plan: the actions that depend on it ([`crate::plan::depends`]) are skipped, the others
+//! still run, and the next run reads the cloud again and retries what failed (DESIGN §2). Only
+//! a failure that is not the call's own ([`CloudError::stops_the_plan`]) stops it.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,7 @@ use crate::model::lb::{Backend, Certificate, Domain, LbType, ListenerKey};
 use crate::model::ownership::TAG_INGRESS_UID;
 use crate::model::problem::codes;
 use crate::model::LbSpec;
+use crate::plan::depends::Progress;
 use crate::plan::{
     default_domain, Action, BatchTarget, CloudView, ListenerRef, Plan, RedirectPair, RuleRef,
 };
@@ -71,11 +74,14 @@ pub struct Applied {
     /// CLBs that CreateLoadBalancer answered without our tags (a user took them out of the
     /// cluster): left alone; the CLB in `created` was made under the next ClientToken.
     pub disowned: Vec<String>,
+    /// Actions not run because one they depend on failed (or a failure stopped the plan).
+    pub skipped: usize,
 }
 
-/// An apply that failed at action `index` (0-based) after `applied.actions` succeeded.
+/// An apply in which action `index` (0-based), the first to fail, and the actions in `more`
+/// failed; `applied.actions` succeeded.
 #[derive(Debug, thiserror::Error)]
-#[error("action {} of {total} ({action}) failed: {error}", index + 1)]
+#[error("action {} of {total} ({action}) failed: {error}{}", index + 1, others(more, applied.skipped))]
 pub struct ApplyError {
     pub index: usize,
     pub total: usize,
@@ -84,6 +90,39 @@ pub struct ApplyError {
     pub applied: Applied,
     #[source]
     pub error: CloudError,
+    /// Later actions that failed too (independent of the first).
+    pub more: Vec<ActionFailure>,
+}
+
+/// One failed action of a plan.
+#[derive(Debug, thiserror::Error)]
+#[error("action {} ({action}) failed: {error}", index + 1)]
+pub struct ActionFailure {
+    pub index: usize,
+    pub action: String,
+    #[source]
+    pub error: CloudError,
+}
+
+impl ApplyError {
+    /// Every failed action, the first one first.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &CloudError)> {
+        std::iter::once((self.action.as_str(), &self.error))
+            .chain(self.more.iter().map(|f| (f.action.as_str(), &f.error)))
+    }
+}
+
+fn others(more: &[ActionFailure], skipped: usize) -> String {
+    let mut out = String::new();
+    if !more.is_empty() {
+        out.push_str(&format!("; {} more failed", more.len()));
+    }
+    if skipped > 0 {
+        out.push_str(&format!(
+            "; {skipped} skipped (they depend on a failed one)"
+        ));
+    }
+    out
 }
 
 /// Ids known so far: from the observed CLB, then from what the plan creates.
@@ -247,26 +286,46 @@ pub async fn apply(
     let mut res = Resolver::new(plan, cloud);
     let mut applied = Applied::default();
     let total = plan.actions.len();
+    let mut progress = Progress::new(&plan.actions);
+    let mut failures: Vec<ActionFailure> = Vec::new();
     for (index, action) in plan.actions.iter().enumerate() {
         if opts.stop_after.is_some_and(|k| index >= k) {
             applied.stopped = true;
             break;
         }
-        match run_action(client, action, &mut res, opts, &mut applied).await {
+        let stopped = failures.last().is_some_and(|f| f.error.stops_the_plan());
+        if stopped || !progress.may_run(index) {
+            applied.skipped += 1;
+            continue;
+        }
+        let result = run_action(client, action, &mut res, opts, &mut applied).await;
+        progress.record(index, result.is_ok());
+        match result {
             Ok(()) => applied.actions += 1,
             Err(error) => {
                 let shown = action.to_string();
-                return Err(ApplyError {
+                let action = shown.lines().next().unwrap_or_default().to_string();
+                tracing::warn!(action = %action, error = %error, "plan action failed");
+                failures.push(ActionFailure {
                     index,
-                    total,
-                    action: shown.lines().next().unwrap_or_default().to_string(),
-                    applied,
+                    action,
                     error,
                 });
             }
         }
     }
-    Ok(applied)
+    let mut failures = failures.into_iter();
+    match failures.next() {
+        None => Ok(applied),
+        Some(first) => Err(ApplyError {
+            index: first.index,
+            total,
+            action: first.action,
+            applied,
+            error: first.error,
+            more: failures.collect(),
+        }),
+    }
 }
 
 async fn run_action(

@@ -140,6 +140,32 @@ impl CloudError {
     pub fn is_auth_failure(&self) -> bool {
         self.code().is_some_and(|c| c.starts_with("AuthFailure"))
     }
+
+    /// Whether the failure is not this call's alone, so the calls after it in a plan would
+    /// fail the same way (or must not be sent): the API out of reach or throttling us past
+    /// the retries, the credentials refused, the CLB gone or not ours, the configuration
+    /// wrong. Any other failure (a quota, a bad parameter, a failed task) belongs to its call,
+    /// and the plan goes on with the calls that do not depend on it.
+    pub fn stops_the_plan(&self) -> bool {
+        match self {
+            CloudError::Api { code, .. } => {
+                is_retryable_code(code)
+                    || code.starts_with("AuthFailure")
+                    || code == "InvalidParameter.LBIdNotFound"
+            }
+            CloudError::Network { .. }
+            | CloudError::HttpStatus { .. }
+            | CloudError::DeadlineExceeded { .. }
+            | CloudError::CreatedLoadBalancerGone { .. }
+            | CloudError::NotOurs { .. }
+            | CloudError::Config(_) => true,
+            CloudError::Decode { .. }
+            | CloudError::PartialFailure { .. }
+            | CloudError::TaskFailed { .. }
+            | CloudError::TaskTimeout { .. }
+            | CloudError::Unexpected { .. } => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -221,6 +247,40 @@ mod tests {
         };
         assert!(!deadline.is_retryable());
         assert_eq!(deadline.code(), Some("RequestLimitExceeded"));
+    }
+
+    #[test]
+    fn only_failures_of_the_call_itself_let_the_rest_of_a_plan_run() {
+        for code in [
+            "LimitExceeded",
+            "InvalidParameter",
+            "InvalidParameterValue",
+            "FailedOperation",
+            "ResourceInsufficient",
+            "UnauthorizedOperation",
+        ] {
+            assert!(!api(code).stops_the_plan(), "{code}");
+        }
+        for code in [
+            "RequestLimitExceeded",
+            "InternalError",
+            "AuthFailure.SignatureFailure",
+            "InvalidParameter.LBIdNotFound",
+        ] {
+            assert!(api(code).stops_the_plan(), "{code}");
+        }
+        let net = CloudError::Network {
+            action: "A".into(),
+            message: "reset".into(),
+            timeout: false,
+        };
+        assert!(net.stops_the_plan());
+        assert!(CloudError::Config("x".into()).stops_the_plan());
+        let task = CloudError::TaskFailed {
+            task_id: "t".into(),
+            message: "m".into(),
+        };
+        assert!(!task.stops_the_plan());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::model::ownership::{
     adoption_tags, tags_for_new_lb, IngressFact, OUR_LISTENER_NAME, TAG_CREATED_BY,
 };
 
+mod depends;
 mod lifecycle;
 mod redirects;
 

@@ -145,21 +145,32 @@ impl Reconciler {
         Ok(stopped(outcome, applied))
     }
 
-    /// A cloud call failed mid-plan: say so; the next run resumes.
+    /// Cloud calls failed in the plan: what the rest of it did is reported as usual, then one
+    /// Warning per failed call, with its code; the next run retries them.
     pub(super) async fn report_failed(&self, p: &Planned, e: ApplyError) -> IngressOutcome {
-        let counts = ActionCounts {
+        let mut counts = ActionCounts {
             cloud_reads: p.reads,
             applied: e.applied.actions as u32,
             cloud_writes: e.applied.writes,
         };
+        if e.applied.actions > 0 && !p.release {
+            match self.report(p, &e.applied).await {
+                Ok(done) => counts.cloud_reads = done.actions.cloud_reads,
+                Err(err) => tracing::warn!(error = %err, "report after a partly failed plan"),
+            }
+        }
+        for (action, error) in e.failures() {
+            let code = error.code().unwrap_or("CloudError");
+            let note = format!("{code}: {action} failed: {error}; retried on the next run");
+            self.event(
+                &p.view.ingress,
+                EventType::Warning,
+                reasons::SYNC_FAILED,
+                &note,
+            )
+            .await;
+        }
         let note = e.to_string();
-        self.event(
-            &p.view.ingress,
-            EventType::Warning,
-            reasons::SYNC_FAILED,
-            &note,
-        )
-        .await;
         let err = ReconcileError::Apply(Box::new(e));
         let mut outcome = IngressOutcome::failed(&err.code(), note);
         outcome.actions = counts;

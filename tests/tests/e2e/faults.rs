@@ -125,6 +125,79 @@ async fn a_terminal_api_error_mid_plan_is_reported_and_the_next_run_finishes() {
 }
 
 #[tokio::test]
+async fn a_create_rule_hitting_a_quota_still_lets_the_healthy_rules_targets_move_in_the_same_run() {
+    let env = env().await;
+    backends(&env);
+    let uid = env.ingress(
+        "web",
+        json!({}),
+        rules(&[
+            ("a.example.com", "/", "web", 80),
+            ("b.example.com", "/", "api", 8080),
+        ]),
+    );
+    until_settled(&env, "web", 1).await;
+    // A rollout: api's nodePort moves (b's targets change) while a new host comes whose
+    // CreateRule hits the rule quota.
+    env.service("api", 8080, 30091);
+    env.edit_ingress("web", |i| {
+        i["spec"] = rules(&[
+            ("a.example.com", "/", "web", 80),
+            ("b.example.com", "/", "api", 8080),
+            ("c.example.com", "/", "web", 80),
+        ]);
+    });
+    env.clb.set_faults(Faults {
+        scripted: vec![ScriptedFault {
+            action: "CreateRule".into(),
+            code: "LimitExceeded".into(),
+            count: 1,
+        }],
+        ..Faults::default()
+    });
+    env.clb.clear_calls();
+    let outcome = env.reconcile("web").await;
+    assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:?}");
+    assert_eq!(outcome.code.as_deref(), Some("LimitExceeded"));
+    let calls = env.clb.calls();
+    assert_eq!(count(&calls, "CreateRule"), 1, "tried once, not retried");
+    assert_eq!(
+        count(&calls, "BatchRegisterTargets"),
+        1,
+        "c's targets wait for c"
+    );
+    assert_eq!(count(&calls, "BatchDeregisterTargets"), 1);
+    let lb = env.lb_of(&uid).expect("one CLB");
+    let both = |port: i32| vec![format!("ins-lll1:{port}@10"), format!("ins-lll2:{port}@10")];
+    assert_eq!(
+        listener_rules(&lb, "HTTP", 80),
+        vec![
+            ("a.example.com".to_string(), "/".to_string(), both(30080)),
+            ("b.example.com".to_string(), "/".to_string(), both(30091)),
+        ],
+        "the healthy rule's targets moved in the failing run"
+    );
+    let failed: Vec<String> = env
+        .events("web")
+        .into_iter()
+        .filter(|(t, r, _)| t == "Warning" && r == "SyncLoadBalancerFailed")
+        .map(|(_, _, note)| note)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].starts_with("LimitExceeded: CreateRules"),
+        "{}",
+        failed[0]
+    );
+
+    // The next run retries the failed rule and converges.
+    let outcome = env.reconcile("web").await;
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    let lb = env.lb_of(&uid).unwrap();
+    assert_eq!(listener_rules(&lb, "HTTP", 80).len(), 3);
+}
+
+#[tokio::test]
 async fn two_runs_of_one_ingress_at_once_make_one_clb() {
     let env = env().await;
     backends(&env);
