@@ -8,7 +8,8 @@
 //!   Either the marker's write lands before the release (the holder sees it) or the release
 //!   lands first (the marker's write conflicts, it reads again and finds the Lease free), so a
 //!   request for work is never lost;
-//! - release: clear the holder and the dirty mark in one guarded update.
+//! - release: clear the holder and the dirty mark in one guarded update; a holder with no time
+//!   left for another run clears only the holder, so the mark waits for the next run.
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -313,11 +314,31 @@ impl ClusterClient {
     /// Gives the Lease up and reports whether it was marked dirty meanwhile (then the caller
     /// runs again). Fails with [`ClusterError::LeaseLost`] when someone else holds it now.
     pub async fn release_lease(&self, guard: LeaseGuard) -> Result<Released, ClusterError> {
+        self.give_up_lease(guard, false).await
+    }
+
+    /// [`Self::release_lease`] for a holder that cannot run again (no time left): a dirty mark
+    /// stays on the free Lease, so the request outlives this run and the next run that takes
+    /// the Lease answers it (its fresh read is what the mark asks for).
+    pub async fn release_lease_keeping_mark(
+        &self,
+        guard: LeaseGuard,
+    ) -> Result<Released, ClusterError> {
+        self.give_up_lease(guard, true).await
+    }
+
+    async fn give_up_lease(
+        &self,
+        guard: LeaseGuard,
+        keep_mark: bool,
+    ) -> Result<Released, ClusterError> {
         self.settle_lease(&guard, |lease| {
             if let Some(spec) = lease.spec.as_mut() {
                 spec.holder_identity = None;
             }
-            clear_dirty(lease);
+            if !keep_mark {
+                clear_dirty(lease);
+            }
         })
         .await
         .map(|dirty| Released { dirty })

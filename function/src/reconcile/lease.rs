@@ -1,5 +1,6 @@
-//! Writing under the Ingress's Lease: one run, and one more when another trigger marked the
-//! Lease dirty meanwhile.
+//! Writing under the Ingress's Lease: one run, and another each time another trigger marked the
+//! Lease dirty meanwhile, while the run's deadline leaves time for one; a mark left when time
+//! is up stays on the Lease for the next run (issue 10 §1: a re-run request is never lost).
 
 use std::time::Duration;
 
@@ -13,6 +14,29 @@ use crate::handler::{ActionCounts, IngressKey, IngressOutcome, OutcomeStatus};
 
 /// Added to the time left when sizing a Lease: the clock-skew allowance of other runs.
 const LEASE_SLACK: Duration = Duration::from_secs(10);
+/// Most passes one run makes under the Lease: a bound for runs without a deadline (the CLI)
+/// whose Lease other triggers keep marking.
+const MAX_PASSES: u32 = 8;
+
+/// What follows a pass under the Lease.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterPass {
+    /// Nobody asked for another run.
+    Done,
+    /// Asked, and there is time: run again (the mark was cleared with the release).
+    Again,
+    /// Asked, but no time or passes are left: the mark stayed on the Lease for the next run.
+    LeftMarked,
+}
+
+/// The Lease came back `dirty` or not; `more`: a pass may still start.
+fn after_pass(dirty: bool, more: bool) -> AfterPass {
+    match (dirty, more) {
+        (false, _) => AfterPass::Done,
+        (true, true) => AfterPass::Again,
+        (true, false) => AfterPass::LeftMarked,
+    }
+}
 
 impl Reconciler {
     /// Runs [`Reconciler::locked_run`] under the Lease (cut off [`RELEASE_MARGIN`] before
@@ -25,8 +49,10 @@ impl Reconciler {
         mut total: ActionCounts,
     ) -> Result<IngressOutcome, super::ReconcileError> {
         let holder = self.cluster.new_holder_identity();
-        let mut outcome = IngressOutcome::new(OutcomeStatus::Converged);
-        for _ in 0..2 {
+        let mut outcome;
+        let mut passes = 0;
+        loop {
+            passes += 1;
             let guard = match self
                 .cluster
                 .acquire_lease(
@@ -60,7 +86,8 @@ impl Reconciler {
                 }
                 None => self.locked_run(key).await,
             };
-            let dirty = self.give_back(guard).await;
+            let more = passes < MAX_PASSES && self.time_for_another_pass(deadline);
+            let dirty = self.give_back(guard, more).await;
             outcome = match result {
                 Ok(o) => o,
                 Err(e) => {
@@ -71,10 +98,16 @@ impl Reconciler {
             total.applied += outcome.actions.applied;
             total.cloud_reads += outcome.actions.cloud_reads;
             total.cloud_writes += outcome.actions.cloud_writes;
-            if !dirty {
-                break;
+            match after_pass(dirty, more) {
+                AfterPass::Done => break,
+                AfterPass::Again => {
+                    tracing::info!(ingress = %key, passes, "lease was marked dirty; running again")
+                }
+                AfterPass::LeftMarked => {
+                    tracing::info!(ingress = %key, passes, "lease marked dirty with no time for another pass; the mark stays for the next run");
+                    break;
+                }
             }
-            tracing::info!(ingress = %key, "lease was marked dirty; running again");
         }
         outcome.actions = total;
         Ok(outcome)
@@ -93,9 +126,21 @@ impl Reconciler {
             .max(1)
     }
 
-    /// Gives the Lease back; whether another trigger marked it dirty meanwhile.
-    async fn give_back(&self, guard: LeaseGuard) -> bool {
-        match self.cluster.release_lease(guard).await {
+    /// Whether a pass started now still ends [`RELEASE_MARGIN`] before `deadline` with
+    /// `min_start` to work in.
+    fn time_for_another_pass(&self, deadline: Option<Instant>) -> bool {
+        deadline.is_none_or(|d| Instant::now() + self.opts.min_start + RELEASE_MARGIN < d)
+    }
+
+    /// Gives the Lease back; whether another trigger marked it dirty meanwhile. Unless this
+    /// run goes on (`more`), a mark stays on the Lease for the next run.
+    async fn give_back(&self, guard: LeaseGuard, more: bool) -> bool {
+        let released = if more {
+            self.cluster.release_lease(guard).await
+        } else {
+            self.cluster.release_lease_keeping_mark(guard).await
+        };
+        match released {
             Ok(r) => r.dirty,
             Err(e) => {
                 // The Lease expires by itself; the next trigger or the sweep runs again.
@@ -103,5 +148,18 @@ impl Reconciler {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dirty_lease_runs_again_while_time_is_left_and_keeps_its_mark_when_not() {
+        assert_eq!(after_pass(false, true), AfterPass::Done);
+        assert_eq!(after_pass(false, false), AfterPass::Done);
+        assert_eq!(after_pass(true, true), AfterPass::Again);
+        assert_eq!(after_pass(true, false), AfterPass::LeftMarked);
     }
 }

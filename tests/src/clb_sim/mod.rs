@@ -295,6 +295,12 @@ impl SimHandle {
         })
     }
 
+    /// Tasks still running: a run waiting on one stays there until [`Self::finish_tasks`].
+    pub fn running_tasks(&self) -> usize {
+        let now = Instant::now();
+        self.with_state(|s| s.tasks.values().filter(|t| t.done_at > now).count())
+    }
+
     /// Ends every running task now (creating CLBs become normal, busy CLBs writable).
     pub fn finish_tasks(&self) {
         let now = Instant::now();
