@@ -23,6 +23,7 @@ mod assume;
 mod attributes;
 mod default_server;
 pub mod depends;
+mod hold;
 mod lifecycle;
 mod redirects;
 mod room;
@@ -517,7 +518,9 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
 
     let mut handled: BTreeSet<ListenerKey> = BTreeSet::new();
     let mut selected = Vec::new();
-    for (key, dl) in &desired.listeners {
+    let held = hold::resolved(desired, default);
+    let listeners = hold::with_held_listeners(desired, &ours);
+    for (key, dl) in listeners.iter() {
         if let Some(f) = foreign_ports.get(&key.port) {
             problems.push(Problem::warning(
                 codes::LISTENER_PORT_CONFLICT,
@@ -560,7 +563,8 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
             .map(|d| resolve_domain(d, default));
         if let Some(cl) = ours.get(key) {
             handled.insert(*key);
-            diff_listener(&mut ph, *key, dl, &rules, cl, default_server.as_ref());
+            let held = held.get(key);
+            diff_listener(&mut ph, *key, dl, &rules, cl, default_server.as_ref(), held);
             selected.push(attributes::Selected {
                 listener: listener_ref(cl),
                 cloud: Some(*cl),
@@ -676,6 +680,7 @@ fn diff_listener(
     rules: &BTreeMap<RuleKey, &DesiredRule>,
     cl: &CloudListener,
     default_server: Option<&Domain>,
+    held: Option<&BTreeSet<RuleKey>>,
 ) {
     let https = key.protocol == Protocol::Https;
     // SNI cannot be switched off again: once on, it stays on and certificates stay per domain.
@@ -770,8 +775,9 @@ fn diff_listener(
             domain: Domain::Name(r.domain.clone()),
             url: r.url.clone(),
         };
-        let kept = rules.contains_key(&rk)
-            && existing.get(&rk).map(|k| &k.location_id) == Some(&r.location_id);
+        let kept = (rules.contains_key(&rk)
+            && existing.get(&rk).map(|k| &k.location_id) == Some(&r.location_id))
+            || held.is_some_and(|h| h.contains(&rk));
         if !kept {
             stale_ids.push(r.location_id.clone());
             stale_keys.push(rk);

@@ -39,7 +39,7 @@ pub fn service_targets(
     let svc = view.services.get(name).ok_or_else(|| {
         Problem::warning(
             codes::SERVICE_NOT_FOUND,
-            format!("Service {name} not found"),
+            format!("Service {name} not found; its CLB rules keep the targets they have until it is back"),
         )
     })?;
     let svc_type = svc

@@ -1,6 +1,6 @@
 //! Ingress → the CLB it should have: `desire(view, cluster_id)`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::networking::v1::IngressBackend;
 use serde::Serialize;
@@ -57,6 +57,10 @@ pub struct Desired {
     pub quota: super::limits::Quota,
     /// Redirects between its rules (auto-rewrite, rewrite entries).
     pub redirects: DesiredRedirects,
+    /// Rules the Ingress still names whose Service or TLS Secret is missing: the CLB keeps
+    /// what it has for them (rule, targets, certificate); only a change of the Ingress itself
+    /// removes a rule (issue 10 §1).
+    pub held: BTreeMap<ListenerKey, BTreeSet<RuleKey>>,
 }
 
 /// Where the CLB comes from.
@@ -272,6 +276,7 @@ struct RuleBuilder<'a> {
     tls: &'a TlsCerts,
     direct: bool,
     rules: BTreeMap<ListenerKey, BTreeMap<RuleKey, DesiredRule>>,
+    held: BTreeMap<ListenerKey, BTreeSet<RuleKey>>,
     problems: Vec<Problem>,
 }
 
@@ -297,6 +302,10 @@ impl RuleBuilder<'_> {
                     .for_rule(label),
                 );
             }
+            return;
+        }
+        if listener.protocol == Protocol::Https && self.tls.held(&key.domain) {
+            self.held.entry(listener).or_default().insert(key);
             return;
         }
         let certificate = if listener.protocol == Protocol::Https {
@@ -345,7 +354,12 @@ impl RuleBuilder<'_> {
                     },
                 );
             }
-            Err(p) => self.problems.push(p.for_rule(label)),
+            Err(p) => {
+                if p.code == codes::SERVICE_NOT_FOUND {
+                    self.held.entry(listener).or_default().insert(key);
+                }
+                self.problems.push(p.for_rule(label));
+            }
         }
     }
 }
@@ -426,6 +440,7 @@ pub fn desire_within(
         tls: &tls,
         direct: ann.direct_access,
         rules: BTreeMap::new(),
+        held: BTreeMap::new(),
         problems,
     };
     let spec = ing.spec.as_ref();
@@ -534,6 +549,7 @@ pub fn desire_within(
         service_config,
         quota: *quota,
         redirects,
+        held: b.held,
     }))
 }
 

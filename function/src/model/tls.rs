@@ -2,7 +2,7 @@
 //! certificate by id (`qcloud_cert_id`, plus `qcloud_ca_cert_id` for mutual TLS). An entry
 //! without hosts is the default certificate; any per-host certificate turns SNI on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Secret;
 
@@ -23,12 +23,37 @@ pub struct TlsCerts {
     pub enabled: bool,
     pub default: Option<Certificate>,
     pub hosts: BTreeMap<String, Certificate>,
+    /// Hosts whose entry names a Secret that is missing (or lacks the certificate id), and
+    /// whether the default entry's is: their rules hold what the CLB has (issue 10 §1: a
+    /// Secret deleted and re-created must not take the listener down).
+    pub missing: BTreeSet<String>,
+    pub default_missing: bool,
 }
 
 impl TlsCerts {
     /// SNI is on as soon as any host has its own certificate.
     pub fn sni(&self) -> bool {
-        !self.hosts.is_empty()
+        !self.hosts.is_empty() || !self.missing.is_empty()
+    }
+
+    /// Whether the certificate of `domain` would come (by the order of [`Self::for_domain`])
+    /// from an entry whose Secret is missing: its rules then hold what the CLB has.
+    pub fn held(&self, domain: &Domain) -> bool {
+        if let Domain::Name(host) = domain {
+            let wildcard = host
+                .split_once('.')
+                .map(|(_, parent)| format!("*.{parent}"))
+                .filter(|w| w != host);
+            for name in std::iter::once(host.clone()).chain(wildcard) {
+                if self.hosts.contains_key(&name) {
+                    return false;
+                }
+                if self.missing.contains(&name) {
+                    return true;
+                }
+            }
+        }
+        self.default.is_none() && self.default_missing
     }
 
     /// The certificate for a rule domain: the exact host, else a `*.parent` entry covering
@@ -126,18 +151,21 @@ pub fn certificates(
             ));
             continue;
         };
+        let held = "the CLB keeps the certificate and rules it has for them until it is back";
         let Some(secret) = view.secrets.get(name) else {
             problems.push(Problem::warning(
                 codes::TLS_SECRET_NOT_FOUND,
-                format!("{what}: Secret {name} not found"),
+                format!("{what}: Secret {name} not found; {held}"),
             ));
+            out.mark_missing(&hosts);
             continue;
         };
         let Some(cert_id) = secret_value(secret, CERT_ID_KEY) else {
             problems.push(Problem::warning(
                 codes::TLS_SECRET_KEY_MISSING,
-                format!("{what}: Secret {name} has no key {CERT_ID_KEY}"),
+                format!("{what}: Secret {name} has no key {CERT_ID_KEY}; {held}"),
             ));
+            out.mark_missing(&hosts);
             continue;
         };
         let cert = Certificate::new(cert_id, secret_value(secret, CA_CERT_ID_KEY));
@@ -147,6 +175,14 @@ pub fn certificates(
 }
 
 impl TlsCerts {
+    /// An entry whose Secret cannot give its certificate: its hosts (or the default).
+    fn mark_missing(&mut self, hosts: &[&str]) {
+        if hosts.is_empty() {
+            self.default_missing = true;
+        }
+        self.missing.extend(hosts.iter().map(|h| h.to_string()));
+    }
+
     /// One entry's certificate: the default when it names no host, else each host's; a
     /// second default or a second certificate for a host is a warning and ignored.
     fn add(&mut self, what: &str, hosts: &[&str], cert: Certificate, problems: &mut Vec<Problem>) {

@@ -298,6 +298,7 @@ mod tests {
             service_config,
             quota: Default::default(),
             redirects: Default::default(),
+            held: Default::default(),
         }
     }
 

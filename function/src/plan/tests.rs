@@ -10,6 +10,7 @@ use crate::model::ownership::{
 };
 
 mod depends;
+mod hold;
 mod lifecycle;
 mod redirects;
 
@@ -42,6 +43,7 @@ fn desired(source: LbSource, listeners: Vec<(ListenerKey, DesiredListener)>) -> 
         service_config: None,
         quota: Default::default(),
         redirects: Default::default(),
+        held: Default::default(),
     }
 }
 

@@ -553,9 +553,10 @@ async fn a_change_stopped_after_any_number_of_actions_is_finished_by_the_next_ru
         assert_eq!(env.reconcile(&name).await.status, OutcomeStatus::Converged);
         env.edit_ingress(&name, |i| i["spec"] = after.clone());
         if k == 0 {
-            // Create rule, register, deregister, delete rule.
+            // Create rule, register on the kept rule, register on the new one (a batch never
+            // mixes them: plan::depends::register_groups), deregister, delete rule.
             n = plan_len(&env, &name).await;
-            assert_eq!(n, 4);
+            assert_eq!(n, 5);
         }
         stop_then_finish(&env, &name, k, n).await;
         let lb = env.lb_of(&uid).unwrap();
@@ -610,6 +611,82 @@ async fn a_busy_lease_skips_the_run_and_marks_it_dirty() {
         lease["metadata"]["annotations"][clb_ingress::cluster::DIRTY_ANNOTATION],
         "true"
     );
+}
+
+/// Writes the function made to its Lease (create, take, give back); marks are PATCHes.
+fn lease_writes(env: &Env) -> usize {
+    env.kube
+        .request_log()
+        .iter()
+        .filter(|r| r.path.contains("/leases") && (r.method == "POST" || r.method == "PUT"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_rerun_asked_for_during_the_second_pass_is_run_not_dropped() {
+    let env = env().await;
+    let uid = web_ingress(&env, "web");
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+    let hosts = |n: usize| {
+        let all = [
+            ("", "/", "web", 80),
+            ("a.example.com", "/api", "api", 8080),
+            ("b.example.com", "/", "web", 80),
+            ("c.example.com", "/", "web", 80),
+            ("d.example.com", "/", "web", 80),
+        ];
+        rules(&all[..n])
+    };
+    env.edit_ingress("web", |i| i["spec"] = hosts(3));
+    // Tasks run until the test ends them: a pass waiting on one is paused there.
+    env.clb.set_task_ms(600_000);
+    env.kube.clear_request_log();
+    let engine = env.engine();
+    let run = tokio::spawn(async move { engine.reconcile_one(&IngressKey::new(NS, "web")).await });
+    // In pass 1, then in pass 2 (the Lease taken for the 1st, then the 2nd time): another
+    // trigger finds the Lease held and marks it dirty, and the Ingress gains a host.
+    for (pass, more) in [(1, 4), (2, 5)] {
+        loop {
+            if lease_writes(&env) >= 2 * pass - 1 && env.clb.running_tasks() > 0 {
+                break;
+            }
+            env.clb.finish_tasks();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let busy = env
+            .cluster
+            .acquire_lease(NS, "web", "another-trigger", 60, jiff::Timestamp::now())
+            .await
+            .unwrap();
+        assert!(matches!(busy, clb_ingress::cluster::Acquire::Busy { .. }));
+        env.edit_ingress("web", |i| i["spec"] = hosts(more));
+        env.clb.finish_tasks();
+    }
+    env.clb.set_task_ms(1);
+    env.clb.finish_tasks();
+    let outcome = run.await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Converged, "{outcome:?}");
+    let lb = env.lb_of(&uid).unwrap();
+    assert_eq!(
+        listener_rules(&lb, "HTTP", 80).len(),
+        5,
+        "the host added during the second pass is on the CLB"
+    );
+    assert_eq!(
+        lease_writes(&env),
+        6,
+        "three passes, each taking and giving back the Lease"
+    );
+    let lease = env
+        .kube
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(NS),
+            "clb-ingress-web",
+        )
+        .unwrap();
+    assert!(lease["metadata"]["annotations"][clb_ingress::cluster::DIRTY_ANNOTATION].is_null());
 }
 
 /// Runs the real binary against the simulators; returns (success, stdout, stderr).

@@ -436,14 +436,20 @@ fn broken_tls_entries_have_their_codes() {
         codes_of(&d),
         vec!["E4009", "E4010", "E4011", "E4048", "E4049"]
     );
-    assert_eq!(d.listeners[&ListenerKey::HTTPS_443].rules.len(), 3);
+    // x.b.com's Secret is missing: its rule holds what the CLB has (issue 10 §1).
+    assert_eq!(d.listeners[&ListenerKey::HTTPS_443].rules.len(), 2);
+    assert_eq!(
+        d.held[&ListenerKey::HTTPS_443],
+        [rk(Some("x.b.com"), "/")].into()
+    );
 }
 
 #[test]
-fn tls_whose_only_certificate_is_broken_leaves_no_listener() {
+fn tls_whose_only_certificate_secret_is_missing_holds_every_rule_and_makes_no_listener() {
     let d = manage(&tls_view(json!([{"secretName": "missing"}])));
     assert!(d.listeners.is_empty());
-    assert_eq!(codes_of(&d), vec!["E4010", "E4040", "E4040", "E4040"]);
+    assert_eq!(codes_of(&d), vec!["E4010"]);
+    assert_eq!(d.held[&ListenerKey::HTTPS_443].len(), 3);
 }
 
 #[test]
@@ -768,4 +774,72 @@ fn retain_rides_in_the_create_tags_and_a_malformed_lifecycle_value_only_warns() 
     assert_eq!(codes_of(&d), vec![codes::INVALID_ANNOTATION]);
     assert_eq!(d.lifecycle.attributes.delete_protect, None);
     assert_eq!(d.listeners.len(), 1);
+}
+
+#[test]
+fn a_missing_service_holds_its_rules_with_e4041_and_the_other_rules_go_on() {
+    let d = manage(&base_view(ingress(
+        json!({}),
+        json!({"rules": [{"host": "a.com", "http": {"paths": [
+            path("/gone", "ImplementationSpecific", "gone", json!({"number": 80})),
+            path("/web", "ImplementationSpecific", "web", json!({"number": 80})),
+        ]}}]}),
+    )));
+    let http = &d.listeners[&ListenerKey::HTTP_80];
+    assert!(http.rules.contains_key(&rk(Some("a.com"), "/web")));
+    assert!(!http.rules.contains_key(&rk(Some("a.com"), "/gone")));
+    assert_eq!(
+        d.held[&ListenerKey::HTTP_80],
+        [rk(Some("a.com"), "/gone")].into()
+    );
+    assert!(codes_of(&d).contains(&codes::SERVICE_NOT_FOUND));
+}
+
+#[test]
+fn a_service_that_changed_type_is_skipped_not_held() {
+    let d = manage(&base_view(ingress(
+        json!({}),
+        json!({"rules": [{"host": "a.com", "http": {"paths": [
+            path("/", "ImplementationSpecific", "internal", json!({"number": 80})),
+        ]}}]}),
+    )));
+    assert!(d.held.is_empty());
+    assert!(codes_of(&d).contains(&codes::SERVICE_TYPE));
+}
+
+#[test]
+fn a_missing_tls_secret_holds_the_rules_it_would_certify_and_a_present_one_does_not() {
+    let tls_ingress = |tls: serde_json::Value| {
+        ingress(
+            json!({}),
+            json!({"tls": tls, "rules": [
+                {"host": "a.com", "http": {"paths": [path("/", "ImplementationSpecific", "web", json!({"number": 80}))]}},
+                {"host": "b.com", "http": {"paths": [path("/", "ImplementationSpecific", "web", json!({"number": 80}))]}},
+            ]}),
+        )
+    };
+    let mut view = base_view(tls_ingress(json!([
+        {"hosts": ["a.com"], "secretName": "gone"},
+        {"hosts": ["b.com"], "secretName": "tls-b"},
+    ])));
+    view.secrets = [secret("tls-b", json!({"qcloud_cert_id": "cert-b"}))].into();
+    let d = manage(&view);
+    let https = &d.listeners[&ListenerKey::HTTPS_443];
+    assert!(https.sni);
+    assert_eq!(
+        https.rules.keys().collect::<Vec<_>>(),
+        [&rk(Some("b.com"), "/")]
+    );
+    assert_eq!(
+        d.held[&ListenerKey::HTTPS_443],
+        [rk(Some("a.com"), "/")].into()
+    );
+    assert!(codes_of(&d).contains(&codes::TLS_SECRET_NOT_FOUND));
+
+    // The default certificate's Secret missing: every host it would certify holds.
+    let mut view = base_view(tls_ingress(json!([{"secretName": "gone"}])));
+    view.secrets = [secret("other", json!({"qcloud_cert_id": "cert-x"}))].into();
+    let d = manage(&view);
+    assert!(d.listeners.is_empty());
+    assert_eq!(d.held[&ListenerKey::HTTPS_443].len(), 2);
 }
