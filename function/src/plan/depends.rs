@@ -16,7 +16,10 @@
 //!   (targets leave only once their replacements are in, as in the plan's order);
 //! - it deletes a listener after the earlier DeleteRules on it, or after the earlier
 //!   CreateListeners of the listener that replaces it;
-//! - it removes our tags after the earlier DeleteListeners (nothing of ours may be left).
+//! - it removes our tags after the earlier DeleteListeners (nothing of ours may be left);
+//! - it redirects between rules (ManualRewrite) the earlier CreateRules makes, either end;
+//! - it deletes a rule or listener that the earlier DeleteRewrite frees of its redirect (the
+//!   API refuses to delete a redirected rule).
 //!
 //! Apply skips an action when any action it depends on failed or was skipped, so the rule
 //! is applied transitively.
@@ -104,6 +107,25 @@ pub fn depends_on(later: &Action, earlier: &Action) -> bool {
             }
             _ => false,
         },
+        Action::DeleteRewrite { pairs } => {
+            let freed = pairs.iter().flat_map(|p| [&p.source, &p.target]);
+            match later {
+                Action::DeleteRules {
+                    listener,
+                    location_ids,
+                    ..
+                } => freed.into_iter().any(|r| {
+                    same_listener(&r.listener, listener)
+                        && r.location_id
+                            .as_ref()
+                            .is_some_and(|id| location_ids.contains(id))
+                }),
+                Action::DeleteListeners { listeners } => freed
+                    .into_iter()
+                    .any(|r| listeners.iter().any(|l| same_listener(l, &r.listener))),
+                _ => false,
+            }
+        }
         Action::ModifyListener { .. }
         | Action::UnTagResources { .. }
         | Action::ModifyDomainAttributes { .. }
@@ -113,7 +135,8 @@ pub fn depends_on(later: &Action, earlier: &Action) -> bool {
         | Action::DeregisterTargets { .. }
         | Action::DeleteLoadBalancer { .. }
         | Action::ModifyLoadBalancerAttributes { .. }
-        | Action::SetSecurityGroups { .. } => false,
+        | Action::SetSecurityGroups { .. }
+        | Action::ManualRewrite { .. } => false,
     }
 }
 
@@ -138,6 +161,9 @@ fn rules_named(a: &Action) -> Vec<&RuleRef> {
         Action::RegisterTargets { targets }
         | Action::ModifyTargetWeight { targets }
         | Action::DeregisterTargets { targets } => targets.iter().map(|t| &t.rule).collect(),
+        Action::ManualRewrite { pairs } | Action::DeleteRewrite { pairs } => {
+            pairs.iter().flat_map(|p| [&p.source, &p.target]).collect()
+        }
         _ => Vec::new(),
     }
 }

@@ -246,3 +246,54 @@ proptest! {
         prop_assert!(plan(&d, &view).unwrap().is_empty());
     }
 }
+
+#[test]
+fn a_redirect_waits_for_both_its_rules_and_a_rule_is_deleted_after_its_redirect() {
+    let listener = ListenerRef {
+        key: ListenerKey::HTTP_80,
+        id: Some("lbl-1".into()),
+    };
+    let rule = |k: RuleKey, loc: Option<&str>| RuleRef {
+        listener: listener.clone(),
+        key: k,
+        location_id: loc.map(str::to_string),
+    };
+    let new_rule = |k: RuleKey| NewRule {
+        key: k,
+        certificate: None,
+        default_server: false,
+    };
+    let pair = |source: RuleRef, target: RuleRef| crate::plan::RedirectPair {
+        source,
+        target,
+        code: Some(301),
+        take_url: false,
+    };
+    let actions = vec![
+        Action::DeleteRewrite {
+            pairs: vec![pair(
+                rule(key(Some("old.com"), "/"), Some("loc-old")),
+                rule(key(Some("x.com"), "/"), Some("loc-x")),
+            )],
+        },
+        Action::CreateRules {
+            listener: listener.clone(),
+            rules: vec![new_rule(key(Some("a.com"), "/"))],
+        },
+        Action::ManualRewrite {
+            pairs: vec![pair(
+                rule(key(Some("a.com"), "/"), None),
+                rule(key(Some("x.com"), "/"), Some("loc-x")),
+            )],
+        },
+        Action::DeleteRules {
+            listener: listener.clone(),
+            location_ids: vec!["loc-old".into()],
+            keys: vec![key(Some("old.com"), "/")],
+        },
+    ];
+    assert_eq!(
+        dependencies(&actions),
+        vec![vec![], vec![], vec![1], vec![0]]
+    );
+}
