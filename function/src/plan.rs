@@ -68,29 +68,15 @@ impl CloudLb {
     /// The listener a plan refers to: by id when it has one, else by natural key (a listener
     /// an earlier action created; call after a fresh read).
     pub fn listener(&self, r: &ListenerRef) -> Option<&CloudListener> {
-        self.listeners.iter().find(|l| match &r.id {
-            Some(id) => &l.id == id,
-            None => l.key() == r.key,
-        })
+        self.listeners.iter().find(|l| r.names(l))
     }
 
     /// The rule a plan refers to: by location id when it has one, else by (domain, url) with
     /// `Domain::Default` resolved through [`default_domain`].
     pub fn rule(&self, r: &RuleRef) -> Option<(&CloudListener, &CloudRule)> {
         let listener = self.listener(&r.listener)?;
-        let rule = match &r.location_id {
-            Some(id) => listener.rules.iter().find(|cr| &cr.location_id == id),
-            None => {
-                let Domain::Name(domain) = resolve_domain(&r.key.domain, default_domain(self))
-                else {
-                    return None;
-                };
-                listener
-                    .rules
-                    .iter()
-                    .find(|cr| cr.domain == domain && cr.url == r.key.url)
-            }
-        }?;
+        let default = default_domain(self);
+        let rule = listener.rules.iter().find(|cr| r.names(cr, default))?;
         Some((listener, rule))
     }
 }
@@ -165,6 +151,31 @@ pub struct RuleRef {
     pub listener: ListenerRef,
     pub key: RuleKey,
     pub location_id: Option<String>,
+}
+
+impl ListenerRef {
+    /// Whether `l` is the listener this refers to: by id when it has one, else by key.
+    pub fn names(&self, l: &CloudListener) -> bool {
+        match &self.id {
+            Some(id) => &l.id == id,
+            None => l.key() == self.key,
+        }
+    }
+}
+
+impl RuleRef {
+    /// Whether `cr` (a rule of the referred listener) is the rule this refers to: by
+    /// location id when it has one, else by (domain, url), `Domain::Default` standing for
+    /// `default` (the CLB's [`default_domain`]); an unresolved default names no rule.
+    pub fn names(&self, cr: &CloudRule, default: Option<&str>) -> bool {
+        match &self.location_id {
+            Some(id) => &cr.location_id == id,
+            None => {
+                matches!(resolve_domain(&self.key.domain, default), Domain::Name(d) if d == cr.domain)
+                    && cr.url == self.key.url
+            }
+        }
+    }
 }
 
 /// A rule to create (`RuleInput`).

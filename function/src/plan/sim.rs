@@ -26,27 +26,20 @@ pub const SIM_VIP: &str = "10.0.0.100";
 fn listener_mut<'a>(lb: &'a mut CloudLb, r: &ListenerRef) -> Result<&'a mut CloudListener, String> {
     lb.listeners
         .iter_mut()
-        .find(|l| match &r.id {
-            Some(id) => &l.id == id,
-            None => l.key() == r.key,
-        })
+        .find(|l| r.names(l))
         .ok_or_else(|| format!("listener {r} not found"))
 }
 
 fn rule_mut<'a>(lb: &'a mut CloudLb, r: &RuleRef) -> Result<&'a mut CloudRule, String> {
     let default = default_domain(lb).map(str::to_string);
-    let domain = match resolve_domain(&r.key.domain, default.as_deref()) {
-        Domain::Name(n) => n,
-        Domain::Default => return Err("default domain unresolved".into()),
-    };
+    if resolve_domain(&r.key.domain, default.as_deref()) == Domain::Default {
+        return Err("default domain unresolved".into());
+    }
     let listener = listener_mut(lb, &r.listener)?;
     listener
         .rules
         .iter_mut()
-        .find(|cr| match &r.location_id {
-            Some(id) => &cr.location_id == id,
-            None => cr.domain == domain && cr.url == r.key.url,
-        })
+        .find(|cr| r.names(cr, default.as_deref()))
         .ok_or_else(|| format!("rule {r} not found"))
 }
 
