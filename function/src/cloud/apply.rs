@@ -15,13 +15,12 @@ use serde_json::Value;
 
 use super::clb::{
     BatchModifyTargetWeightRequest, BatchTarget as ApiBatchTarget, BatchTargetsRequest,
-    CertificateInput, CreateListenerRequest, CreateLoadBalancerResponse, CreateRuleRequest,
-    DeleteLoadBalancerRequest, DeleteRuleRequest, DescribeListenersRequest,
-    DescribeLoadBalancersRequest, Filter, ModifyDomainAttributesRequest, ModifyListenerRequest,
-    ModifyLoadBalancerAttributesRequest, RsWeightRule, RuleInput,
-    SetLoadBalancerSecurityGroupsRequest, TagInfo, Target,
+    CertificateInput, CreateListenerRequest, CreateRuleRequest, DeleteLoadBalancerRequest,
+    DeleteRuleRequest, DescribeListenersRequest, DescribeLoadBalancersRequest, Filter,
+    ModifyDomainAttributesRequest, ModifyListenerRequest, ModifyLoadBalancerAttributesRequest,
+    RsWeightRule, RuleInput, SetLoadBalancerSecurityGroupsRequest, TagInfo, Target,
 };
-use super::client::{CloudClient, CLB_SERVICE, CLB_VERSION};
+use super::client::CloudClient;
 use super::error::CloudError;
 use super::observe::{cloud_lb, read_load_balancer};
 use super::rewrite::{RewriteLocationMap, RewriteRequest, REWRITE_NOT_FOUND};
@@ -58,6 +57,16 @@ pub struct LbAddress {
     pub id: String,
     pub vips: Vec<String>,
     pub domain: Option<String>,
+}
+
+impl LbAddress {
+    pub fn of(lb: &crate::plan::CloudLb) -> Self {
+        Self {
+            id: lb.id.clone(),
+            vips: lb.vips.clone(),
+            domain: lb.domain.clone(),
+        }
+    }
 }
 
 /// What an apply did.
@@ -344,11 +353,7 @@ async fn run_action(
             let lb = created.lb;
             res.lb_id = Some(lb.id.clone());
             res.default_domain = default_domain(&lb).map(str::to_string);
-            applied.created = Some(LbAddress {
-                id: lb.id.clone(),
-                vips: lb.vips.clone(),
-                domain: lb.domain.clone(),
-            });
+            applied.created = Some(LbAddress::of(&lb));
         }
         Action::TagResources { tags } => {
             applied.writes += 1;
@@ -880,8 +885,8 @@ struct Created {
 }
 
 /// CreateLoadBalancer from the spec's own request body (extensiveParameters may carry any
-/// API field, so it is sent as JSON, not through the typed request), then the same waits as
-/// [`CloudClient::create_load_balancer`]: the task, then the CLB until it is ready.
+/// API field, so it is sent as JSON, not through the typed request) through
+/// [`CloudClient::create_load_balancer`], which waits for the task, then the CLB.
 ///
 /// A token can answer a CLB that is no longer ours to build on: deleted since (proved gone),
 /// or stripped of one of our tags by a user who took it out of the cluster. Either way the
@@ -969,40 +974,11 @@ async fn create_load_balancer_once(
             )));
         }
     }
-    let response = client.call(CLB_SERVICE, CLB_VERSION, ACTION, &req).await?;
-    let created: CreateLoadBalancerResponse =
-        serde_json::from_value(response).map_err(|e| CloudError::Decode {
-            action: ACTION.into(),
-            message: e.to_string(),
-        })?;
-    let mut ids = created.load_balancer_ids.clone();
-    match client.wait_task(&created.request_id).await {
-        Ok(task) => {
-            if ids.is_empty() {
-                ids = task.load_balancer_ids;
-            }
-        }
-        // As in the client: an unknown task id with the CLB id in hand is not a failure.
-        Err(e)
-            if !ids.is_empty() && e.code().is_some_and(|c| c.starts_with("InvalidParameter")) => {}
-        Err(e) => return Err(e),
-    }
-    let Some(id) = ids.first().cloned() else {
-        return Err(CloudError::Unexpected {
-            action: ACTION.into(),
-            message: format!("no LoadBalancerIds (RequestId {})", created.request_id),
-        });
-    };
-    let ready = client
-        .wait_load_balancers_ready(std::slice::from_ref(&id))
-        .await?;
-    let lb = ready
-        .iter()
-        .find(|lb| lb.load_balancer_id == id)
-        .ok_or_else(|| CloudError::Unexpected {
-            action: ACTION.into(),
-            message: format!("created CLB {id} is not readable"),
-        })?;
+    let ready = client.create_load_balancer(&req).await?;
+    let lb = ready.first().ok_or_else(|| CloudError::Unexpected {
+        action: ACTION.into(),
+        message: "the created CLB is not readable".into(),
+    })?;
     cloud_lb(lb)
 }
 

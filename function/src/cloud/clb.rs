@@ -823,9 +823,11 @@ impl CloudClient {
     /// DescribeLoadBalancers (tencent-cloud-more.md §5); then reads the CLB by id until
     /// it reports Status 1, which is also what callers need (VIP, domain). Costs at least
     /// three calls: create, one task poll, one describe.
-    pub async fn create_load_balancer(
+    /// `req` is a [`CreateLoadBalancerRequest`], or the JSON body of an `LbSpec` whose
+    /// extensiveParameters may name any field of the API.
+    pub async fn create_load_balancer<Req: Serialize + Sync>(
         &self,
-        req: &CreateLoadBalancerRequest,
+        req: &Req,
     ) -> Result<Vec<LoadBalancer>, CloudError> {
         const ACTION: &str = "CreateLoadBalancer";
         let created: CreateLoadBalancerResponse = self.clb(ACTION, req).await?;

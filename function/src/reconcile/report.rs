@@ -11,7 +11,7 @@ use crate::cluster::{current_status, EventRecord, EventType, Reported, LB_ID_ANN
 use crate::handler::{ActionCounts, IngressOutcome, OutcomeStatus};
 use crate::model::problem::codes;
 use crate::model::Problem;
-use crate::plan::{CloudLb, CloudView};
+use crate::plan::CloudView;
 
 /// Event reasons of our own (problems use their codes).
 pub mod reasons {
@@ -23,15 +23,6 @@ pub mod reasons {
     pub const SYNC_FAILED: &str = "SyncLoadBalancerFailed";
     /// `mode: skip`: the CLB was marked to be kept; nothing else is written.
     pub const SKIPPED: &str = "SkippedLoadBalancer";
-}
-
-/// The address of an observed CLB, as the status shows it.
-pub(super) fn address_of(lb: &CloudLb) -> LbAddress {
-    LbAddress {
-        id: lb.id.clone(),
-        vips: lb.vips.clone(),
-        domain: lb.domain.clone(),
-    }
 }
 
 /// Our `existLbId`-style annotation naming the CLB in use.
@@ -67,7 +58,7 @@ pub(super) fn is_reported(ingress: &Ingress, cloud: &CloudView, release: bool) -
     if release {
         return annotation(ingress).is_none();
     }
-    match cloud.load_balancer.as_ref().map(address_of) {
+    match cloud.load_balancer.as_ref().map(LbAddress::of) {
         Some(a) => {
             current_status(ingress) == status_entries(&a).as_slice()
                 && annotation(ingress) == Some(a.id.as_str())
@@ -116,7 +107,7 @@ impl Reconciler {
             let address = applied
                 .created
                 .clone()
-                .or_else(|| p.cloud.load_balancer.as_ref().map(address_of));
+                .or_else(|| p.cloud.load_balancer.as_ref().map(LbAddress::of));
             if let Some(a) = &address {
                 let entries = status_entries(a);
                 if !entries.is_empty() {
@@ -204,7 +195,7 @@ impl Reconciler {
         cloud: &CloudView,
     ) -> Result<(), ReconcileError> {
         if let Some(lb) = &cloud.load_balancer {
-            let ours = status_entries(&address_of(lb));
+            let ours = status_entries(&LbAddress::of(lb));
             let current = current_status(ingress);
             let kept: Vec<IngressLoadBalancerIngress> = current
                 .iter()
