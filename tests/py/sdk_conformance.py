@@ -362,6 +362,13 @@ def main():
     check(w.RewriteTarget.TargetListenerId == https_l and w.RewriteTarget.TargetLocationId == loc_b
           and w.RewriteTarget.RewriteCode == 301 and w.RewriteTarget.TakeUrl is True
           and w.RewriteTarget.RewriteType == "Manual", "RewriteTarget fields")
+    # DescribeListeners shows the same RewriteTarget on the source rule (the function reads
+    # redirects there, without a DescribeRewrite).
+    dl = c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": lb, "ListenerIds": [http_l]}))
+    src = [x for l in dl.Listeners for x in (l.Rules or []) if x.LocationId == loc_root]
+    check(len(src) == 1 and src[0].RewriteTarget.TargetLocationId == loc_b
+          and src[0].RewriteTarget.TargetListenerId == https_l and src[0].RewriteTarget.RewriteCode == 301,
+          "DescribeListeners' RewriteTarget of the redirected rule")
     expect_error(lambda: c.ManualRewrite(req(clb.ManualRewriteRequest, {
         "LoadBalancerId": lb, "SourceListenerId": http_l, "TargetListenerId": https_l,
         "RewriteInfos": [{"SourceLocationId": loc_root, "TargetLocationId": loc_b}]})),
