@@ -234,7 +234,18 @@ pub fn i2(
                     format!("call #{idx} deleted {id}, the CLB of live ing-{slot} ({uid})"),
                 ));
             }
-            if c.action == "UnTagResources" || c.action == "DeleteResourceTag" {
+            // Taking off a tag of ours that is not ownership (the skip mark once `mode: skip`
+            // is gone) leaves the CLB its Ingress's.
+            let ownership = [TAG_CLUSTER, TAG_UID];
+            let untags_ownership = c.params["TagKeys"]
+                .as_array()
+                .map(|keys| {
+                    keys.iter()
+                        .any(|k| ownership.contains(&k.as_str().unwrap_or("")))
+                })
+                .unwrap_or(true);
+            if (c.action == "UnTagResources" && untags_ownership) || c.action == "DeleteResourceTag"
+            {
                 out.push(v(
                     Invariant::I2,
                     format!(

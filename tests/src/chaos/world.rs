@@ -692,7 +692,11 @@ impl World {
                 if !has_tag(&lb, TAG_CREATED_BY, "yes") {
                     return Ok(false);
                 }
-                let port = 8000 + lb.listeners.len() as i64;
+                // A port no listener holds (one the console deleted may have left a gap).
+                let Some(port) = (8000..8100).find(|p| !lb.listeners.iter().any(|l| l.port == *p))
+                else {
+                    return Ok(false);
+                };
                 self.add_listener(&lb.id, port, "console-added").await?;
             }
             Step::ConsoleDeregisterTarget { slot } => {
