@@ -32,6 +32,7 @@ pub fn env(clb: &SimHandle, kubeconfig_yaml: &str, cluster_id: &str) -> Vec<(Str
         ("TENCENTCLOUD_REGION", c.region.clone()),
         ("CLB_ENDPOINT", clb.url()),
         ("TAG_ENDPOINT", clb.url()),
+        ("SSL_ENDPOINT", clb.url()),
         ("LOG_FORMAT", "text".to_string()),
     ]
     .into_iter()

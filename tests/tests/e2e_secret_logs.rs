@@ -95,6 +95,7 @@ async fn run_binary(stack: &Stack, ingress: &str) -> String {
         .env("TENCENTCLOUD_REGION", &c.region)
         .env("CLB_ENDPOINT", stack.clb.url())
         .env("TAG_ENDPOINT", stack.clb.url())
+        .env("SSL_ENDPOINT", stack.clb.url())
         .env("RUST_LOG", "trace")
         .env("LOG_FORMAT", "json")
         .output()
@@ -107,6 +108,77 @@ async fn run_binary(stack: &Stack, ingress: &str) -> String {
     );
     assert!(out.status.success(), "{text}");
     text
+}
+
+/// A `kubernetes.io/tls` Secret made by `kubectl create secret tls` from a fresh openssl
+/// key pair, and an Ingress naming it: the function uploads the certificate itself, so the
+/// private key passes through it. The key's PEM body lines (each searched for).
+async fn uploaded_tls(stack: &Stack) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("clb-ingress-secret-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=upload.example.com", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl failed");
+    let (crt, key_path) = (
+        crt.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    );
+    stack
+        .kubectl
+        .run(&[
+            "create",
+            "secret",
+            "tls",
+            "upload-tls",
+            "-n",
+            NS,
+            "--cert",
+            &crt,
+            "--key",
+            &key_path,
+        ])
+        .await;
+    stack
+        .kubectl
+        .apply_yaml(&format!(
+            r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: upload
+  namespace: {NS}
+spec:
+  tls:
+  - hosts: [upload.example.com]
+    secretName: upload-tls
+  rules:
+  - host: upload.example.com
+    http:
+      paths:
+      - path: /
+        pathType: ImplementationSpecific
+        backend:
+          service:
+            name: web
+            port:
+              number: 80
+"#
+        ))
+        .await;
+    std::fs::read_to_string(&key)
+        .expect("key")
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 40)
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,6 +194,21 @@ async fn no_secret_appears_in_the_logs_of_an_end_to_end_run() {
         stack.kubectl.apply_sample(sample).await;
     }
     stack.kubectl.apply_yaml(&tls_secret_yaml()).await;
+    let key_lines = uploaded_tls(&stack).await;
+    assert!(key_lines.len() > 10, "a 2048-bit key has many PEM lines");
+    let upload_uid = stack.ingress_uid(NS, "upload");
+    eventually("the uploaded certificate is bound", || {
+        let lb = stack.lb_of(&upload_uid).ok_or("no CLB")?;
+        let bound = lb["Listeners"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|l| l["Rules"].as_array().into_iter().flatten())
+            .any(|r| r["Certificate"]["CertId"].is_string());
+        bound.then_some(()).ok_or("not bound".to_string())
+    })
+    .await;
+    assert_eq!(stack.clb.call_count("UploadCertificate"), 1);
     let uid = stack.ingress_uid(NS, "secure");
     eventually("the TLS Ingress has its CLB", || {
         stack.lb_of(&uid).map(|_| ()).ok_or("no CLB".to_string())
@@ -186,6 +273,7 @@ async fn no_secret_appears_in_the_logs_of_an_end_to_end_run() {
     let tokens = stack.kube.bearer_tokens();
     assert!(tokens.len() >= 3, "admin, the function's, the binary's");
     secrets.extend(tokens.into_iter().map(|t| ("Kubernetes bearer token", t)));
+    secrets.extend(key_lines.into_iter().map(|l| ("TLS private key (PEM)", l)));
     for (what, secret) in &secrets {
         assert!(!secret.is_empty());
         assert!(

@@ -11,7 +11,10 @@ mod lease;
 mod read;
 mod service_config;
 mod snapshot;
+mod tls_pair;
 mod write;
+
+pub use tls_pair::TlsKeyPair;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -22,7 +22,9 @@ use crate::model::ClusterView;
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// The only Secret data keys the model reads (tencent-cloud.md §1.5); nothing else leaves here.
-pub const KEPT_SECRET_KEYS: [&str; 2] = ["qcloud_cert_id", "qcloud_ca_cert_id"];
+/// `tls.crt` is the public certificate chain: kept so that a changed certificate is seen
+/// (its hash marks our upload); `tls.key` never is.
+pub const KEPT_SECRET_KEYS: [&str; 3] = ["qcloud_cert_id", "qcloud_ca_cert_id", "tls.crt"];
 
 /// TkeServiceConfig's API (tencent-cloud.md §1.8); served only where TKE installed the CRD.
 pub(super) fn tke_service_config_resource() -> ApiResource {
@@ -117,6 +119,7 @@ impl ClusterClient {
             nodes,
             secrets,
             tke_service_config,
+            uploaded_certs: Default::default(),
         }))
     }
 
@@ -270,7 +273,7 @@ mod tests {
     use k8s_openapi::ByteString;
 
     #[test]
-    fn stripped_secret_keeps_only_certificate_ids() {
+    fn stripped_secret_keeps_only_certificate_ids_and_the_public_certificate() {
         let secret: Secret = serde_json::from_value(serde_json::json!({
             "metadata": {
                 "name": "cert", "namespace": "default", "uid": "u1", "resourceVersion": "7",
@@ -291,7 +294,7 @@ mod tests {
         let data = stripped.data.clone().unwrap();
         assert_eq!(
             data.keys().map(String::as_str).collect::<Vec<_>>(),
-            vec!["qcloud_ca_cert_id", "qcloud_cert_id"]
+            vec!["qcloud_ca_cert_id", "qcloud_cert_id", "tls.crt"]
         );
         assert_eq!(data["qcloud_cert_id"], ByteString(b"Id123".to_vec()));
         assert!(stripped.string_data.is_none());

@@ -184,6 +184,7 @@ impl Snapshot {
             },
             secrets: named.map(|n| n.secrets.clone()).unwrap_or_default(),
             tke_service_config: named.and_then(|n| n.tke_service_config.clone()),
+            uploaded_certs: Default::default(),
             ingress: ingress.clone(),
         }
     }

@@ -19,6 +19,7 @@ pub mod refs;
 pub mod release_guard;
 pub mod service_config;
 pub mod tls;
+pub mod uploaded_certs;
 pub mod view;
 
 pub use desired::{

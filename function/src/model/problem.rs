@@ -145,6 +145,9 @@ pub mod codes {
     /// Malformed `ingress.cloud.tencent.com/certificate`, or combined with `spec.tls`. TKE
     /// documents no code for either (tke-annotations.md §3): a named reason of ours.
     pub const BAD_CERTIFICATE_ANNOTATION: &str = "InvalidCertificateAnnotation";
+    /// A `kubernetes.io/tls` Secret whose certificate is not (yet) in Tencent Cloud SSL: the
+    /// upload failed or waits for the run under the Lease. TKE has no such feature: ours.
+    pub const CERTIFICATE_NOT_UPLOADED: &str = "CertificateNotUploaded";
     /// A lifecycle annotation (mode, retain, protection, security groups, pass-to-target)
     /// with a malformed value. TKE's code for these is not documented.
     pub const INVALID_ANNOTATION: &str = "InvalidAnnotationValue";

@@ -160,7 +160,23 @@ pub fn certificates(
             out.mark_missing(&hosts);
             continue;
         };
-        let Some(cert_id) = secret_value(secret, CERT_ID_KEY) else {
+        let uploaded = || view.uploaded_certs.ids.get(name).cloned();
+        let Some(cert_id) = secret_value(secret, CERT_ID_KEY).or_else(uploaded) else {
+            if super::uploaded_certs::wants_upload(secret) {
+                let why = view.uploaded_certs.failed.get(name);
+                problems.push(Problem::warning(
+                    codes::CERTIFICATE_NOT_UPLOADED,
+                    match why {
+                        Some(code) => format!(
+                            "{what}: uploading the certificate of Secret {name} failed ({code})"
+                        ),
+                        None => {
+                            format!("{what}: the certificate of Secret {name} is not uploaded yet")
+                        }
+                    },
+                ));
+                continue;
+            }
             problems.push(Problem::warning(
                 codes::TLS_SECRET_KEY_MISSING,
                 format!("{what}: Secret {name} has no key {CERT_ID_KEY}; {held}"),

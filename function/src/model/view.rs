@@ -25,6 +25,9 @@ pub struct ClusterView {
     /// TLS Secrets named in `spec.tls`, keyed by name; only the keys the model reads
     /// (`qcloud_cert_id`, `qcloud_ca_cert_id`) need to be kept.
     pub secrets: BTreeMap<String, Secret>,
+    /// Certificates this function uploaded for `kubernetes.io/tls` Secrets of `secrets`
+    /// (filled by the engine from the SSL API, not by the cluster read).
+    pub uploaded_certs: super::uploaded_certs::UploadedCerts,
     /// The TkeServiceConfig named by `ingress.cloud.tencent.com/tke-service-config`, as JSON.
     pub tke_service_config: Option<serde_json::Value>,
 }

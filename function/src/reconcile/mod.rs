@@ -23,6 +23,7 @@ mod release;
 mod report;
 mod shards;
 mod sweep;
+mod uploaded_certs;
 
 use std::sync::Arc;
 
@@ -136,7 +137,7 @@ impl Reconciler {
         deleted_uid: Option<&str>,
         deadline: Option<Instant>,
     ) -> Result<IngressOutcome, ReconcileError> {
-        let first = self.prepare(key).await?;
+        let first = self.prepare(key, false).await?;
         let reads = first.reads();
         // The name came back with another UID: the deleted one is gone for good, and its
         // CLBs go now, beside the new Ingress's run.
@@ -156,6 +157,7 @@ impl Reconciler {
                     Some(uid) => Ok(self.release_uid(uid, deadline).await.outcome()),
                     None => self.release_orphans_outcome().await,
                 };
+                let outcome = self.collect_if_released(outcome).await;
                 self.cluster.forget_lease(&key.namespace, &key.name).await;
                 self.cluster
                     .delete_auto_config(&key.namespace, &key.name)
@@ -194,11 +196,17 @@ impl Reconciler {
         self.under_lease(key, deadline, total).await
     }
 
-    /// observe → desire → observe the cloud → plan, writing nothing.
-    async fn prepare(&self, key: &IngressKey) -> Result<Prepared, ReconcileError> {
-        let Some(view) = self.cluster.view(&key.namespace, &key.name).await? else {
+    /// observe → desire → observe the cloud → plan, writing nothing but, when `may_upload`
+    /// (under the Lease), the SSL uploads of `kubernetes.io/tls` Secrets the plan binds.
+    async fn prepare(
+        &self,
+        key: &IngressKey,
+        may_upload: bool,
+    ) -> Result<Prepared, ReconcileError> {
+        let Some(mut view) = self.cluster.view(&key.namespace, &key.name).await? else {
             return Ok(Prepared::Gone);
         };
+        self.resolve_uploads(&mut view, may_upload).await?;
         match self.desire_live(&view).await {
             Decision::Invalid(problems) => Ok(Prepared::Invalid {
                 view: Box::new(view),
@@ -218,8 +226,11 @@ impl Reconciler {
 
     /// One full run under the Lease: prepare again (fresh), apply, report.
     async fn locked_run(&self, key: &IngressKey) -> Result<IngressOutcome, ReconcileError> {
-        match self.prepare(key).await? {
-            Prepared::Gone => self.release_orphans_outcome().await,
+        match self.prepare(key, true).await? {
+            Prepared::Gone => {
+                let outcome = self.release_orphans_outcome().await;
+                self.collect_if_released(outcome).await
+            }
             Prepared::Ignored { view } => self.report_ignored(&view.ingress).await,
             Prepared::Invalid { view, problems } => {
                 Ok(self.report_invalid(&view.ingress, &problems).await)
@@ -228,6 +239,7 @@ impl Reconciler {
                 self.warn_all(&p.view.ingress, &p.problems).await;
                 match apply(&self.cloud, &p.plan, &p.cloud, &self.opts.apply).await {
                     Ok(applied) => {
+                        self.collect_after(&p).await;
                         let mut outcome = self.report(&p, &applied).await?;
                         if !applied.stopped && !p.unnamed.is_empty() {
                             self.report_unnamed(&p, &mut outcome).await;

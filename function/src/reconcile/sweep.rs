@@ -102,13 +102,17 @@ impl Reconciler {
             .snapshot(selected)
             .await
             .map_err(|e| format!("reading the cluster: {e}"))?;
+        let mut views: Vec<ClusterView> = selected.iter().map(|i| snapshot.view(i)).collect();
+        if let Some(ours) = self.sweep_certificates(&views).await {
+            views.iter_mut().for_each(|v| self.fill_uploads(v, &ours));
+        }
         let mut keys = Vec::new();
         let mut to_report = Vec::new();
-        for ingress in selected {
+        for (ingress, view) in selected.iter().zip(&views) {
             let Some(key) = key_of(ingress) else {
                 continue;
             };
-            match self.need_of(&snapshot.view(ingress), &fleet) {
+            match self.need_of(view, &fleet) {
                 Need::Run => keys.push((key, true)),
                 Need::Look => keys.push((key, false)),
                 Need::Nothing => {

@@ -467,6 +467,7 @@ async fn cold_starts(args: &Args) -> Result<ColdStart> {
             .env("TENCENTCLOUD_REGION", &c.region)
             .env("CLB_ENDPOINT", env.clb.url())
             .env("TAG_ENDPOINT", env.clb.url())
+            .env("SSL_ENDPOINT", env.clb.url())
             .env("WEBHOOK_TOKEN", "bench-token")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

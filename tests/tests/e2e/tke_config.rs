@@ -404,3 +404,251 @@ async fn the_auto_config_shows_the_clb_takes_user_edits_and_goes_with_the_ingres
     .await;
     let _ = std::fs::remove_file(path);
 }
+
+/// A fresh self-signed certificate and key for `host` (PEM files written by openssl in a
+/// directory of this test's own); the paths and the key's PEM body.
+fn key_pair(tag: &str, host: &str) -> (String, String, String) {
+    let dir = std::env::temp_dir().join(format!("clb-ingress-tls-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", &format!("/CN={host}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl failed");
+    let key_body = std::fs::read_to_string(&key)
+        .expect("key")
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .take(3)
+        .collect::<String>();
+    (
+        crt.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+        key_body,
+    )
+}
+
+/// `kubectl create secret tls` as YAML (client side), applied: creates or rotates it.
+async fn tls_secret(stack: &Stack, crt: &str, key: &str) {
+    let yaml = stack
+        .kubectl
+        .run(&[
+            "create",
+            "secret",
+            "tls",
+            "secure-tls",
+            "-n",
+            NS,
+            "--cert",
+            crt,
+            "--key",
+            key,
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ])
+        .await;
+    stack.kubectl.apply_yaml(&yaml).await;
+}
+
+const TLS_INGRESS: &str = r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: secure
+  namespace: shop
+spec:
+  tls:
+  - hosts: [secure.example.com]
+    secretName: secure-tls
+  rules:
+  - host: secure.example.com
+    http:
+      paths:
+      - path: /
+        pathType: ImplementationSpecific
+        backend:
+          service:
+            name: web
+            port:
+              number: 80
+"#;
+
+/// The certificate of secure.example.com/ on HTTPS:443, as the official SDK reads it.
+async fn sdk_bound_cert(stack: &Stack, lb_id: &str) -> Option<String> {
+    let listeners = sdk_listeners(stack, lb_id).await;
+    listeners["Listeners"]
+        .as_array()?
+        .iter()
+        .filter(|l| l["Port"] == 443)
+        .flat_map(|l| l["Rules"].as_array().into_iter().flatten())
+        .find(|r| r["Domain"] == "secure.example.com")?["Certificate"]["CertId"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The certificates in clb-sim's SSL service: (id, tags).
+fn ssl_certs(stack: &Stack) -> Vec<(String, Vec<(String, String)>)> {
+    stack.clb.state()["Certificates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let tags = c["Tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+                    (s("TagKey"), s("TagValue"))
+                })
+                .collect();
+            (
+                c["CertificateId"].as_str().unwrap_or_default().to_string(),
+                tags,
+            )
+        })
+        .collect()
+}
+
+/// The HTTPS rule's certificate id from clb-sim's state.
+fn bound_cert(lb: &Value) -> Option<String> {
+    lb["Listeners"]
+        .as_array()?
+        .iter()
+        .flat_map(|l| l["Rules"].as_array().into_iter().flatten())
+        .find(|r| r["Domain"] == "secure.example.com")?["Certificate"]["CertId"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_tls_secret_is_uploaded_once_bound_rotated_and_deleted_when_unused() {
+    let stack = Stack::start().await;
+    for sample in ["00-namespace.yaml", "01-nodes.yaml", "02-services.yaml"] {
+        stack.kubectl.apply_sample(sample).await;
+    }
+    let (crt, key, key_a) = key_pair("a", "secure.example.com");
+    tls_secret(&stack, &crt, &key).await;
+    stack.kubectl.apply_yaml(TLS_INGRESS).await;
+    let uid = stack.ingress_uid(NS, "secure");
+    let first = eventually("the HTTPS rule binds an uploaded certificate", || {
+        let lb = stack.lb_of(&uid).ok_or("no CLB")?;
+        bound_cert(&lb).ok_or_else(|| "no certificate bound".to_string())
+    })
+    .await;
+    stack.quiet(0).await;
+    let lb_id = stack.lb_of(&uid).expect("CLB")["LoadBalancerId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        sdk_bound_cert(&stack, &lb_id).await.as_deref(),
+        Some(first.as_str())
+    );
+    let certs = ssl_certs(&stack);
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    assert_eq!(certs[0].0, first);
+    let secret_uid = stack
+        .kube
+        .get_object("v1", "Secret", Some(NS), "secure-tls")
+        .expect("Secret")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    for want in [
+        ("tke-clusterId".to_string(), CLUSTER_ID.to_string()),
+        ("clb-ingress-secret-uid".to_string(), secret_uid),
+    ] {
+        assert!(certs[0].1.contains(&want), "{want:?} in {:?}", certs[0].1);
+    }
+    assert_eq!(stack.clb.call_count("UploadCertificate"), 1);
+
+    // Steady state: a sweep writes nothing and uploads nothing.
+    let writes = stack.cloud_writes().len();
+    stack.fire_timer().await;
+    stack.quiet(0).await;
+    assert_eq!(
+        stack.cloud_writes().len(),
+        writes,
+        "{:?}",
+        writes_since(&stack, writes)
+    );
+
+    // Rotation: a new upload, bound, and the old certificate deleted once unbound.
+    let (crt_b, key_b_path, key_b) = key_pair("b", "secure.example.com");
+    tls_secret(&stack, &crt_b, &key_b_path).await;
+    let second = eventually(
+        "the rotated certificate is bound and the old one gone",
+        || {
+            let lb = stack.lb_of(&uid).ok_or("no CLB")?;
+            let bound = bound_cert(&lb).ok_or("no certificate")?;
+            let ids: Vec<String> = ssl_certs(&stack).into_iter().map(|c| c.0).collect();
+            if bound != first && ids == vec![bound.clone()] {
+                Ok(bound)
+            } else {
+                Err(format!("bound {bound}, certificates {ids:?}"))
+            }
+        },
+    )
+    .await;
+    stack.quiet(0).await;
+    assert_eq!(
+        sdk_bound_cert(&stack, &lb_id).await.as_deref(),
+        Some(second.as_str())
+    );
+    assert_eq!(stack.clb.call_count("UploadCertificate"), 2);
+    assert_eq!(stack.clb.call_count("DeleteCertificate"), 1);
+    let writes = stack.cloud_writes().len();
+    stack.fire_timer().await;
+    stack.quiet(0).await;
+    assert_eq!(
+        stack.cloud_writes().len(),
+        writes,
+        "{:?}",
+        writes_since(&stack, writes)
+    );
+
+    // The Ingress goes: its CLB and our certificate go.
+    stack
+        .kubectl
+        .run(&["delete", "ingress", "secure", "-n", NS])
+        .await;
+    eventually("the CLB and the uploaded certificate are gone", || {
+        let ids: Vec<String> = ssl_certs(&stack).into_iter().map(|c| c.0).collect();
+        match (stack.lb_of(&uid), ids.is_empty()) {
+            (None, true) => Ok(()),
+            (lb, _) => Err(format!("CLB {}, certificates {ids:?}", lb.is_some())),
+        }
+    })
+    .await;
+    assert_eq!(stack.clb.call_count("DeleteCertificate"), 2);
+    // No private key reached the cloud's call log (the emulator redacts it on arrival) or
+    // an Event.
+    let calls = serde_json::to_string(
+        &stack
+            .clb
+            .calls()
+            .iter()
+            .map(|c| &c.params)
+            .collect::<Vec<_>>(),
+    )
+    .expect("JSON");
+    let events = serde_json::to_string(&stack.kube.list_objects(
+        "events.k8s.io/v1",
+        "Event",
+        Some(NS),
+    ))
+    .expect("JSON");
+    for body in [&key_a, &key_b] {
+        assert!(!body.is_empty());
+        assert!(!calls.contains(body.as_str()) && !events.contains(body.as_str()));
+    }
+}
