@@ -138,13 +138,15 @@ mod tests {
         assert!(wants_upload(&tls));
         assert!(!wants_upload(&with_id));
         assert!(!wants_upload(&empty));
-        let mut view = ClusterView::default();
-        view.secrets = [
-            ("t".into(), tls),
-            ("i".into(), with_id),
-            ("e".into(), empty),
-        ]
-        .into();
+        let view = ClusterView {
+            secrets: [
+                ("t".into(), tls),
+                ("i".into(), with_id),
+                ("e".into(), empty),
+            ]
+            .into(),
+            ..Default::default()
+        };
         let w = wanted(&view);
         assert_eq!(w.len(), 1);
         assert_eq!(
