@@ -27,6 +27,7 @@ mod hold;
 mod lifecycle;
 mod redirects;
 mod room;
+mod targets;
 pub use attributes::auto_config_spec;
 pub use lifecycle::plan_skip;
 pub use redirects::{CloudRedirect, RedirectPair};
@@ -674,13 +675,7 @@ fn add_new_rules(
             key: k.clone(),
             location_id: None,
         };
-        for (target, weight) in &r.targets {
-            ph.register.push(BatchTarget {
-                rule: rule.clone(),
-                target: target.clone(),
-                weight: *weight,
-            });
-        }
+        targets::diff(ph, &rule, &r.targets, &[]);
     }
 }
 
@@ -742,31 +737,7 @@ fn diff_listener(
             key: rk.clone(),
             location_id: Some(cr.location_id.clone()),
         };
-        let mut bound: BTreeMap<&TargetKey, u16> = BTreeMap::new();
-        for t in &cr.targets {
-            bound.entry(&t.key).or_insert(t.weight);
-        }
-        for (target, weight) in &dr.targets {
-            let entry = BatchTarget {
-                rule: rule.clone(),
-                target: target.clone(),
-                weight: *weight,
-            };
-            match bound.get(target) {
-                None => ph.register.push(entry),
-                Some(w) if w != weight => ph.weights.entry(rule.clone()).or_default().push(entry),
-                Some(_) => {}
-            }
-        }
-        for (target, weight) in bound {
-            if !dr.targets.contains_key(target) {
-                ph.deregister.push(BatchTarget {
-                    rule: rule.clone(),
-                    target: target.clone(),
-                    weight,
-                });
-            }
-        }
+        targets::diff(ph, &rule, &dr.targets, &cr.targets);
     }
     let new_default = default_server::diff(&mut ph.modify, &listener, default_server, cl);
     add_new_rules(ph, &listener, dl, to_create, sni, new_default);

@@ -3,7 +3,7 @@
 //! Every GET and LIST leaves `resourceVersion` unset, which the apiserver serves as a quorum
 //! read (kubernetes-triggers.md §3.1): we act on what we read, so a stale cache is not allowed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::try_join_all;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
@@ -15,6 +15,7 @@ use kube::Api;
 use serde::de::DeserializeOwned;
 
 use super::{status_code, ClusterClient, ClusterError};
+use crate::model::backends::traffic_is_local;
 use crate::model::refs::{ingress_refs, IngressRefs};
 use crate::model::ClusterView;
 
@@ -106,11 +107,22 @@ impl ClusterClient {
         let (ingress_class, services, endpoint_slices, nodes, secrets, tke_service_config) = futures::try_join!(
             self.read_ingress_class(&refs),
             self.read_services(ns, &refs),
-            self.read_endpoint_slices(ns, &refs),
+            self.read_endpoint_slices(ns, refs.needs_endpoint_slices, &refs.services),
             self.read_nodes(&refs),
             self.read_secrets(ns, &refs),
             self.read_tke_service_config(ns, &refs),
         )?;
+        // NodePort mode reads slices only for `externalTrafficPolicy: Local` Services, which
+        // are known once the Services are read.
+        let mut endpoint_slices = endpoint_slices;
+        if !refs.needs_endpoint_slices {
+            let local: BTreeSet<String> = services
+                .iter()
+                .filter(|(_, s)| traffic_is_local(s))
+                .map(|(n, _)| n.clone())
+                .collect();
+            endpoint_slices = self.read_endpoint_slices(ns, true, &local).await?;
+        }
         Ok(Some(ClusterView {
             ingress,
             ingress_class,
@@ -186,13 +198,14 @@ impl ClusterClient {
     async fn read_endpoint_slices(
         &self,
         ns: &str,
-        refs: &IngressRefs,
+        needed: bool,
+        services: &BTreeSet<String>,
     ) -> Result<BTreeMap<String, Vec<EndpointSlice>>, ClusterError> {
-        if !refs.needs_endpoint_slices {
+        if !needed {
             return Ok(BTreeMap::new());
         }
         let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
-        let found = try_join_all(refs.services.iter().map(|name| {
+        let found = try_join_all(services.iter().map(|name| {
             let slices = &slices;
             async move {
                 let selector = format!("{SERVICE_NAME_LABEL}={name}");

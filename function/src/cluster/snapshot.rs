@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 
 use super::read::{list_all, SERVICE_NAME_LABEL};
 use super::{ClusterClient, ClusterError};
-use crate::model::refs::ingress_refs;
+use crate::model::backends::traffic_is_local;
+use crate::model::refs::{ingress_refs, IngressRefs};
 use crate::model::ClusterView;
 
 /// What the sweep read of the cluster, to build views from.
@@ -76,12 +77,21 @@ impl ClusterClient {
                 refs.iter().any(|(_, r)| r.needs_nodes),
             )
             .await?;
+        // NodePort mode needs slices only for `externalTrafficPolicy: Local` Services.
+        let local_backend = |ingress: &Ingress, r: &IngressRefs| {
+            let (ns, _) = key_of(ingress);
+            r.needs_nodes
+                && r.services.iter().any(|s| {
+                    snap.services
+                        .get(&(ns.clone(), s.clone()))
+                        .is_some_and(traffic_is_local)
+                })
+        };
+        let need_slices = refs
+            .iter()
+            .any(|(i, r)| r.needs_endpoint_slices || local_backend(i, r));
         let slices: Vec<EndpointSlice> = self
-            .list_counted(
-                &mut snap.requests,
-                "list endpointslices",
-                refs.iter().any(|(_, r)| r.needs_endpoint_slices),
-            )
+            .list_counted(&mut snap.requests, "list endpointslices", need_slices)
             .await?;
         for slice in slices {
             let Some(service) = slice
@@ -166,17 +176,16 @@ impl Snapshot {
                     Some((s.clone(), found.clone()))
                 })
                 .collect(),
-            endpoint_slices: if refs.needs_endpoint_slices {
-                refs.services
-                    .iter()
-                    .filter_map(|s| {
-                        let found = self.slices.get(&(ns.clone(), s.clone()))?;
-                        Some((s.clone(), found.clone()))
-                    })
-                    .collect()
-            } else {
-                BTreeMap::new()
-            },
+            // Read only when some Ingress needs them (direct access or a Local Service); the
+            // model looks at them only in those two cases.
+            endpoint_slices: refs
+                .services
+                .iter()
+                .filter_map(|s| {
+                    let found = self.slices.get(&(ns.clone(), s.clone()))?;
+                    Some((s.clone(), found.clone()))
+                })
+                .collect(),
             nodes: if refs.needs_nodes {
                 self.nodes.clone()
             } else {

@@ -55,6 +55,8 @@ pub struct Annotations {
     /// `auto-rewrite`, `auto-rewrite-code`, `rewrite-support`, `rule-mix-both` and the
     /// `rewrite` entries of `http-rules` / `https-rules`.
     pub redirects: super::redirects::RedirectAnnotations,
+    /// `enable-grace-shutdown`, `enable-grace-shutdown-tkex` (direct access).
+    pub graceful: super::graceful::Graceful,
 }
 
 impl Annotations {
@@ -307,6 +309,9 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Annotations, Vec<Proble
     }
     let (lifecycle, more) = super::lifecycle::parse(annotations);
     out.lifecycle = lifecycle;
+    problems.extend(more);
+    let (graceful, more) = super::graceful::parse(annotations);
+    out.graceful = graceful;
     problems.extend(more);
     for key in UNSUPPORTED.iter().chain(&super::lifecycle::UNSUPPORTED) {
         if annotations.contains_key(*key) {

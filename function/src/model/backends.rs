@@ -1,6 +1,7 @@
 //! Ingress backend → CLB targets. NodePort mode: every eligible node's CVM instance with the
-//! Service's nodePort. Direct mode (`direct-access`): every ready endpoint's IP (an ENI IP
-//! under VPC-CNI) with the endpoint port.
+//! Service's nodePort (with `externalTrafficPolicy: Local`, only Nodes that run an endpoint).
+//! Direct mode (`direct-access`): every endpoint's IP (an ENI IP under VPC-CNI) with the
+//! endpoint port. Each target carries the weight [`super::graceful`] gives it.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +9,9 @@ use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::IngressServiceBackend;
 
-use super::lb::{Backend, TargetKey, DEFAULT_WEIGHT};
+use super::graceful::{self, Graceful, TargetWeight};
+use super::lb::{Backend, TargetKey};
 use super::problem::{codes, Problem};
-use super::refs::node_backend_instance;
 use super::view::ClusterView;
 
 /// The Service port an Ingress backend names, by number or by name.
@@ -30,11 +31,13 @@ fn port_u16(p: i32) -> Option<u16> {
 
 /// The targets of one Service backend (target → weight), or the problem that prevents them.
 /// An empty map is not an error: the rule stays and answers 503 until targets appear.
+/// `graceful` is the Ingress's grace-shutdown switches (direct access only).
 pub fn service_targets(
     view: &ClusterView,
     backend: &IngressServiceBackend,
     direct: bool,
-) -> Result<BTreeMap<TargetKey, u16>, Problem> {
+    graceful: Graceful,
+) -> Result<BTreeMap<TargetKey, TargetWeight>, Problem> {
     let name = &backend.name;
     let svc = view.services.get(name).ok_or_else(|| {
         Problem::warning(
@@ -60,12 +63,11 @@ pub fn service_targets(
                 format!("Service {name} is ExternalName; direct access needs endpoints"),
             ));
         }
-        let slices = view
-            .endpoint_slices
-            .get(name)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        return Ok(endpoint_targets(slices, port.name.as_deref()));
+        return Ok(endpoint_targets(
+            slices_of(view, name),
+            port.name.as_deref(),
+            graceful,
+        ));
     }
     if svc_type != "NodePort" && svc_type != "LoadBalancer" {
         return Err(Problem::warning(
@@ -79,20 +81,62 @@ pub fn service_targets(
             format!("Service {name} port {} has no nodePort", port.port),
         )
     })?;
+    let endpoint_nodes =
+        traffic_is_local(svc).then(|| endpoint_node_weights(slices_of(view, name)));
     Ok(view
         .nodes
         .iter()
-        .filter_map(node_backend_instance)
-        .map(|id| {
-            (
+        .filter_map(|node| {
+            let (id, node_weight) = graceful::node_target(node)?;
+            let weight = match &endpoint_nodes {
+                None => node_weight,
+                Some(on_nodes) => node_weight.max(*on_nodes.get(node.metadata.name.as_deref()?)?),
+            };
+            Some((
                 TargetKey {
                     backend: Backend::Instance(id),
                     port: node_port,
                 },
-                DEFAULT_WEIGHT,
-            )
+                weight,
+            ))
         })
         .collect())
+}
+
+/// `spec.externalTrafficPolicy` value that keeps traffic on the Node it arrives at (core/v1).
+pub const EXTERNAL_TRAFFIC_POLICY_LOCAL: &str = "Local";
+
+/// `externalTrafficPolicy: Local`: in NodePort mode only Nodes that run an endpoint are
+/// targets, so the cluster side must read the Service's EndpointSlices too.
+pub fn traffic_is_local(svc: &Service) -> bool {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.external_traffic_policy.as_deref())
+        == Some(EXTERNAL_TRAFFIC_POLICY_LOCAL)
+}
+
+fn slices_of<'a>(view: &'a ClusterView, service: &str) -> &'a [EndpointSlice] {
+    view.endpoint_slices
+        .get(service)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// Per Node name, how its endpoints make it a target under `externalTrafficPolicy: Local`:
+/// a ready endpoint serves; only terminating or not-ready ones drain (the Node keeps its
+/// target at weight 0 until they are gone). Nodes without endpoints are absent.
+fn endpoint_node_weights(slices: &[EndpointSlice]) -> BTreeMap<&str, TargetWeight> {
+    let mut out: BTreeMap<&str, TargetWeight> = BTreeMap::new();
+    for ep in slices.iter().flat_map(|s| s.endpoints.iter().flatten()) {
+        let Some(node) = ep.node_name.as_deref() else {
+            continue;
+        };
+        let weight = graceful::endpoint_weight(ep.conditions.as_ref(), Graceful::default())
+            .unwrap_or(TargetWeight::Drain);
+        let slot = out.entry(node).or_insert(weight);
+        *slot = (*slot).min(weight);
+    }
+    out
 }
 
 fn describe_port(backend: &IngressServiceBackend) -> String {
@@ -106,9 +150,13 @@ fn describe_port(backend: &IngressServiceBackend) -> String {
     }
 }
 
-/// Ready endpoints of the slices, on the slice port whose name matches the Service port's
-/// (unnamed matches unnamed). A missing `ready` condition counts as ready (EndpointSlice API).
-fn endpoint_targets(slices: &[EndpointSlice], port_name: Option<&str>) -> BTreeMap<TargetKey, u16> {
+/// Endpoints of the slices, on the slice port whose name matches the Service port's (unnamed
+/// matches unnamed), weighted by their conditions.
+fn endpoint_targets(
+    slices: &[EndpointSlice],
+    port_name: Option<&str>,
+    graceful: Graceful,
+) -> BTreeMap<TargetKey, TargetWeight> {
     let mut out = BTreeMap::new();
     for slice in slices {
         if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
@@ -127,18 +175,18 @@ fn endpoint_targets(slices: &[EndpointSlice], port_name: Option<&str>) -> BTreeM
             .and_then(port_u16);
         let Some(port) = port else { continue };
         for ep in slice.endpoints.iter().flatten() {
-            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-            if !ready {
+            let Some(weight) = graceful::endpoint_weight(ep.conditions.as_ref(), graceful) else {
                 continue;
-            }
+            };
             for addr in &ep.addresses {
-                out.insert(
-                    TargetKey {
+                // The same IP twice (a Pod replaced in place): serving wins.
+                let slot = out
+                    .entry(TargetKey {
                         backend: Backend::EniIp(addr.clone()),
                         port,
-                    },
-                    DEFAULT_WEIGHT,
-                );
+                    })
+                    .or_insert(weight);
+                *slot = (*slot).min(weight);
             }
         }
     }

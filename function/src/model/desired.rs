@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::annotations::{self, Annotations};
 use super::backends::service_targets;
 use super::class::{self, ClassVerdict};
+use super::graceful::{Graceful, TargetWeight};
 use super::lb::{Certificate, Domain, LbType, ListenerKey, Protocol, RuleKey, TargetKey};
 use super::lifecycle::{self, Lifecycle};
 use super::ownership;
@@ -157,12 +158,12 @@ pub struct DesiredListener {
     pub default_server: Option<Domain>,
 }
 
-/// One domain+URL rule and its targets (target → weight).
+/// One domain+URL rule and its targets (target → what its weight should be).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct DesiredRule {
     /// The certificate of this rule's domain, on SNI listeners.
     pub certificate: Option<Certificate>,
-    pub targets: BTreeMap<TargetKey, u16>,
+    pub targets: BTreeMap<TargetKey, TargetWeight>,
 }
 
 /// Longest `LoadBalancerName` [SDK: 1-80 characters].
@@ -275,6 +276,7 @@ struct RuleBuilder<'a> {
     view: &'a ClusterView,
     tls: &'a TlsCerts,
     direct: bool,
+    graceful: Graceful,
     rules: BTreeMap<ListenerKey, BTreeMap<RuleKey, DesiredRule>>,
     held: BTreeMap<ListenerKey, BTreeSet<RuleKey>>,
     problems: Vec<Problem>,
@@ -335,9 +337,9 @@ impl RuleBuilder<'_> {
             );
             return;
         };
-        match service_targets(self.view, service, self.direct) {
+        match service_targets(self.view, service, self.direct, self.graceful) {
             Ok(targets) => {
-                if targets.is_empty() {
+                if !targets.values().any(|w| w.serves()) {
                     self.problems.push(
                         Problem::warning(
                             codes::NO_TARGETS,
@@ -439,6 +441,7 @@ pub fn desire_within(
         view,
         tls: &tls,
         direct: ann.direct_access,
+        graceful: ann.graceful,
         rules: BTreeMap::new(),
         held: BTreeMap::new(),
         problems,

@@ -44,15 +44,15 @@ pub const FLAG_DELETE_PROTECT: &str = "DeleteProtect";
 /// Reference annotations not implemented here: reported as `UnsupportedAnnotation` by
 /// [`super::annotations::parse`].
 /// `modification-protection` has no known CLB field (tke-annotations.md §4: "TKE mapping
-/// unknown"); `cross-region-id` needs calls in another region and CCN; the weight and
-/// graceful-shutdown ones change targets in ways this reconciler does not model yet.
-pub const UNSUPPORTED: [&str; 7] = [
+/// unknown"); `cross-region-id` needs calls in another region and CCN; `lb-rs-weight`'s format
+/// is UNCONFIRMED and keyed by StatefulSet Pod indexes this reconciler does not read;
+/// `enable-grace-deletion`'s meaning is UNCONFIRMED (the graceful-shutdown switches are in
+/// [`super::graceful`]).
+pub const UNSUPPORTED: [&str; 5] = [
     "ingress.cloud.tencent.com/modification-protection",
     "ingress.cloud.tencent.com/cross-region-id",
     "ingress.cloud.tencent.com/lb-rs-weight",
     "ingress.cloud.tencent.com/mix-target-prefer",
-    "ingress.cloud.tencent.com/enable-grace-shutdown",
-    "ingress.cloud.tencent.com/enable-grace-shutdown-tkex",
     "ingress.cloud.tencent.com/enable-grace-deletion",
 ];
 

@@ -159,9 +159,10 @@ pub fn fit(listeners: &mut BTreeMap<ListenerKey, DesiredListener>, quota: &Quota
 mod tests {
     use super::*;
     use crate::model::desired::DesiredRule;
-    use crate::model::lb::{Backend, Domain, Protocol, RuleKey, TargetKey, DEFAULT_WEIGHT};
+    use crate::model::graceful::TargetWeight;
+    use crate::model::lb::{Backend, Domain, Protocol, RuleKey, TargetKey};
 
-    fn targets(n: usize) -> BTreeMap<TargetKey, u16> {
+    fn targets(n: usize) -> BTreeMap<TargetKey, TargetWeight> {
         (0..n)
             .map(|i| {
                 (
@@ -169,7 +170,7 @@ mod tests {
                         backend: Backend::Instance(format!("ins-{i:05}")),
                         port: 30080,
                     },
-                    DEFAULT_WEIGHT,
+                    TargetWeight::Serve,
                 )
             })
             .collect()

@@ -7,6 +7,7 @@ pub mod cert_annotation;
 pub mod class;
 pub mod create_params;
 pub mod desired;
+pub mod graceful;
 pub mod lb;
 pub mod lifecycle;
 pub mod limits;

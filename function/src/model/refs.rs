@@ -187,32 +187,14 @@ pub fn node_is_ready(node: &Node) -> bool {
         .any(|condition| condition.type_ == "Ready" && condition.status == "True")
 }
 
-/// The Node carries `node.kubernetes.io/exclude-from-external-load-balancers` (any value)
-/// or the autoscaler's about-to-delete taint.
+/// The Node carries `node.kubernetes.io/exclude-from-external-load-balancers` (any value): it
+/// is no target at all. (The autoscaler's about-to-delete taint drains instead, see
+/// [`super::graceful::node_is_draining`].)
 pub fn node_is_excluded(node: &Node) -> bool {
-    let labelled = node
-        .metadata
+    node.metadata
         .labels
         .as_ref()
-        .is_some_and(|labels| labels.contains_key(LABEL_EXCLUDE_FROM_LB));
-    let tainted = node
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.taints.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|taint| taint.key == TAINT_TO_BE_DELETED);
-    labelled || tainted
-}
-
-/// The CVM instance to register for this Node in NodePort mode, when it should be registered:
-/// ready, not excluded, and backed by a CVM (super/virtual nodes have none).
-pub fn node_backend_instance(node: &Node) -> Option<String> {
-    if node_is_ready(node) && !node_is_excluded(node) {
-        node_instance_id(node)
-    } else {
-        None
-    }
+        .is_some_and(|labels| labels.contains_key(LABEL_EXCLUDE_FROM_LB))
 }
 
 #[cfg(test)]
@@ -428,34 +410,15 @@ mod tests {
     }
 
     #[test]
-    fn backend_instance_needs_ready_true_and_no_exclusion() {
-        assert_eq!(
-            node_backend_instance(&ready_node(serde_json::json!({}), "True")).as_deref(),
-            Some("ins-abc123")
-        );
-        assert_eq!(
-            node_backend_instance(&ready_node(serde_json::json!({}), "Unknown")),
-            None
-        );
-        assert_eq!(
-            node_backend_instance(&ready_node(
-                serde_json::json!({"node.kubernetes.io/exclude-from-external-load-balancers": ""}),
-                "True"
-            )),
-            None
-        );
+    fn a_node_without_status_is_not_ready_and_only_the_label_excludes() {
         let no_status = node(serde_json::json!({
             "metadata": {"name": "n"}, "spec": {"providerID": "qcloud:///1/ins-abc123"}
         }));
         assert!(!node_is_ready(&no_status));
-    }
-
-    #[test]
-    fn autoscaler_deletion_taint_excludes_the_node() {
-        let n = node(serde_json::json!({
-            "metadata": {"name": "n"},
-            "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler", "effect": "NoSchedule"}]}
-        }));
-        assert!(node_is_excluded(&n));
+        assert!(!node_is_excluded(&no_status));
+        assert!(node_is_excluded(&ready_node(
+            serde_json::json!({"node.kubernetes.io/exclude-from-external-load-balancers": ""}),
+            "True"
+        )));
     }
 }

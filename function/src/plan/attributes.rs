@@ -247,7 +247,7 @@ mod tests {
                     backend: Backend::Instance("ins-1".into()),
                     port: 30080,
                 },
-                10,
+                crate::model::graceful::TargetWeight::Serve,
             )]
             .into(),
         }

@@ -4,12 +4,14 @@ use proptest::prelude::*;
 
 use super::sim::{apply_to_view, SIM_VIP};
 use super::*;
+use crate::model::graceful::TargetWeight;
 use crate::model::lb::{Backend, LbType, DEFAULT_WEIGHT};
 use crate::model::ownership::{
     adoption_tags, tags_for_new_lb, IngressFact, OUR_LISTENER_NAME, TAG_CREATED_BY,
 };
 
 mod depends;
+mod graceful;
 mod hold;
 mod lifecycle;
 mod redirects;
@@ -54,10 +56,14 @@ fn ins(id: &str, port: u16) -> TargetKey {
     }
 }
 
+/// A rule whose targets' weights the Ingress asks for (asserted on every run).
 fn rule(targets: &[(TargetKey, u16)]) -> DesiredRule {
     DesiredRule {
         certificate: None,
-        targets: targets.iter().cloned().collect(),
+        targets: targets
+            .iter()
+            .map(|(k, w)| (k.clone(), TargetWeight::Fixed(*w)))
+            .collect(),
     }
 }
 
@@ -161,9 +167,12 @@ fn golden_backend_moved_registers_before_deregistering() {
         .rules
         .get_mut(&key(Some("a.com"), "/api"))
         .unwrap();
-    r.targets = [(ins("ins-2", 30080), 50), (ins("ins-3", 30080), 10)]
-        .into_iter()
-        .collect();
+    r.targets = [
+        (ins("ins-2", 30080), TargetWeight::Fixed(50)),
+        (ins("ins-3", 30080), TargetWeight::Fixed(10)),
+    ]
+    .into_iter()
+    .collect();
     let p = converge(&d, &mut view);
     check_golden("backend_moved", &p.to_string());
     assert!(plan(&d, &view).unwrap().is_empty());
@@ -477,8 +486,16 @@ fn arb_cert() -> impl Strategy<Value = Certificate> {
         .prop_map(|(i, ca)| Certificate::new(CERTS[i].into(), ca))
 }
 
-fn arb_targets() -> impl Strategy<Value = BTreeMap<TargetKey, u16>> {
-    proptest::collection::btree_map(arb_target(), arb_weight(), 0..5)
+fn arb_target_weight() -> impl Strategy<Value = TargetWeight> {
+    prop_oneof![
+        Just(TargetWeight::Serve),
+        Just(TargetWeight::Drain),
+        arb_weight().prop_map(TargetWeight::Fixed),
+    ]
+}
+
+fn arb_targets() -> impl Strategy<Value = BTreeMap<TargetKey, TargetWeight>> {
+    proptest::collection::btree_map(arb_target(), arb_target_weight(), 0..5)
 }
 
 fn arb_desired_listener(https: bool) -> impl Strategy<Value = DesiredListener> {
@@ -574,7 +591,7 @@ fn arb_cloud_rule() -> impl Strategy<Value = (String, String, Option<Certificate
         (0..4usize).prop_map(|i| DOMAINS[i].to_string()),
         (0..3usize).prop_map(|i| URLS[i].to_string()),
         proptest::option::of(arb_cert()),
-        arb_targets().prop_map(|m| {
+        proptest::collection::btree_map(arb_target(), arb_weight(), 0..5).prop_map(|m| {
             m.into_iter()
                 .map(|(key, weight)| CloudTarget { key, weight })
                 .collect()
@@ -756,7 +773,17 @@ fn conforms(d: &Desired, view: &CloudView) -> Result<(), String> {
                 .iter()
                 .map(|t| (t.key.clone(), t.weight))
                 .collect();
-            if targets != dr.targets || targets.len() != cr.targets.len() {
+            let settled = targets.len() == cr.targets.len()
+                && targets.iter().all(|(t, w)| {
+                    dr.targets
+                        .get(t)
+                        .is_some_and(|want| want.weight_change(*w).is_none())
+                })
+                && dr
+                    .targets
+                    .iter()
+                    .all(|(t, want)| targets.contains_key(t) || want.register_weight().is_none());
+            if !settled {
                 return Err(format!("{k} {rk}: targets {targets:?} != {:?}", dr.targets));
             }
             if sni && cr.certificate != rule_certificate(k, dl, dr, true) {

@@ -312,7 +312,12 @@ fn served(lb: &LoadBalancer) -> Option<Served> {
             .map(|r| {
                 (
                     (r.domain().to_string(), r.url.clone()),
-                    r.targets.iter().map(|t| t.key()).collect(),
+                    // A target at weight 0 (a drained Node) is bound but serves nothing.
+                    r.targets
+                        .iter()
+                        .filter(|t| t.weight > 0)
+                        .map(|t| t.key())
+                        .collect(),
                 )
             })
             .collect(),

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::model::lb::{Backend, Protocol, SslMode, DEFAULT_WEIGHT};
+use crate::model::lb::{Backend, Protocol, SslMode};
 use crate::model::ownership::{TAG_CLUSTER_ID, TAG_CREATED_BY, TAG_INGRESS_UID};
 
 const CLUSTER: &str = "cls-1";
@@ -106,19 +106,25 @@ pub(crate) fn manage(view: &ClusterView) -> Desired {
     }
 }
 
-fn node_targets(port: u16) -> BTreeMap<TargetKey, u16> {
-    ["ins-aaa", "ins-bbb"]
-        .into_iter()
-        .map(|i| {
-            (
-                TargetKey {
-                    backend: Backend::Instance(i.into()),
-                    port,
-                },
-                DEFAULT_WEIGHT,
-            )
-        })
-        .collect()
+/// The two Ready nodes serve; the NotReady one drains (weight 0 while bound, never
+/// registered); the excluded one is no target.
+fn node_targets(port: u16) -> BTreeMap<TargetKey, TargetWeight> {
+    [
+        ("ins-aaa", TargetWeight::Serve),
+        ("ins-bbb", TargetWeight::Serve),
+        ("ins-ccc", TargetWeight::Drain),
+    ]
+    .into_iter()
+    .map(|(i, w)| {
+        (
+            TargetKey {
+                backend: Backend::Instance(i.into()),
+                port,
+            },
+            w,
+        )
+    })
+    .collect()
 }
 
 fn rk(domain: Option<&str>, url: &str) -> RuleKey {
@@ -133,7 +139,7 @@ fn codes_of(d: &Desired) -> Vec<&'static str> {
 }
 
 #[test]
-fn http_rules_use_ready_not_excluded_nodes_with_nodeport() {
+fn http_rules_use_ready_nodes_drain_not_ready_ones_and_skip_excluded_ones() {
     let d = manage(&base_view(ingress(
         json!({}),
         json!({"rules": [{"host": "a.com", "http": {"paths": [path("/api", "Prefix", "web", json!({"number": 80}))]}}]}),
@@ -302,7 +308,7 @@ fn service_without_ready_targets_keeps_its_rule_and_warns() {
 }
 
 #[test]
-fn direct_access_binds_ready_endpoint_ips_on_the_named_endpoint_port() {
+fn direct_access_binds_endpoint_ips_on_the_named_endpoint_port_and_drains_not_ready_ones() {
     let mut view = base_view(ingress(
         json!({"ingress.cloud.tencent.com/direct-access": "true"}),
         json!({"rules": [{"host": "a.com", "http": {"paths": [
@@ -340,12 +346,17 @@ fn direct_access_binds_ready_endpoint_ips_on_the_named_endpoint_port() {
     };
     assert_eq!(
         rules[&rk(Some("a.com"), "/")].targets,
-        [(eni("10.1.0.1", 8080), 10), (eni("10.1.0.3", 8080), 10)].into()
+        [
+            (eni("10.1.0.1", 8080), TargetWeight::Serve),
+            (eni("10.1.0.2", 8080), TargetWeight::Drain),
+            (eni("10.1.0.3", 8080), TargetWeight::Serve)
+        ]
+        .into()
     );
     // ClusterIP is fine in direct mode.
     assert_eq!(
         rules[&rk(Some("a.com"), "=/in")].targets,
-        [(eni("10.1.0.9", 9000), 10)].into()
+        [(eni("10.1.0.9", 9000), TargetWeight::Serve)].into()
     );
     assert!(d.problems.is_empty(), "{:?}", d.problems);
 }
@@ -842,4 +853,83 @@ fn a_missing_tls_secret_holds_the_rules_it_would_certify_and_a_present_one_does_
     let d = manage(&view);
     assert!(d.listeners.is_empty());
     assert_eq!(d.held[&ListenerKey::HTTPS_443].len(), 2);
+}
+
+/// The view of an Ingress routing a.com/ to Service `web`, whose one EndpointSlice (port
+/// "http" 8080) has these endpoints.
+fn web_root_view(annotations: serde_json::Value, endpoints: serde_json::Value) -> ClusterView {
+    let mut view = base_view(ingress(
+        annotations,
+        json!({"rules": [{"host": "a.com", "http": {"paths": [
+            path("/", "Prefix", "web", json!({"number": 80})),
+        ]}}]}),
+    ));
+    view.endpoint_slices.insert(
+        "web".into(),
+        vec![from(json!({
+            "metadata": {"name": "web-abc"},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080}],
+            "endpoints": endpoints,
+        }))],
+    );
+    view
+}
+
+fn root_targets(d: &Desired) -> &BTreeMap<TargetKey, TargetWeight> {
+    &d.listeners[&ListenerKey::HTTP_80].rules[&rk(Some("a.com"), "/")].targets
+}
+
+#[test]
+fn external_traffic_policy_local_registers_only_nodes_running_a_ready_endpoint() {
+    let mut view = web_root_view(
+        json!({}),
+        json!([
+            {"addresses": ["10.1.0.1"], "nodeName": "n1", "conditions": {"ready": true}},
+            {"addresses": ["10.1.0.2"], "nodeName": "n2",
+             "conditions": {"ready": false, "terminating": true}},
+            {"addresses": ["10.1.0.3"], "nodeName": "n3", "conditions": {"ready": true}},
+        ]),
+    );
+    let web = view.services.get_mut("web").unwrap();
+    web.spec.as_mut().unwrap().external_traffic_policy = Some("Local".into());
+    let d = manage(&view);
+    let ins = |i: &str| TargetKey {
+        backend: Backend::Instance(i.into()),
+        port: 30080,
+    };
+    // n1 serves; n2 only has a terminating endpoint and drains; n3 runs a ready endpoint but is
+    // NotReady itself and drains; n4 is excluded; nodes without endpoints are no targets.
+    assert_eq!(
+        *root_targets(&d),
+        BTreeMap::from([
+            (ins("ins-aaa"), TargetWeight::Serve),
+            (ins("ins-bbb"), TargetWeight::Drain),
+            (ins("ins-ccc"), TargetWeight::Drain),
+        ])
+    );
+    // Without endpoints on any node, the rule has no serving target and says so.
+    view.endpoint_slices.clear();
+    let d = manage(&view);
+    assert!(root_targets(&d).is_empty());
+    assert_eq!(codes_of(&d), vec!["NoReadyTargets"]);
+}
+
+#[test]
+fn grace_shutdown_off_drops_terminating_and_not_ready_endpoints_at_once() {
+    let view = web_root_view(
+        json!({
+            "ingress.cloud.tencent.com/direct-access": "true",
+            "ingress.cloud.tencent.com/enable-grace-shutdown": "false",
+            "ingress.cloud.tencent.com/enable-grace-shutdown-tkex": "false",
+        }),
+        json!([
+            {"addresses": ["10.1.0.1"], "conditions": {"ready": true}},
+            {"addresses": ["10.1.0.2"], "conditions": {"ready": false, "terminating": true}},
+            {"addresses": ["10.1.0.3"], "conditions": {"ready": false}},
+        ]),
+    );
+    let d = manage(&view);
+    assert_eq!(root_targets(&d).len(), 1);
+    assert!(d.problems.is_empty(), "{:?}", d.problems);
 }

@@ -63,9 +63,12 @@ fn rollout_with_a_new_host() -> (Desired, CloudView, Plan) {
     l.rules
         .get_mut(&key(Some("a.com"), "/api"))
         .unwrap()
-        .targets = [(ins("ins-2", 30080), 10), (ins("ins-3", 30080), 10)]
-        .into_iter()
-        .collect();
+        .targets = [
+        (ins("ins-2", 30080), TargetWeight::Fixed(10)),
+        (ins("ins-3", 30080), TargetWeight::Fixed(10)),
+    ]
+    .into_iter()
+    .collect();
     l.rules
         .insert(key(Some("b.com"), "/"), rule(&[(ins("ins-9", 30090), 10)]));
     let p = plan(&d, &view).unwrap();
@@ -209,7 +212,9 @@ fn targets_leave_a_rule_only_after_its_new_targets_are_in() {
         .rules
         .get_mut(&key(Some("a.com"), "/api"))
         .unwrap()
-        .targets = [(ins("ins-3", 30080), 10)].into_iter().collect();
+        .targets = [(ins("ins-3", 30080), TargetWeight::Fixed(10))]
+        .into_iter()
+        .collect();
     let p = plan(&d, &view).unwrap();
     let register = index_of(&p, |a| matches!(a, Action::RegisterTargets { .. }));
     let ran = run_failing(&p, &mut view, &[register]).unwrap();

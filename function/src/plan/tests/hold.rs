@@ -41,7 +41,9 @@ fn a_rule_whose_service_is_missing_keeps_its_rule_and_targets_while_the_others_m
         .rules
         .get_mut(&key(None, "/"))
         .unwrap()
-        .targets = [(ins("ins-5", 30081), 10)].into_iter().collect();
+        .targets = [(ins("ins-5", 30081), TargetWeight::Fixed(10))]
+        .into_iter()
+        .collect();
     let p = converge(&d, &mut view);
     assert!(deletes(&p).iter().all(|a| !a.contains("a.com")), "{p}");
     let lb = view.load_balancer.as_ref().unwrap();
