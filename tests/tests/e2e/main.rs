@@ -8,6 +8,7 @@ mod support;
 
 mod audit;
 mod faults;
+mod graceful;
 mod hold;
 mod lifecycle;
 mod ownership;
