@@ -43,8 +43,9 @@ pub const FLAG_DELETE_PROTECT: &str = "DeleteProtect";
 
 /// Reference annotations not implemented here: reported as `UnsupportedAnnotation` by
 /// [`super::annotations::parse`].
-/// `modification-protection` has no known CLB field (tke-annotations.md §4: "TKE mapping
-/// unknown"); `cross-region-id` needs calls in another region and CCN; `lb-rs-weight`'s format
+/// `modification-protection`: the CLB API only reads operation protection
+/// (`DescribeLBOperateProtect`), no call sets it (tke-annotations.md §4: "TKE mapping
+/// unknown"); `mix-target-prefer`'s meaning is only third-party documented; `cross-region-id` needs calls in another region and CCN; `lb-rs-weight`'s format
 /// is UNCONFIRMED and keyed by StatefulSet Pod indexes this reconciler does not read;
 /// `enable-grace-deletion`'s meaning is UNCONFIRMED (the graceful-shutdown switches are in
 /// [`super::graceful`]).
