@@ -163,18 +163,20 @@ pub fn certificates(
         let uploaded = || view.uploaded_certs.ids.get(name).cloned();
         let Some(cert_id) = secret_value(secret, CERT_ID_KEY).or_else(uploaded) else {
             if super::uploaded_certs::wants_upload(secret) {
-                let why = view.uploaded_certs.failed.get(name);
-                problems.push(Problem::warning(
-                    codes::CERTIFICATE_NOT_UPLOADED,
-                    match why {
-                        Some(code) => format!(
-                            "{what}: uploading the certificate of Secret {name} failed ({code})"
-                        ),
-                        None => {
-                            format!("{what}: the certificate of Secret {name} is not uploaded yet")
-                        }
-                    },
-                ));
+                // A failed upload (a broken certificate rotated in) holds what the CLB
+                // serves, as a missing Secret does. Not uploaded yet (the look before the
+                // Lease) holds nothing: the plan must stay non-empty so the run takes the
+                // Lease and uploads.
+                let message = match view.uploaded_certs.failed.get(name) {
+                    Some(code) => {
+                        out.mark_missing(&hosts);
+                        format!(
+                            "{what}: uploading the certificate of Secret {name} failed ({code}); {held}"
+                        )
+                    }
+                    None => format!("{what}: the certificate of Secret {name} is not uploaded yet"),
+                };
+                problems.push(Problem::warning(codes::CERTIFICATE_NOT_UPLOADED, message));
                 continue;
             }
             problems.push(Problem::warning(

@@ -855,6 +855,41 @@ fn a_missing_tls_secret_holds_the_rules_it_would_certify_and_a_present_one_does_
     assert_eq!(d.held[&ListenerKey::HTTPS_443].len(), 2);
 }
 
+#[test]
+fn a_failed_certificate_upload_holds_the_rules_it_would_certify_and_not_uploaded_yet_does_not() {
+    let mut view = base_view(ingress(
+        json!({}),
+        json!({"tls": [{"hosts": ["a.com"], "secretName": "tls-a"}], "rules": [
+            {"host": "a.com", "http": {"paths": [path("/", "ImplementationSpecific", "web", json!({"number": 80}))]}},
+        ]}),
+    ));
+    view.secrets = [(
+        "tls-a".to_string(),
+        from(
+            json!({"metadata": {"name": "tls-a"}, "type": "kubernetes.io/tls",
+            "data": {"tls.crt": "LS0tLS1CRUdJTg==", "tls.key": "a2V5"}}),
+        ),
+    )]
+    .into();
+
+    // The look before the Lease: nothing uploaded yet, nothing held.
+    let d = manage(&view);
+    assert!(codes_of(&d).contains(&codes::CERTIFICATE_NOT_UPLOADED));
+    assert!(d.held.is_empty());
+
+    // The upload under the Lease failed: the rule the certificate serves is held.
+    view.uploaded_certs.failed.insert(
+        "tls-a".into(),
+        "FailedOperation.CertificateParseFailed".into(),
+    );
+    let d = manage(&view);
+    assert!(codes_of(&d).contains(&codes::CERTIFICATE_NOT_UPLOADED));
+    assert_eq!(
+        d.held[&ListenerKey::HTTPS_443],
+        [rk(Some("a.com"), "/")].into()
+    );
+}
+
 /// The view of an Ingress routing a.com/ to Service `web`, whose one EndpointSlice (port
 /// "http" 8080) has these endpoints.
 fn web_root_view(annotations: serde_json::Value, endpoints: serde_json::Value) -> ClusterView {
