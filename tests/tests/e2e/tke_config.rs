@@ -54,7 +54,7 @@ spec:
 }
 
 /// DescribeListeners of `lb_id` through the official Python SDK (tests/py/describe_listeners.py).
-async fn sdk_listeners(stack: &Stack, lb_id: &str) -> Value {
+pub async fn sdk_listeners(stack: &Stack, lb_id: &str) -> Value {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".venv/bin/python");
     assert!(
@@ -133,7 +133,7 @@ async fn annotate_with(stack: &Stack, arg: &str) {
 }
 
 /// Write calls since the first `from` writes, by action name.
-fn writes_since(stack: &Stack, from: usize) -> Vec<String> {
+pub fn writes_since(stack: &Stack, from: usize) -> Vec<String> {
     let mut w: Vec<String> = stack
         .cloud_writes()
         .into_iter()

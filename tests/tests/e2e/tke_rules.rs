@@ -4,7 +4,8 @@
 //! `pathType: Prefix` (Kubernetes semantics) and `spec.defaultBackend` as the listener's
 //! default server: the CLB holds what the Ingress says, a change changes it, removing the
 //! annotation restores the default, a malformed value is a Warning Event with its code and
-//! changes nothing, and the steady state writes nothing.
+//! changes nothing, and the steady state writes nothing. The same for redirects
+//! (`auto-rewrite`, manual `rewrite` entries), `rule-mix-both` and the `certificate` annotation.
 
 use crate::support::stack::*;
 use serde_json::Value;
@@ -169,50 +170,16 @@ async fn listen_ports_prefix_paths_and_default_backend_follow_the_ingress() {
     assert_eq!(sdk_rules(&read, "HTTP:9090"), want);
 
     // A malformed value: a Warning Event with its code, and the CLB stays as it was.
-    stack.quiet(0).await;
-    let before = stack.clb.state();
-    let writes = stack.cloud_writes().len();
-    stack
-        .kubectl
-        .annotate_ingress(
-            NS,
-            "web",
-            &format!(r#"{LISTEN_PORTS}=[{{"HTTP":"eighty"}}]"#),
-        )
-        .await;
-    eventually("a Warning InvalidListenPorts", || {
-        let w = warnings(&stack, "web");
-        if w.iter().any(|r| r == "InvalidListenPorts") {
-            Ok(())
-        } else {
-            Err(format!("warnings {w:?}"))
-        }
-    })
+    refused(
+        &stack,
+        "web",
+        &[&format!(r#"{LISTEN_PORTS}=[{{"HTTP":"eighty"}}]"#)],
+        "InvalidListenPorts",
+    )
     .await;
-    stack.quiet(0).await;
-    assert_eq!(
-        stack.cloud_writes().len(),
-        writes,
-        "a malformed value writes nothing"
-    );
-    assert_eq!(
-        lbs(&stack.clb.state()),
-        lbs(&before),
-        "a malformed value changes nothing"
-    );
 
     // Removing the annotation restores TKE's default listener, HTTP:80.
-    stack
-        .kubectl
-        .run(&[
-            "-n",
-            NS,
-            "annotate",
-            "ingress",
-            "web",
-            &format!("{LISTEN_PORTS}-"),
-        ])
-        .await;
+    unannotate(&stack, "web", &[LISTEN_PORTS]).await;
     listeners_become(&stack, "web", &[("HTTP", 80)]).await;
     let read = sdk_read(&stack, &lb_id, false).await;
     assert_eq!(sdk_rules(&read, "HTTP:80"), want);
@@ -351,22 +318,60 @@ async fn auto_rewrite_redirects_follow_the_annotations_and_removing_them_restore
         )
         .await;
     redirects_become(&stack, &lb_id, &redirects(307)).await;
-    let changed: Vec<String> = stack.cloud_writes()[writes..]
-        .iter()
-        .map(|c| c.action.clone())
-        .collect();
-    assert_eq!(changed, vec!["DeleteRewrite", "ManualRewrite"]);
+    assert_eq!(
+        crate::tke_config::writes_since(&stack, writes),
+        vec!["DeleteRewrite", "ManualRewrite"]
+    );
 
     // A malformed value: a Warning Event with its code, nothing written, the CLB as it was.
-    let before = stack.clb.state();
+    refused(
+        &stack,
+        "secure",
+        &[&format!("{AUTO_REWRITE}=maybe")],
+        "InvalidAnnotationValue",
+    )
+    .await;
+    let read = sdk_read(&stack, &lb_id, true).await;
+    assert_eq!(sdk_redirects(&read), redirects(307));
+
+    // Removing the annotations removes the redirects and the HTTP twins: HTTPS only, as TKE
+    // puts a TLS Ingress without rule-mix.
+    unannotate(&stack, "secure", &[AUTO_REWRITE, AUTO_REWRITE_CODE]).await;
+    listeners_become(&stack, "secure", &[("HTTPS", 443)]).await;
+    let read = redirects_become(&stack, &lb_id, &[]).await;
+    assert_eq!(sdk_rules(&read, "HTTPS:443"), rules);
+}
+
+/// A sweep over the converged CLB writes nothing; returns the writes so far.
+async fn sweep_writes_nothing(stack: &Stack) -> usize {
     let writes = stack.cloud_writes().len();
-    stack
-        .kubectl
-        .annotate_ingress(NS, "secure", &format!("{AUTO_REWRITE}=maybe"))
-        .await;
-    eventually("a Warning InvalidAnnotationValue", || {
-        let w = warnings(&stack, "secure");
-        if w.iter().any(|r| r == "InvalidAnnotationValue") {
+    stack.fire_timer().await;
+    stack.quiet(0).await;
+    assert_eq!(stack.cloud_writes().len(), writes, "steady state writes");
+    writes
+}
+
+/// Removes the annotations `keys` from `shop/name` with kubectl.
+async fn unannotate(stack: &Stack, name: &str, keys: &[&str]) {
+    let removed: Vec<String> = keys.iter().map(|k| format!("{k}-")).collect();
+    let mut args = vec!["-n", NS, "annotate", "ingress", name];
+    args.extend(removed.iter().map(String::as_str));
+    stack.kubectl.run(&args).await;
+}
+
+/// Warning Events `reason` about `shop/name`: how many (each distinct note is its own Event).
+fn warning_count(stack: &Stack, name: &str, reason: &str) -> usize {
+    warnings(stack, name)
+        .iter()
+        .filter(|r| *r == reason)
+        .count()
+}
+
+/// Waits for more than `seen` Warnings `reason` about `shop/name`, then for quiet.
+async fn warned(stack: &Stack, name: &str, reason: &str, seen: usize) {
+    eventually(&format!("a new Warning {reason}"), || {
+        let w = warnings(stack, name);
+        if w.iter().filter(|r| *r == reason).count() > seen {
             Ok(())
         } else {
             Err(format!("warnings {w:?}"))
@@ -374,34 +379,260 @@ async fn auto_rewrite_redirects_follow_the_annotations_and_removing_them_restore
     })
     .await;
     stack.quiet(0).await;
+}
+
+/// Applies `annotation` (kubectl's `key=value` or `key-`) and proves it is refused: a Warning
+/// `reason`, no cloud write, the CLB as it was.
+async fn refused(stack: &Stack, name: &str, annotation: &[&str], reason: &str) {
+    stack.quiet(0).await;
+    let before = stack.clb.state();
+    let writes = stack.cloud_writes().len();
+    let seen = warning_count(stack, name, reason);
+    let mut args = vec!["-n", NS, "annotate", "--overwrite", "ingress", name];
+    args.extend_from_slice(annotation);
+    stack.kubectl.run(&args).await;
+    warned(stack, name, reason, seen).await;
     assert_eq!(
         stack.cloud_writes().len(),
         writes,
-        "a malformed value writes nothing"
+        "a refused value writes nothing"
     );
     assert_eq!(
         lbs(&stack.clb.state()),
         lbs(&before),
-        "a malformed value changes nothing"
+        "a refused value changes nothing"
     );
-    let read = sdk_read(&stack, &lb_id, true).await;
-    assert_eq!(sdk_redirects(&read), redirects(307));
+}
 
-    // Removing the annotations removes the redirects and the HTTP twins: HTTPS only, as TKE
-    // puts a TLS Ingress without rule-mix.
+const HTTP_RULES: &str = "kubernetes.io/ingress.http-rules";
+
+/// An `http-rules` entry: shop.example.com/old redirects to shop.example.com`to` on 443.
+fn rewrite_entry(to: &str) -> String {
+    format!(
+        r#"{HTTP_RULES}=[{{"host":"shop.example.com","path":"/old","rewrite":{{"port":443,"host":"shop.example.com","path":"{to}"}}}}]"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_rewrite_entries_redirect_follow_the_target_and_removing_them_restores() {
+    let stack = Stack::start().await;
+    apply_with(&stack, SECURE).await;
+    listeners_become(&stack, "secure", &[("HTTP", 80), ("HTTPS", 443)]).await;
+    // From auto redirects to manual ones: rule-mix keeps every Ingress rule on HTTPS:443.
     stack
         .kubectl
         .run(&[
             "-n",
             NS,
             "annotate",
+            "--overwrite",
             "ingress",
             "secure",
             &format!("{AUTO_REWRITE}-"),
-            &format!("{AUTO_REWRITE_CODE}-"),
+            &format!("{}=true", "ingress.cloud.tencent.com/rewrite-support"),
+            "kubernetes.io/ingress.rule-mix=true",
+            &rewrite_entry("/"),
         ])
         .await;
-    listeners_become(&stack, "secure", &[("HTTPS", 443)]).await;
+    let lb_id = listeners_become(&stack, "secure", &[("HTTP", 80), ("HTTPS", 443)]).await;
+    let redirect = |to: &str| {
+        vec![format!(
+            "HTTP:80 shop.example.com/old -> HTTPS:443 shop.example.com{to} 301 Manual"
+        )]
+    };
+    let read = redirects_become(&stack, &lb_id, &redirect("/")).await;
+    // The entry's rule exists only to redirect; the Ingress rules stay on HTTPS:443.
+    assert_eq!(sdk_rules(&read, "HTTP:80"), vec!["shop.example.com /old *"]);
+
+    let writes = sweep_writes_nothing(&stack).await;
+
+    // A new target path moves the redirect: one DeleteRewrite and one ManualRewrite.
+    stack
+        .kubectl
+        .annotate_ingress(NS, "secure", &rewrite_entry("/api"))
+        .await;
+    redirects_become(&stack, &lb_id, &redirect("/api")).await;
+    assert_eq!(
+        crate::tke_config::writes_since(&stack, writes),
+        vec!["DeleteRewrite", "ManualRewrite"]
+    );
+
+    // A malformed entry (no port): a Warning with http-rules' code, the CLB as it was.
+    refused(
+        &stack,
+        "secure",
+        &[&format!(
+            r#"{HTTP_RULES}=[{{"host":"shop.example.com","path":"/old","rewrite":{{"path":"/"}}}}]"#
+        )],
+        "E4022",
+    )
+    .await;
+    let read = sdk_read(&stack, &lb_id, true).await;
+    assert_eq!(sdk_redirects(&read), redirect("/api"));
+
+    // Removing the entry removes the redirect and its redirect-only rule.
+    unannotate(&stack, "secure", &[HTTP_RULES]).await;
     let read = redirects_become(&stack, &lb_id, &[]).await;
-    assert_eq!(sdk_rules(&read, "HTTPS:443"), rules);
+    assert!(
+        !sdk_rules(&read, "HTTP:80")
+            .iter()
+            .any(|r| r.contains("/old")),
+        "{read}"
+    );
+}
+
+const RULE_MIX_BOTH: &str = "kubernetes.io/ingress.rule-mix-both";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_mix_both_puts_every_rule_on_both_listeners_and_removing_it_restores() {
+    let stack = Stack::start().await;
+    let yaml = SECURE.replace(
+        &format!(r#"{AUTO_REWRITE}: "true""#),
+        &format!(r#"{RULE_MIX_BOTH}: "true""#),
+    );
+    apply_with(&stack, &yaml).await;
+    let lb_id = listeners_become(&stack, "secure", &[("HTTP", 80), ("HTTPS", 443)]).await;
+    stack.quiet(0).await;
+    let read = sdk_read(&stack, &lb_id, true).await;
+    let urls = |listener: &str| -> Vec<String> {
+        sdk_rules(&read, listener)
+            .iter()
+            .map(|r| r.trim_end_matches(" *").to_string())
+            .collect()
+    };
+    let want = vec!["shop.example.com /", "shop.example.com /api"];
+    assert_eq!(urls("HTTP:80"), want);
+    assert_eq!(urls("HTTPS:443"), want);
+    assert_eq!(sdk_redirects(&read), Vec::<String>::new(), "no redirects");
+
+    sweep_writes_nothing(&stack).await;
+
+    // Combined with rule-mix: refused, nothing changes.
+    refused(
+        &stack,
+        "secure",
+        &["kubernetes.io/ingress.rule-mix=true"],
+        "InvalidAnnotationValue",
+    )
+    .await;
+
+    // Removing both restores TKE's TLS default: HTTPS:443 only.
+    unannotate(
+        &stack,
+        "secure",
+        &[RULE_MIX_BOTH, "kubernetes.io/ingress.rule-mix"],
+    )
+    .await;
+    listeners_become(&stack, "secure", &[("HTTPS", 443)]).await;
+    let read = sdk_read(&stack, &lb_id, false).await;
+    let urls: Vec<String> = sdk_rules(&read, "HTTPS:443")
+        .iter()
+        .map(|r| r.trim_end_matches(" *").to_string())
+        .collect();
+    assert_eq!(urls, want);
+}
+
+const CERTIFICATE: &str = "ingress.cloud.tencent.com/certificate";
+
+/// The certificate ids bound on HTTPS:443 (listener and rules), as the official SDK reads them.
+async fn sdk_https_certs(stack: &Stack, lb_id: &str) -> Vec<String> {
+    let read = crate::tke_config::sdk_listeners(stack, lb_id).await;
+    let mut ids: Vec<String> = read["Listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["Port"] == 443)
+        .flat_map(|l| {
+            let rules = l["Rules"].as_array().cloned().unwrap_or_default();
+            std::iter::once(l["Certificate"].clone())
+                .chain(rules.into_iter().map(|r| r["Certificate"].clone()))
+        })
+        .filter_map(|c| c["CertId"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// The certificates the official SDK reads on HTTPS:443, once they are `want`.
+async fn https_certs_become(stack: &Stack, lb_id: &str, want: &[&str]) {
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        stack.quiet(0).await;
+        got = sdk_https_certs(stack, lb_id).await;
+        if got == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, want);
+}
+
+fn cert_annotation(id: &str) -> String {
+    format!(r#"{CERTIFICATE}=[{{"hosts":["shop.example.com"],"qcloud_cert_id":["{id}"]}}]"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certificate_annotation_binds_rebinds_and_refuses_bad_values() {
+    let stack = Stack::start().await;
+    // SECURE without spec.tls and auto-rewrite: the annotation alone makes it HTTPS.
+    let yaml = SECURE
+        .replace("spec:\n  tls:\n  - secretName: secure-cert\n", "spec:\n")
+        .replace(&format!("    {AUTO_REWRITE}: \"true\"\n"), "");
+    assert!(!yaml.contains("tls:") && !yaml.contains(AUTO_REWRITE));
+    apply_with(&stack, &yaml).await;
+    let lb_id = listeners_become(&stack, "secure", &[("HTTP", 80)]).await;
+    stack
+        .kubectl
+        .annotate_ingress(NS, "secure", &cert_annotation("certA1"))
+        .await;
+    listeners_become(&stack, "secure", &[("HTTPS", 443)]).await;
+    https_certs_become(&stack, &lb_id, &["certA1"]).await;
+
+    sweep_writes_nothing(&stack).await;
+
+    // Another id rebinds the HTTPS rules to it.
+    stack
+        .kubectl
+        .annotate_ingress(NS, "secure", &cert_annotation("certB2"))
+        .await;
+    https_certs_become(&stack, &lb_id, &["certB2"]).await;
+
+    // Malformed, or beside spec.tls: refused, nothing changes.
+    refused(
+        &stack,
+        "secure",
+        &[&format!(r#"{CERTIFICATE}=["certC3"]"#)],
+        "InvalidCertificateAnnotation",
+    )
+    .await;
+    stack
+        .kubectl
+        .annotate_ingress(NS, "secure", &cert_annotation("certB2"))
+        .await;
+    https_certs_become(&stack, &lb_id, &["certB2"]).await;
+    let before = stack.clb.state();
+    let writes = stack.cloud_writes().len();
+    let seen = warning_count(&stack, "secure", "InvalidCertificateAnnotation");
+    stack
+        .kubectl
+        .run(&[
+            "-n",
+            NS,
+            "patch",
+            "ingress",
+            "secure",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"tls":[{"secretName":"secure-cert"}]}}"#,
+        ])
+        .await;
+    warned(&stack, "secure", "InvalidCertificateAnnotation", seen).await;
+    assert_eq!(stack.cloud_writes().len(), writes, "spec.tls beside it");
+    assert_eq!(lbs(&stack.clb.state()), lbs(&before), "spec.tls beside it");
+    https_certs_become(&stack, &lb_id, &["certB2"]).await;
+
+    // Removing the annotation hands the HTTPS rules back to spec.tls's certificate.
+    unannotate(&stack, "secure", &[CERTIFICATE]).await;
+    https_certs_become(&stack, &lb_id, &["Xy8zAbCd"]).await;
 }
