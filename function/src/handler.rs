@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::{stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::budget::{self, Ran};
 use crate::runtime::web::{self, ServeOptions};
 pub use crate::shard::ShardSpec;
 use crate::trigger::{
@@ -417,41 +417,41 @@ pub async fn run(engine: Arc<dyn Engine>, decoded: Decoded, opts: &HandleOptions
         .iter()
         .map(|k| (k.clone(), work.deleted.get(k).cloned()))
         .collect();
-    let runs = stream::iter(keys)
-        .map(|(key, deleted_uid)| {
+    let runs = budget::run_within(
+        keys,
+        opts.concurrency,
+        min_start,
+        deadline,
+        |(key, deleted_uid)| {
             let engine = Arc::clone(&engine);
             async move {
-                if Instant::now() + min_start > deadline {
-                    return (key, None);
+                match deleted_uid {
+                    Some(uid) => engine.reconcile_deleted(key, uid, deadline).await,
+                    None => engine.reconcile(key, deadline).await,
                 }
-                let run = match deleted_uid {
-                    Some(uid) => engine.reconcile_deleted(key.clone(), uid, deadline),
-                    None => engine.reconcile(key.clone(), deadline),
-                };
-                let outcome = match tokio::time::timeout_at(deadline, run).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => IngressOutcome::failed(
-                        "DeadlineExceeded",
-                        "cut off at the function deadline; the next run resumes",
-                    ),
-                };
-                (key, Some(outcome))
             }
-        })
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
+        },
+    )
+    .await;
 
     let mut results = Vec::new();
     let mut not_started = Vec::new();
-    for (key, outcome) in runs {
-        match outcome {
-            Some(outcome) => results.push(IngressResult {
-                ingress: key.to_string(),
-                outcome,
-            }),
-            None => not_started.push(key.to_string()),
-        }
+    for ((key, _), ran) in runs {
+        let outcome = match ran {
+            Ran::Done(outcome) => outcome,
+            Ran::CutOff => IngressOutcome::failed(
+                "DeadlineExceeded",
+                "cut off at the function deadline; the next run resumes",
+            ),
+            Ran::NotStarted => {
+                not_started.push(key.to_string());
+                continue;
+            }
+        };
+        results.push(IngressResult {
+            ingress: key.to_string(),
+            outcome,
+        });
     }
     results.sort_by(|a, b| a.ingress.cmp(&b.ingress));
     not_started.sort();

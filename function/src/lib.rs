@@ -4,6 +4,7 @@
 //! Layering (DESIGN §3): `model` and `plan` are pure and import neither `cluster` nor the
 //! cloud client; I/O lives in `cluster`, `cloud`, `runtime`; `reconcile` wires them.
 
+pub mod budget;
 pub mod cloud;
 pub mod cluster;
 pub mod handler;

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::{stream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::networking::v1::Ingress;
 use tokio::time::Instant;
@@ -14,12 +13,11 @@ use super::release::{orphans_of, pages, Orphans};
 use super::report::{annotation, covered, is_reported};
 use super::shards::fan_out;
 use super::Reconciler;
+use crate::budget::{run_within, Ran};
 use crate::cloud::clb::LoadBalancer;
 use crate::cloud::fleet::{observe_fleet, Fleet};
 use crate::cloud::observe::cluster_load_balancers;
-use crate::handler::{
-    ActionCounts, IngressKey, IngressOutcome, LookupError, OutcomeStatus, SweepOutcome,
-};
+use crate::handler::{ActionCounts, IngressKey, LookupError, OutcomeStatus, SweepOutcome};
 use crate::model::ownership::TAG_INGRESS_UID;
 use crate::model::{class, ClusterView, Decision, LbSource, Problem};
 use crate::plan::{self, CloudView};
@@ -204,31 +202,27 @@ impl Reconciler {
         deadline: Instant,
         out: &mut SweepOutcome,
     ) {
-        let min_start = self.opts.min_start;
-        let results: Vec<Option<IngressOutcome>> = stream::iter(keys)
-            .map(|(key, known)| async move {
-                if Instant::now() + min_start > deadline {
-                    return None;
+        let ran = run_within(
+            keys,
+            self.opts.concurrency,
+            self.opts.min_start,
+            deadline,
+            |(key, known)| async move {
+                if known {
+                    self.reconcile_locked(&key, deadline).await
+                } else {
+                    self.reconcile_until(&key, Some(deadline)).await
                 }
-                let run = async {
-                    if known {
-                        self.reconcile_locked(&key, deadline).await
-                    } else {
-                        self.reconcile_until(&key, Some(deadline)).await
-                    }
-                };
-                tokio::time::timeout_at(deadline, run).await.ok()
-            })
-            .buffer_unordered(self.opts.concurrency.max(1))
-            .collect()
-            .await;
-        for r in results {
+            },
+        )
+        .await;
+        for (_, r) in ran {
             match r {
-                Some(o) => {
+                Ran::Done(o) => {
                     *out.ingresses.entry(o.status).or_default() += 1;
                     add(&mut out.actions, &o.actions);
                 }
-                None => out.not_reached += 1,
+                Ran::CutOff | Ran::NotStarted => out.not_reached += 1,
             }
         }
     }
