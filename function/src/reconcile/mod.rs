@@ -15,6 +15,7 @@
 mod auto_config;
 mod dry_run;
 mod lease;
+mod listing;
 mod lookup;
 mod options;
 mod prepare;

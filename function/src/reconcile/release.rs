@@ -10,9 +10,7 @@ use super::report::reasons;
 use super::{ReconcileError, Reconciler};
 use crate::cloud::apply::apply;
 use crate::cloud::clb::LoadBalancer;
-use crate::cloud::observe::{
-    cloud_lb, cluster_load_balancers, read_listeners, read_load_balancer, tagged_for,
-};
+use crate::cloud::observe::{cloud_lb, read_listeners, read_load_balancer, tagged_for};
 use crate::cluster::EventType;
 use crate::handler::{ActionCounts, IngressOutcome, OutcomeStatus};
 use crate::model::lifecycle;
@@ -51,23 +49,10 @@ pub(super) fn orphans_of(
 }
 
 impl Reconciler {
-    /// Every CLB tagged with our cluster whose Ingress UID no Ingress has. The CLBs are
-    /// listed before the Ingresses: a CLB is tagged only after its Ingress exists, so an
-    /// Ingress created between the two lists is in the second and its CLB is safe.
+    /// Every CLB tagged with our cluster whose Ingress UID no Ingress has, by complete fresh
+    /// lists (CLBs first, see [`Reconciler::list_fleet`]).
     pub(super) async fn find_orphans(&self) -> Result<Orphans, ReconcileError> {
-        let lbs = cluster_load_balancers(&self.cloud, &self.cluster_id).await?;
-        let reads = pages(lbs.len());
-        let total = lbs.len();
-        let ingresses = self.cluster.list_ingresses().await?;
-        let uids: BTreeSet<String> = ingresses
-            .iter()
-            .filter_map(|i| i.metadata.uid.clone())
-            .collect();
-        Ok(Orphans {
-            lbs: orphans_of(lbs.into_values(), &uids),
-            total,
-            reads,
-        })
+        Ok(self.list_fleet().await?.orphans())
     }
 
     /// The release plan of one CLB whose Ingress `fact` proved it unused; reads its listeners

@@ -9,14 +9,13 @@ use jiff::Timestamp;
 use k8s_openapi::api::networking::v1::Ingress;
 use tokio::time::Instant;
 
-use super::release::{orphans_of, pages, Orphans};
+use super::listing::{failed_list, Listing};
 use super::report::{annotation, covered, is_reported};
 use super::shards::fan_out;
-use super::Reconciler;
+use super::{ReconcileError, Reconciler};
 use crate::budget::{run_within, Ran};
 use crate::cloud::clb::LoadBalancer;
 use crate::cloud::fleet::{observe_fleet, Fleet};
-use crate::cloud::observe::cluster_load_balancers;
 use crate::handler::{ActionCounts, IngressKey, LookupError, OutcomeStatus, SweepOutcome};
 use crate::model::ownership::TAG_INGRESS_UID;
 use crate::model::{class, ClusterView, Decision, LbSource, Problem};
@@ -30,30 +29,16 @@ impl Reconciler {
     /// Then every orphaned CLB is released.
     pub async fn sweep_now(&self, deadline: Instant) -> SweepOutcome {
         let mut out = SweepOutcome::default();
-        let lbs = match cluster_load_balancers(&self.cloud, &self.cluster_id).await {
+        let listing = match self.list_fleet().await {
             Ok(l) => l,
             Err(e) => {
-                out.error = Some(format!("listing CLBs: {e}"));
+                out.error = Some(format!("{}: {e}", failed_list(&e)));
                 return out;
             }
         };
-        let ingresses = match self.cluster.list_ingresses().await {
-            Ok(i) => i,
-            Err(e) => {
-                out.error = Some(format!("listing Ingresses: {e}"));
-                return out;
-            }
-        };
-        let uids: BTreeSet<String> = ingresses
-            .iter()
-            .filter_map(|i| i.metadata.uid.clone())
-            .collect();
+        let orphans = listing.orphans();
+        let Listing { lbs, ingresses } = listing;
         let selected = sweep_selection(&lbs, &ingresses);
-        let orphans = Orphans {
-            reads: pages(lbs.len()),
-            total: lbs.len(),
-            lbs: orphans_of(lbs.values().cloned(), &uids),
-        };
         match self.shards.as_deref().filter(|d| selected.len() > d.size()) {
             Some(dispatcher) => out.shards = Some(fan_out(dispatcher, selected.len()).await),
             None => match self.sweep_snapshot(lbs, &selected, &mut out).await {
@@ -233,14 +218,12 @@ impl Reconciler {
         &self,
         spec: &ShardSpec,
     ) -> Result<Vec<IngressKey>, LookupError> {
-        let lbs = cluster_load_balancers(&self.cloud, &self.cluster_id)
-            .await
-            .map_err(|e| LookupError(format!("listing CLBs: {e}")))?;
-        let ingresses = self
-            .cluster
-            .list_ingresses()
-            .await
-            .map_err(|e| LookupError(e.to_string()))?;
+        let Listing { lbs, ingresses } = self.list_fleet().await.map_err(|e| {
+            LookupError(match e {
+                ReconcileError::Cloud(e) => format!("listing CLBs: {e}"),
+                e => e.to_string(),
+            })
+        })?;
         Ok(sweep_selection(&lbs, &ingresses)
             .into_iter()
             .filter_map(key_of)

@@ -1,0 +1,87 @@
+//! The two complete fresh lists every fleet-wide decision rests on (DESIGN §1): the CLBs
+//! tagged with our cluster, then every Ingress. The sweep selects and finds orphans from
+//! them, a shard picks its Ingresses from them, a gone Ingress's run finds orphans from them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::networking::v1::Ingress;
+
+use super::release::{orphans_of, pages, Orphans};
+use super::{ReconcileError, Reconciler};
+use crate::cloud::clb::LoadBalancer;
+use crate::cloud::observe::cluster_load_balancers;
+
+/// Every CLB of our cluster (by id) and every Ingress, listed in that order, fresh.
+pub(super) struct Listing {
+    pub lbs: BTreeMap<String, LoadBalancer>,
+    pub ingresses: Vec<Ingress>,
+}
+
+impl Reconciler {
+    /// The CLBs are listed before the Ingresses: a CLB is tagged only after its Ingress
+    /// exists, so an Ingress created between the two lists is in the second and its CLB is
+    /// safe. Both lists are complete or the call fails (a partial list proves nothing).
+    pub(super) async fn list_fleet(&self) -> Result<Listing, ReconcileError> {
+        let lbs = cluster_load_balancers(&self.cloud, &self.cluster_id).await?;
+        let ingresses = self.cluster.list_ingresses().await?;
+        Ok(Listing { lbs, ingresses })
+    }
+}
+
+impl Listing {
+    /// The CLBs whose Ingress UID no listed Ingress has, measured against all of them.
+    pub fn orphans(&self) -> Orphans {
+        let uids: BTreeSet<String> = self
+            .ingresses
+            .iter()
+            .filter_map(|i| i.metadata.uid.clone())
+            .collect();
+        Orphans {
+            reads: pages(self.lbs.len()),
+            total: self.lbs.len(),
+            lbs: orphans_of(self.lbs.values().cloned(), &uids),
+        }
+    }
+}
+
+/// Which of the two lists a [`Reconciler::list_fleet`] error came from.
+pub(super) fn failed_list(e: &ReconcileError) -> &'static str {
+    match e {
+        ReconcileError::Cloud(_) => "listing CLBs",
+        _ => "listing Ingresses",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::clb::TagInfo;
+    use crate::model::ownership::TAG_INGRESS_UID;
+
+    fn lb(id: &str, uid: &str) -> (String, LoadBalancer) {
+        let lb = LoadBalancer {
+            load_balancer_id: id.into(),
+            tags: vec![TagInfo::new(TAG_INGRESS_UID, uid)],
+            ..Default::default()
+        };
+        (id.into(), lb)
+    }
+
+    #[test]
+    fn the_orphans_of_a_listing_are_the_clbs_no_listed_ingress_owns_measured_against_all() {
+        let mut alive = Ingress::default();
+        alive.metadata.uid = Some("alive".into());
+        let listing = Listing {
+            lbs: [lb("lb-1", "alive"), lb("lb-2", "gone")].into(),
+            ingresses: vec![alive, Ingress::default()],
+        };
+        let orphans = listing.orphans();
+        let ids: Vec<&str> = orphans
+            .lbs
+            .iter()
+            .map(|l| l.load_balancer_id.as_str())
+            .collect();
+        assert_eq!(ids, vec!["lb-2"]);
+        assert_eq!((orphans.total, orphans.reads), (2, 1));
+    }
+}
