@@ -202,7 +202,9 @@ async fn view_reads_backends_nodes_class_and_secrets_stripped_of_tls_key() {
     assert_eq!(names(view.secrets.keys()), vec!["cert-a"]);
     let secret = &view.secrets["cert-a"];
     let data = secret.data.as_ref().expect("secret data");
-    assert_eq!(names(data.keys()), vec!["qcloud_cert_id"]);
+    // The public chain stays (its hash marks an uploaded certificate); the key never does.
+    assert_eq!(names(data.keys()), vec!["qcloud_cert_id", "tls.crt"]);
+    assert!(!data.contains_key("tls.key"));
     assert_eq!(data["qcloud_cert_id"].0, b"cert-1".to_vec());
     assert!(secret.metadata.annotations.is_none());
     assert!(view.tke_service_config.is_none());
