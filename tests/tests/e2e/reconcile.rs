@@ -818,8 +818,10 @@ async fn a_sweep_out_of_time_reports_what_it_did_not_reach_and_releases_nothing(
 
 #[tokio::test]
 async fn a_clb_left_creating_by_a_killed_run_is_waited_for_and_finished() {
+    // The task must outlast the time from the send to the run's first read even on a loaded
+    // machine (150 ms did not), or the run finds the CLB ready and never waits on it.
     let env = env_with(clb_ingress_tests::clb_sim::SimConfig {
-        task_ms: 150,
+        task_ms: 1500,
         ..Default::default()
     })
     .await;
