@@ -308,11 +308,31 @@ impl Plan {
 /// fallback is our inference, §1.7 notes domain-name CLBs hide the VIP). Apply uses the same
 /// function to resolve `Domain::Default` once the CLB exists.
 pub fn default_domain(lb: &CloudLb) -> Option<&str> {
-    lb.vips
-        .first()
-        .map(String::as_str)
-        .or(lb.domain.as_deref())
-        .filter(|d| !d.is_empty())
+    front(&lb.vips, lb.domain.as_deref()).map(Front::as_str)
+}
+
+/// Where clients reach a CLB: its first VIP, else its domain (a domain-only CLB); empty
+/// strings count as absent. The rules' default domain and the Ingress status both come from
+/// here, so they can never name different addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Front<'a> {
+    Ip(&'a str),
+    Hostname(&'a str),
+}
+
+impl<'a> Front<'a> {
+    pub fn as_str(self) -> &'a str {
+        match self {
+            Front::Ip(a) | Front::Hostname(a) => a,
+        }
+    }
+}
+
+pub fn front<'a>(vips: &'a [String], domain: Option<&'a str>) -> Option<Front<'a>> {
+    match vips.iter().map(String::as_str).find(|v| !v.is_empty()) {
+        Some(ip) => Some(Front::Ip(ip)),
+        None => domain.filter(|d| !d.is_empty()).map(Front::Hostname),
+    }
 }
 
 /// `Domain::Default` → the CLB's default domain when it is known.

@@ -974,3 +974,22 @@ fn a_rule_swap_on_a_listener_at_its_quota_deletes_just_enough_first() {
     assert!(kinds[1].starts_with("CreateRules"), "{p}");
     assert_eq!(kinds.len(), 3, "delete, create, register: {p}");
 }
+
+#[test]
+fn the_front_of_a_clb_is_its_first_vip_else_its_domain_and_empty_strings_are_absent() {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        front(&s(&["1.2.3.4", "5.6.7.8"]), Some("lb.example.com")),
+        Some(Front::Ip("1.2.3.4"))
+    );
+    assert_eq!(
+        front(&s(&[]), Some("lb.example.com")),
+        Some(Front::Hostname("lb.example.com"))
+    );
+    assert_eq!(
+        front(&s(&[""]), Some("lb.example.com")),
+        Some(Front::Hostname("lb.example.com"))
+    );
+    assert_eq!(front(&s(&[""]), Some("")), None);
+    assert_eq!(front(&s(&[]), None), None);
+}

@@ -38,19 +38,18 @@ pub(super) fn annotation(ingress: &Ingress) -> Option<&str> {
 /// `status.loadBalancer.ingress`: the VIP as `ip`, or, for a domain-name CLB without a VIP,
 /// its domain as `hostname`.
 pub(super) fn status_entries(a: &LbAddress) -> Vec<IngressLoadBalancerIngress> {
-    if let Some(ip) = a.vips.first() {
-        return vec![IngressLoadBalancerIngress {
-            ip: Some(ip.clone()),
+    let entry = match crate::plan::front(&a.vips, a.domain.as_deref()) {
+        Some(crate::plan::Front::Ip(ip)) => IngressLoadBalancerIngress {
+            ip: Some(ip.to_string()),
             ..Default::default()
-        }];
-    }
-    a.domain
-        .iter()
-        .map(|d| IngressLoadBalancerIngress {
-            hostname: Some(d.clone()),
+        },
+        Some(crate::plan::Front::Hostname(h)) => IngressLoadBalancerIngress {
+            hostname: Some(h.to_string()),
             ..Default::default()
-        })
-        .collect()
+        },
+        None => return Vec::new(),
+    };
+    vec![entry]
 }
 
 /// Whether the Ingress already shows what the report would write for `cloud`.
