@@ -52,3 +52,76 @@ async fn ownership_invariants_hold_over_seeded_histories_of_user_console_fault_a
         "{figures:?}"
     );
 }
+
+/// Replays `steps` from `seed` and fails with whatever the invariants found.
+async fn replays_clean(seed: u64, steps: &[model::Step]) {
+    let o = chaos::run(seed, steps)
+        .await
+        .unwrap_or_else(|e| panic!("seed {seed}: harness error: {e}"));
+    assert!(
+        o.violations.is_empty(),
+        "seed {seed}: {:?}\nfunction log:\n{}",
+        o.violations,
+        o.log_tail
+    );
+}
+
+/// Seed 60145 shrunk: an Ingress in `mode: skip` is re-created (new UID) with skip still on,
+/// so the old UID's release keeps the CLB as the user's; once skip is off, the new Ingress
+/// names that CLB through `existLbId` and adopts it like any user CLB (then it writes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clb_kept_by_a_released_skip_ingress_may_be_adopted_by_the_next_ingress_naming_it() {
+    use model::{Mark, Step};
+    let steps = [
+        Step::CreateIngress {
+            slot: 2,
+            variant: 1,
+            class: model::Class::Default,
+            exist_lb: Some(0),
+        },
+        Step::SetLifecycle {
+            slot: 2,
+            mark: Mark::Skip,
+            on: true,
+        },
+        Step::ConsoleDeleteListener { slot: 2 },
+        Step::RecreateIngress { slot: 2 },
+        Step::SetLifecycle {
+            slot: 2,
+            mark: Mark::Skip,
+            on: false,
+        },
+    ];
+    replays_clean(60145, &steps).await;
+}
+
+/// Seed 60272 shrunk: ing-2 switches to the user CLB that carries its own listener (refused,
+/// so it keeps CLB 0); ing-0 had switched to CLB 0 (refused while ing-2 holds it, so it keeps
+/// CLB 1). Both old CLBs stay tagged: a refused switch never takes an Ingress offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_whose_new_clb_is_held_by_a_blocked_ingress_keeps_its_old_clb() {
+    use model::{Class, Step};
+    let steps = [
+        Step::CreateIngress {
+            slot: 2,
+            variant: 2,
+            class: Class::NameOurs,
+            exist_lb: Some(0),
+        },
+        Step::CreateIngress {
+            slot: 0,
+            variant: 0,
+            class: Class::Default,
+            exist_lb: Some(1),
+        },
+        Step::SetExistLb {
+            slot: 0,
+            lb: Some(0),
+        },
+        Step::SetExistLb {
+            slot: 2,
+            lb: Some(2),
+        },
+    ];
+    replays_clean(60272, &steps).await;
+}

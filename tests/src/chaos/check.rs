@@ -378,25 +378,12 @@ fn serves(w: &World, slot: usize, lb: &LoadBalancer) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `lb` is still tagged for a live Ingress that holds (missing class) or is blocked
-/// (refused `existLbId`) and no longer names it: such an Ingress changes nothing, so the CLB
-/// it had keeps serving it until the CLB it names can serve (issue 8 §1 #4: the old one is
-/// released once the new one serves), and stays unavailable to others until then.
-fn held_over(w: &World, lb: &LoadBalancer) -> bool {
-    let Some(uid) = tag(lb, TAG_UID) else {
-        return false;
-    };
-    has_tag(lb, TAG_CLUSTER, CLUSTER_ID)
-        && (0..SLOTS).any(|s| {
-            w.truth.slots[s].as_ref().is_some_and(|ing| {
-                ing.uid == uid
-                    && matches!(
-                        w.truth.expect(s),
-                        Some(Expect::Held | Expect::Blocked | Expect::Skipped)
-                    )
-                    && ing.exist_lb.map(|i| &w.truth.user_lbs[i]) != Some(&lb.id)
-            })
-        })
+/// Our CLBs by id, with the Ingress UID each carries ([`Truth::expectations`]).
+fn tagged(lbs: &[LoadBalancer]) -> BTreeMap<String, String> {
+    lbs.iter()
+        .filter(|lb| has_tag(lb, TAG_CLUSTER, CLUSTER_ID))
+        .filter_map(|lb| Some((lb.id.clone(), tag(lb, TAG_UID)?.to_string())))
+        .collect()
 }
 
 /// I3, after quiet.
@@ -408,25 +395,18 @@ pub fn i3(w: &World) -> Vec<Violation> {
             .filter(|lb| has_tag(lb, TAG_CLUSTER, CLUSTER_ID) && has_tag(lb, TAG_UID, uid))
             .collect()
     };
+    let tagged = tagged(&lbs);
+    let expected = w.truth.expectations(&tagged);
+    let held_over = |lb: &LoadBalancer| w.truth.held_over(&expected, &tagged, &lb.id);
     let mut live_uids = BTreeSet::new();
-    for slot in 0..SLOTS {
-        let (Some(ing), Some(expect)) = (&w.truth.slots[slot], w.truth.expect(slot)) else {
+    for (slot, expect) in expected.iter().enumerate() {
+        let (Some(ing), Some(expect)) = (&w.truth.slots[slot], *expect) else {
             continue;
         };
         if expect != Expect::NotOurs {
             live_uids.insert(ing.uid.clone());
         }
         let mine = ours(&ing.uid);
-        // The user's CLB it names is still held by another Ingress: its adoption is refused.
-        let taken = ing.exist_lb.is_some_and(|i| {
-            lbs.iter()
-                .any(|lb| lb.id == w.truth.user_lbs[i] && held_over(w, lb))
-        });
-        let expect = if expect == Expect::Managed && taken {
-            Expect::Blocked
-        } else {
-            expect
-        };
         match expect {
             Expect::NotOurs if !mine.is_empty() => out.push(v(
                 Invariant::I3,
@@ -514,7 +494,7 @@ pub fn i3(w: &World) -> Vec<Violation> {
             continue;
         };
         let claimants = w.truth.claimants(i);
-        if held_over(w, lb) || w.truth.kept.get(id).is_some_and(Kept::skip) {
+        if held_over(lb) || w.truth.kept.get(id).is_some_and(Kept::skip) {
             continue;
         }
         if claimants.is_empty() {
@@ -654,7 +634,7 @@ pub fn observe_kept(w: &mut World) {
 
 /// Across a step (the function's calls from `from` on): a kept CLB is never deleted (I2); a
 /// CLB kept by `mode: skip` takes no write but our tags while its Ingress stays in skip or is
-/// released (I1).
+/// released, until an Ingress naming it through `existLbId` adopts it (I1).
 pub fn kept(w: &World, from: usize) -> Vec<Violation> {
     let mut out = Vec::new();
     let lbs = lbs_by_id(w);
@@ -676,7 +656,22 @@ pub fn kept(w: &World, from: usize) -> Vec<Violation> {
             Some(i) => i.skip,
             None => true,
         };
+        // Released, the CLB is the user's: an Ingress naming it through `existLbId` with
+        // skip off may adopt it like any user CLB (seed 60145). Its writes count from the
+        // call that tags the CLB for it on.
+        let adopted_at = live
+            .is_none()
+            .then(|| {
+                calls
+                    .iter()
+                    .find(|(_, c)| adopts(w, c, id))
+                    .map(|(i, _)| *i)
+            })
+            .flatten();
         for (idx, c) in &calls {
+            if adopted_at.is_some_and(|at| *idx > at) {
+                continue;
+            }
             // A create names no CLB (a replayed token answers one without writing it).
             if !c.ok() || !is_write(&c.action) || c.action == "CreateLoadBalancer" {
                 continue;
@@ -709,6 +704,30 @@ pub fn kept(w: &World, from: usize) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// Whether call `c` tags CLB `id` for a live Ingress of ours that names it through
+/// `existLbId` and is not in `mode: skip` (the first write of an adoption).
+fn adopts(w: &World, c: &crate::clb_sim::CallRecord, id: &str) -> bool {
+    if !c.ok() || c.action != "TagResources" {
+        return false;
+    }
+    let mut named = BTreeSet::new();
+    named_lbs(&c.params, &mut named);
+    let tags = tags_param(&c.params);
+    let (Some(uid), true) = (tags.get(TAG_UID), named.contains(id)) else {
+        return false;
+    };
+    w.truth.slots.iter().flatten().any(|ing| {
+        ing.uid == *uid
+            && !ing.skip
+            && w.truth.ours(ing.class) == Some(true)
+            && ing
+                .exist_lb
+                .and_then(|i| w.truth.user_lbs.get(i))
+                .map(String::as_str)
+                == Some(id)
+    })
 }
 
 /// After quiet: a CLB kept by `loadbalance-retain` or deletion protection whose Ingress was

@@ -491,7 +491,7 @@ pub struct Truth {
 }
 
 /// What the function must make of one live Ingress.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {
     /// Exactly one CLB of ours for it, matching it.
     Managed,
@@ -548,6 +548,60 @@ impl Truth {
                 Some(lb) if self.claimants(lb).len() > 1 => Expect::Blocked,
                 Some(_) => Expect::Managed,
             },
+        })
+    }
+
+    /// [`Truth::expect`] for every slot once the CLBs still tagged for an Ingress are taken
+    /// into account. `tagged` maps each CLB carrying our cluster tag to the Ingress UID it
+    /// carries. An Ingress that would be managed but names a user's CLB held over by another
+    /// Ingress ([`Truth::held_over`]) is refused it (E4020) and so is blocked too; being
+    /// blocked, it holds on to its own old CLB in turn, which may block a third Ingress.
+    pub fn expectations(&self, tagged: &BTreeMap<String, String>) -> [Option<Expect>; SLOTS] {
+        let mut e: [Option<Expect>; SLOTS] = std::array::from_fn(|s| self.expect(s));
+        loop {
+            let refused: Vec<usize> = (0..SLOTS)
+                .filter(|s| e[*s] == Some(Expect::Managed))
+                .filter(|s| {
+                    self.slots[*s]
+                        .as_ref()
+                        .and_then(|i| i.exist_lb)
+                        .and_then(|lb| self.user_lbs.get(lb))
+                        .is_some_and(|id| self.held_over(&e, tagged, id))
+                })
+                .collect();
+            if refused.is_empty() {
+                return e;
+            }
+            for s in refused {
+                e[s] = Some(Expect::Blocked);
+            }
+        }
+    }
+
+    /// Whether CLB `id` is still tagged (`tagged`, as in [`Truth::expectations`]) for a live
+    /// Ingress that holds (missing class), is blocked (refused `existLbId`) or skipped, and
+    /// no longer names it: such an Ingress changes nothing, so the CLB it had keeps serving
+    /// it until the CLB it names can serve (issue 8 §1 #4: the old one is released once the
+    /// new one serves), and stays unavailable to others until then.
+    pub fn held_over(
+        &self,
+        e: &[Option<Expect>; SLOTS],
+        tagged: &BTreeMap<String, String>,
+        id: &str,
+    ) -> bool {
+        let Some(uid) = tagged.get(id) else {
+            return false;
+        };
+        (0..SLOTS).any(|s| {
+            self.slots[s].as_ref().is_some_and(|ing| {
+                ing.uid == *uid
+                    && matches!(e[s], Some(Expect::Held | Expect::Blocked | Expect::Skipped))
+                    && ing
+                        .exist_lb
+                        .and_then(|i| self.user_lbs.get(i))
+                        .map(String::as_str)
+                        != Some(id)
+            })
         })
     }
 
@@ -618,5 +672,40 @@ mod tests {
         assert_eq!(t.expect(2), Some(Expect::NotOurs));
         t.slots[1].as_mut().unwrap().skip = true;
         assert_eq!(t.expect(1), Some(Expect::Skipped));
+    }
+
+    /// Seed 60272: ing-2 switched from user CLB 0 to the busy one (refused, it keeps CLB 0);
+    /// ing-0 switched from CLB 1 to CLB 0 (refused while ing-2 holds it, so it keeps CLB 1).
+    #[test]
+    fn an_ingress_naming_a_clb_held_by_a_blocked_ingress_is_blocked_and_holds_its_own_old_clb() {
+        let mut t = Truth {
+            user_lbs: vec!["lb-0".into(), "lb-1".into(), "lb-busy".into()],
+            class_exists: true,
+            ..Truth::default()
+        };
+        let ing = |uid: &str, exist_lb| {
+            Some(IngressTruth {
+                uid: uid.into(),
+                ..IngressTruth::new(0, Class::Default, Some(exist_lb))
+            })
+        };
+        t.slots[2] = ing("u2", BUSY_USER_LB);
+        t.slots[0] = ing("u0", 0);
+        let tagged = BTreeMap::from([
+            ("lb-0".to_string(), "u2".to_string()),
+            ("lb-1".to_string(), "u0".to_string()),
+        ]);
+        // Alone, ing-0 would be managed: its named CLB has one claimant.
+        assert_eq!(t.expect(0), Some(Expect::Managed));
+        let e = t.expectations(&tagged);
+        assert_eq!(e[2], Some(Expect::Blocked));
+        assert_eq!(e[0], Some(Expect::Blocked));
+        assert!(t.held_over(&e, &tagged, "lb-0"));
+        assert!(t.held_over(&e, &tagged, "lb-1"));
+        // Once ing-2 lets go of CLB 0, ing-0 takes it and CLB 1 is no longer held.
+        let freed = BTreeMap::from([("lb-1".to_string(), "u0".to_string())]);
+        let e = t.expectations(&freed);
+        assert_eq!(e[0], Some(Expect::Managed));
+        assert!(!t.held_over(&e, &freed, "lb-1"));
     }
 }
