@@ -25,6 +25,7 @@ mod default_server;
 pub mod depends;
 mod hold;
 mod lifecycle;
+pub mod readiness;
 mod redirects;
 mod room;
 mod targets;

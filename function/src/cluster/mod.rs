@@ -8,6 +8,7 @@
 mod events;
 pub mod headers;
 mod lease;
+mod pods;
 mod read;
 mod service_config;
 mod snapshot;

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::{status_code, ClusterClient, ClusterError};
 use crate::model::backends::traffic_is_local;
+use crate::model::class::is_ours;
 use crate::model::refs::{ingress_refs, IngressRefs};
 use crate::model::ClusterView;
 
@@ -123,6 +124,13 @@ impl ClusterClient {
                 .collect();
             endpoint_slices = self.read_endpoint_slices(ns, true, &local).await?;
         }
+        // The readiness gate is only ever ours to set: no Pod read for another class.
+        let pods = if refs.needs_endpoint_slices && is_ours(&ingress, ingress_class.as_ref()) {
+            self.read_gated_pods(ns, endpoint_slices.values().flatten())
+                .await?
+        } else {
+            Default::default()
+        };
         Ok(Some(ClusterView {
             ingress,
             ingress_class,
@@ -132,6 +140,7 @@ impl ClusterClient {
             secrets,
             tke_service_config,
             uploaded_certs: Default::default(),
+            pods,
         }))
     }
 

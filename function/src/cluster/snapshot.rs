@@ -194,6 +194,9 @@ impl Snapshot {
             secrets: named.map(|n| n.secrets.clone()).unwrap_or_default(),
             tke_service_config: named.and_then(|n| n.tke_service_config.clone()),
             uploaded_certs: Default::default(),
+            // No Pod reads here: a Pod waiting for the readiness gate looks drained to the
+            // sweep, so its bound target shows a change and its own run reads the Pod.
+            pods: Default::default(),
             ingress: ingress.clone(),
         }
     }

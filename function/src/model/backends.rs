@@ -12,6 +12,7 @@ use k8s_openapi::api::networking::v1::IngressServiceBackend;
 use super::graceful::{self, Graceful, TargetWeight};
 use super::lb::{Backend, TargetKey};
 use super::problem::{codes, Problem};
+use super::readiness::{self, PodGate};
 use super::view::ClusterView;
 
 /// The Service port an Ingress backend names, by number or by name.
@@ -67,6 +68,7 @@ pub fn service_targets(
             slices_of(view, name),
             port.name.as_deref(),
             graceful,
+            &view.pods,
         ));
     }
     if svc_type != "NodePort" && svc_type != "LoadBalancer" {
@@ -156,6 +158,7 @@ fn endpoint_targets(
     slices: &[EndpointSlice],
     port_name: Option<&str>,
     graceful: Graceful,
+    pods: &BTreeMap<String, PodGate>,
 ) -> BTreeMap<TargetKey, TargetWeight> {
     let mut out = BTreeMap::new();
     for slice in slices {
@@ -175,7 +178,10 @@ fn endpoint_targets(
             .and_then(port_u16);
         let Some(port) = port else { continue };
         for ep in slice.endpoints.iter().flatten() {
-            let Some(weight) = graceful::endpoint_weight(ep.conditions.as_ref(), graceful) else {
+            // A Pod waiting for the readiness gate must be registered for the gate to open.
+            let weight = readiness::endpoint_weight(ep, pods)
+                .or_else(|| graceful::endpoint_weight(ep.conditions.as_ref(), graceful));
+            let Some(weight) = weight else {
                 continue;
             };
             for addr in &ep.addresses {

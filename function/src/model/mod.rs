@@ -15,6 +15,7 @@ pub mod listen_ports;
 pub mod ownership;
 pub mod paths;
 pub mod problem;
+pub mod readiness;
 pub mod redirects;
 pub mod refs;
 pub mod release_guard;

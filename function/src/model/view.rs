@@ -20,6 +20,9 @@ pub struct ClusterView {
     /// EndpointSlices by the Service name they carry in `kubernetes.io/service-name`
     /// (read only for direct-access Ingresses).
     pub endpoint_slices: BTreeMap<String, Vec<EndpointSlice>>,
+    /// Pods of not-ready endpoints (direct access only), by name, as the readiness gate
+    /// sees them ([`super::readiness`]); empty when every endpoint is ready.
+    pub pods: BTreeMap<String, super::readiness::PodGate>,
     /// Every Node of the cluster (read only when some backend is in NodePort mode).
     pub nodes: Vec<Node>,
     /// TLS Secrets named in `spec.tls`, keyed by name; only the keys the model reads

@@ -20,6 +20,7 @@ mod lookup;
 mod options;
 mod prepare;
 mod quota;
+mod readiness;
 mod release;
 mod report;
 mod shards;
@@ -240,6 +241,7 @@ impl Reconciler {
                 self.warn_all(&p.view.ingress, &p.problems).await;
                 match apply(&self.cloud, &p.plan, &p.cloud, &self.opts.apply).await {
                     Ok(applied) => {
+                        self.open_gates(key, &p, applied.writes > 0).await;
                         self.collect_after(&p).await;
                         let mut outcome = self.report(&p, &applied).await?;
                         if !applied.stopped && !p.unnamed.is_empty() {

@@ -5,7 +5,9 @@ use super::{ReconcileError, Reconciler};
 use crate::cloud::clb::LoadBalancer;
 use crate::cloud::observe::{observe, observe_named, Lookup, Named};
 use crate::model::ownership::IngressFact;
+use crate::model::readiness::{gated_pods, GatedPod};
 use crate::model::{ClusterView, Desired, LbSource, Problem};
+use crate::plan::readiness::gates_to_open;
 use crate::plan::{self, CloudView, Plan};
 
 /// What a look without writes found for one Ingress.
@@ -57,6 +59,9 @@ pub(super) struct Planned {
     /// CLBs still tagged for the Ingress that it no longer names: released once the plan
     /// has made the one it names serve.
     pub unnamed: Vec<LoadBalancer>,
+    /// Pods waiting for the readiness gate, with the rules that route to them (managed
+    /// direct-access Ingresses only).
+    pub gates: Vec<GatedPod>,
 }
 
 impl Planned {
@@ -69,6 +74,7 @@ impl Planned {
     pub(super) fn is_quiet_but_for_problems(&self) -> bool {
         self.plan.is_empty()
             && self.unnamed.is_empty()
+            && gates_to_open(&self.gates, self.cloud.load_balancer.as_ref()).is_empty()
             && (self.skip
                 || (is_reported(&self.view.ingress, &self.cloud, self.release)
                     && !super::auto_config::is_stale(&self.view, &self.cloud)))
@@ -110,6 +116,7 @@ impl Reconciler {
                 skip: false,
                 reads: reads.calls,
                 unnamed: Vec::new(),
+                gates: Vec::new(),
             }))),
             Err(p) => Ok(Prepared::Invalid {
                 view: Box::new(view),
@@ -144,6 +151,7 @@ impl Reconciler {
             skip: true,
             reads: reads.calls,
             unnamed: Vec::new(),
+            gates: Vec::new(),
         })))
     }
 
@@ -186,6 +194,7 @@ impl Reconciler {
             unnamed = again.unnamed;
             reads += again.reads.calls + 1;
         }
+        let gates = gated_pods(&desired.listeners, &view.endpoint_slices, &view.pods);
         match plan::plan(&desired, &cloud) {
             Ok(plan) => {
                 let mut problems = desired.problems;
@@ -199,6 +208,7 @@ impl Reconciler {
                     skip: false,
                     reads,
                     unnamed,
+                    gates,
                 })))
             }
             Err(refusal) => {

@@ -158,6 +158,11 @@ pub static TYPES: &[ResourceType] = &[
         create_on_update: true,
         ..rt("", "endpoints", "endpoints", "Endpoints", &["ep"], true)
     },
+    // Pods: status (conditions, readiness gates) is written through pods/status only.
+    ResourceType {
+        status_subresource: true,
+        ..rt("", "pods", "pod", "Pod", &["po"], true)
+    },
     rt("", "secrets", "secret", "Secret", &[], true),
     ResourceType {
         create_on_update: true,

@@ -398,6 +398,31 @@ fn check_secret(obj: &Value, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// A Pod needs containers, each with a name and an image; readiness gates name a condition
+/// type (upstream `validatePodSpec`, `validateReadinessGates`).
+fn check_pod(obj: &Value, errs: &mut Vec<FieldError>) {
+    let containers = arr(obj, "/spec/containers");
+    if containers.is_empty() {
+        errs.push(FieldError::required("spec.containers"));
+    }
+    for (i, c) in containers.iter().enumerate() {
+        for field in ["name", "image"] {
+            if s(c, &format!("/{field}")).is_none_or(str::is_empty) {
+                errs.push(FieldError::required(format!(
+                    "spec.containers[{i}].{field}"
+                )));
+            }
+        }
+    }
+    for (i, gate) in arr(obj, "/spec/readinessGates").iter().enumerate() {
+        if s(gate, "/conditionType").is_none_or(str::is_empty) {
+            errs.push(FieldError::required(format!(
+                "spec.readinessGates[{i}].conditionType"
+            )));
+        }
+    }
+}
+
 /// Every type-specific check for a create (`old` = None) or an update.
 pub fn check(t: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -413,6 +438,7 @@ pub fn check(t: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<FieldErr
         ("networking.k8s.io", "ingressclasses") => check_ingress_class(obj, old, &mut errs),
         ("", "services") => check_service(obj, &mut errs),
         ("", "secrets") => check_secret(obj, &mut errs),
+        ("", "pods") => check_pod(obj, &mut errs),
         ("events.k8s.io", "events") => check_events_v1(obj, &mut errs),
         ("coordination.k8s.io", "leases") => check_lease(obj, &mut errs),
         ("discovery.k8s.io", "endpointslices") => match s(obj, "/addressType") {

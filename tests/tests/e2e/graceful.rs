@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 
 use crate::support::stack::*;
 
-const NS: &str = "shop";
-const HOST: &str = "shop.example.com";
+pub(super) const NS: &str = "shop";
+pub(super) const HOST: &str = "shop.example.com";
 
 /// An Ingress `web` for `HOST/` on Service `svc` port 80, with extra annotation lines.
-fn ingress_yaml(svc: &str, annotations: &str) -> String {
+pub(super) fn ingress_yaml(svc: &str, annotations: &str) -> String {
     format!(
         r#"apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -40,7 +40,7 @@ spec:
 }
 
 /// A ClusterIP Service `pods` (port 80 → "http" 8080) for direct access.
-const PODS_SERVICE: &str = r#"apiVersion: v1
+pub(super) const PODS_SERVICE: &str = r#"apiVersion: v1
 kind: Service
 metadata:
   name: pods
@@ -87,7 +87,7 @@ endpoints:
 }
 
 /// `target → weight` of the CLB's one rule for `HOST/`, from clb-sim's state.
-fn weights(stack: &Stack, lb_id: &str) -> BTreeMap<String, i64> {
+pub(super) fn weights(stack: &Stack, lb_id: &str) -> BTreeMap<String, i64> {
     let lb = stack.clb.load_balancer(lb_id).expect("CLB");
     lb.listeners
         .iter()
@@ -117,8 +117,23 @@ async fn served(stack: &Stack) -> String {
     .await
 }
 
+/// The annotation line of a direct-access Ingress, for [`ingress_yaml`].
+pub(super) const DIRECT: &str = "    ingress.cloud.tencent.com/direct-access: \"true\"";
+
+/// Applies the direct-access Ingress `web` for Service `pods` and waits until it is served
+/// and every run is done; returns the CLB id.
+pub(super) async fn serve_direct(stack: &Stack) -> String {
+    stack
+        .kubectl
+        .apply_yaml(&ingress_yaml("pods", DIRECT))
+        .await;
+    let lb_id = served(stack).await;
+    stack.quiet(0).await;
+    lb_id
+}
+
 /// The targets of `HOST/` as the official SDK reads them: `"<IP or instance>:<port> w<weight>"`.
-async fn sdk_targets(stack: &Stack, lb_id: &str) -> Vec<String> {
+pub(super) async fn sdk_targets(stack: &Stack, lb_id: &str) -> Vec<String> {
     let read = sdk_read_clb(stack, lb_id, &["--targets"]).await;
     read["listeners"]
         .as_array()
@@ -145,15 +160,7 @@ async fn a_direct_access_rollout_always_serves_and_drains_every_old_pod_before_d
         ("10.1.0.2", true, false, "n1"),
     ];
     stack.kubectl.apply_yaml(&slice(&old)).await;
-    stack
-        .kubectl
-        .apply_yaml(&ingress_yaml(
-            "pods",
-            "    ingress.cloud.tencent.com/direct-access: \"true\"",
-        ))
-        .await;
-    let lb_id = served(&stack).await;
-    stack.quiet(0).await;
+    let lb_id = serve_direct(&stack).await;
     assert_eq!(weights(&stack, &lb_id).len(), 2);
     let before = stack.clb.calls().len();
 

@@ -14,6 +14,7 @@ mod lifecycle;
 mod ownership;
 mod ownership_paths;
 mod quota_takeover;
+mod readiness;
 mod reconcile;
 mod serverless;
 mod shard;

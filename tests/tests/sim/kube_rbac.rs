@@ -133,6 +133,14 @@ async fn kubectl_auth_can_i_as_the_service_account_answers_from_the_bindings() {
         "yes"
     );
     assert_eq!(can_i(&["update", "ingresses", "-n", "shop"]).await, "no");
+    // The readiness gate: a Pod by name and its status condition, nothing more.
+    assert_eq!(can_i(&["get", "pods", "-n", "shop"]).await, "yes");
+    assert_eq!(can_i(&["list", "pods", "-n", "shop"]).await, "no");
+    assert_eq!(
+        can_i(&["patch", "pods", "--subresource=status", "-n", "shop"]).await,
+        "yes"
+    );
+    assert_eq!(can_i(&["patch", "pods", "-n", "shop"]).await, "no");
     assert_eq!(can_i(&["create", "services", "-n", "shop"]).await, "no");
     // The admin is not governed.
     let admin = kubectl

@@ -968,3 +968,33 @@ fn grace_shutdown_off_drops_terminating_and_not_ready_endpoints_at_once() {
     assert_eq!(root_targets(&d).len(), 1);
     assert!(d.problems.is_empty(), "{:?}", d.problems);
 }
+
+#[test]
+fn a_pod_waiting_for_the_readiness_gate_is_registered_even_with_not_ready_grace_off() {
+    use crate::model::readiness::{PodGate, READINESS_GATE};
+    let mut view = web_root_view(
+        json!({
+            "ingress.cloud.tencent.com/direct-access": "true",
+            "ingress.cloud.tencent.com/enable-grace-shutdown-tkex": "false",
+        }),
+        json!([
+            {"addresses": ["10.1.0.1"], "conditions": {"ready": true}},
+            {"addresses": ["10.1.0.2"], "conditions": {"ready": false},
+             "targetRef": {"kind": "Pod", "name": "web-2", "namespace": "default"}},
+        ]),
+    );
+    // Without the Pod (not read, or gone) the not-ready endpoint is no target.
+    assert_eq!(root_targets(&manage(&view)).len(), 1);
+    let pod = from(json!({
+        "metadata": {"name": "web-2", "uid": "u2", "resourceVersion": "5"},
+        "spec": {"containers": [{"name": "c", "image": "i"}],
+                 "readinessGates": [{"conditionType": READINESS_GATE}]},
+    }));
+    view.pods.insert("web-2".into(), PodGate::of(&pod));
+    let d = manage(&view);
+    let eni = TargetKey {
+        backend: Backend::EniIp("10.1.0.2".into()),
+        port: 8080,
+    };
+    assert_eq!(root_targets(&d).get(&eni), Some(&TargetWeight::Serve));
+}

@@ -216,6 +216,24 @@ impl Kubectl {
             .await
     }
 
+    /// `kubectl -n NS patch KIND NAME --type=TYPE -p PATCH` plus `extra` flags (such as
+    /// `--subresource=status`).
+    pub async fn patch(
+        &self,
+        ns: &str,
+        object: [&str; 2],
+        patch_type: &str,
+        patch: &str,
+        extra: &[&str],
+    ) -> String {
+        let kind_of = format!("--type={patch_type}");
+        let mut args = vec![
+            "-n", ns, "patch", object[0], object[1], &kind_of, "-p", patch,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+
     /// `kubectl apply -f` of YAML text (written to a file first).
     pub async fn apply_yaml(&self, yaml: &str) -> String {
         self.0.apply_yaml(yaml).await
