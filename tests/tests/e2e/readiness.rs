@@ -159,6 +159,26 @@ async fn pods_declaring_the_gate_get_it_once_their_targets_are_registered_and_ne
     assert!(!again.is_empty(), "the not-ready endpoints' Pods are read");
     assert_eq!(stack.cloud_writes().len(), cloud_before);
 
+    // A new gated Pod p4 starts: the endpoint-slice write alone (audit trigger) brings the
+    // run that registers it and opens its gate: one more Pod write, one registration.
+    stack.kubectl.apply_yaml(&pod_yaml("p4", true)).await;
+    let mut with_p4 = waiting.to_vec();
+    with_p4.push(("10.1.0.15", false, "p4"));
+    let (cloud_before, patches_before) = (stack.cloud_writes().len(), writes(&requests).len());
+    stack.kubectl.apply_yaml(&slice_yaml(&with_p4)).await;
+    stack.quiet(0).await;
+    assert_eq!(gate(&stack, "p4").as_deref(), Some("True"));
+    assert!(sdk_targets(&stack, &lb_id)
+        .await
+        .contains(&"10.1.0.15:8080 w10".to_string()));
+    let requests = pod_requests(&stack);
+    assert_eq!(writes(&requests).len(), patches_before + 1, "{requests:?}");
+    let new_writes: Vec<String> = stack.cloud_writes()[cloud_before..]
+        .iter()
+        .map(|c| c.action.clone())
+        .collect();
+    assert_eq!(new_writes, ["BatchRegisterTargets"]);
+
     // The Pods turn Ready and the endpoint-slice controller says so (the ghost is gone, p3
     // ready too): from then on no run and no sweep makes a single Pod request.
     stack
@@ -168,6 +188,7 @@ async fn pods_declaring_the_gate_get_it_once_their_targets_are_registered_and_ne
             ("10.1.0.11", true, "p1"),
             ("10.1.0.12", true, "p2"),
             ("10.1.0.13", true, "p3"),
+            ("10.1.0.15", true, "p4"),
         ]))
         .await;
     stack.quiet(0).await;
@@ -184,6 +205,29 @@ async fn pods_declaring_the_gate_get_it_once_their_targets_are_registered_and_ne
         pod_requests(&stack)
     );
     assert_eq!(stack.cloud_writes().len(), cloud_steady);
-    assert_eq!(weights(&stack, &lb_id).len(), 4);
+    assert_eq!(weights(&stack, &lb_id).len(), 5);
     assert_eq!(gate(&stack, "p3"), None);
+
+    // `mode: skip`: a new gated Pod is neither registered nor marked.
+    stack
+        .kubectl
+        .annotate_ingress(NS, "web", "ingress.cloud.tencent.com/mode=skip")
+        .await;
+    stack.kubectl.apply_yaml(&pod_yaml("p5", true)).await;
+    stack
+        .kubectl
+        .apply_yaml(&slice_yaml(&[
+            ("10.1.0.10", true, "p0"),
+            ("10.1.0.16", false, "p5"),
+        ]))
+        .await;
+    stack.quiet(0).await;
+    assert_eq!(gate(&stack, "p5"), None);
+    assert_eq!(writes(&pod_requests(&stack)).len(), patches_before + 1);
+    let skip_writes: Vec<String> = stack.cloud_writes()[cloud_steady..]
+        .iter()
+        .map(|c| c.action.clone())
+        .collect();
+    // Only the skip mark on the CLB (so a release keeps it); no target is registered.
+    assert_eq!(skip_writes, ["TagResources"]);
 }
