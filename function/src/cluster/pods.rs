@@ -25,23 +25,30 @@ impl ClusterClient {
         slices: impl IntoIterator<Item = &'a EndpointSlice>,
     ) -> Result<BTreeMap<String, PodGate>, ClusterError> {
         let names = pods_to_read(ns, slices);
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        let found = try_join_all(names.iter().map(|name| {
-            let api = &api;
-            async move {
-                match get_optional(api, name).await {
-                    Ok(pod) => Ok(pod.map(|p| (name.clone(), PodGate::of(&p)))),
-                    Err(e) if status_code(&e) == Some(403) => {
-                        tracing::warn!(pod = %format!("{ns}/{name}"), error = %e,
-                            "cannot read the Pod (RBAC: get pods); its readiness gate is left alone");
-                        Ok(None)
-                    }
-                    Err(e) => Err(ClusterError::api("get pod", format!("{ns}/{name}"), e)),
-                }
-            }
+        let found = try_join_all(names.iter().map(|name| async move {
+            let gate = self.read_pod_gate(ns, name).await?;
+            Ok::<_, ClusterError>(gate.map(|g| (name.clone(), g)))
         }))
         .await?;
         Ok(found.into_iter().flatten().collect())
+    }
+
+    /// One Pod as the gate sees it; `None` when it is gone or RBAC refuses the read.
+    pub async fn read_pod_gate(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<PodGate>, ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        match get_optional(&api, name).await {
+            Ok(pod) => Ok(pod.map(|p| PodGate::of(&p))),
+            Err(e) if status_code(&e) == Some(403) => {
+                tracing::warn!(pod = %format!("{ns}/{name}"), error = %e,
+                    "cannot read the Pod (RBAC: get pods); its readiness gate is left alone");
+                Ok(None)
+            }
+            Err(e) => Err(ClusterError::api("get pod", format!("{ns}/{name}"), e)),
+        }
     }
 
     /// Sets the gate's condition to `True` on `pod` as read: a strategic merge patch of

@@ -3,7 +3,9 @@
 
 use super::prepare::{Planned, Prepared};
 use super::Reconciler;
+use crate::cluster::ClusterError;
 use crate::handler::IngressKey;
+use crate::model::readiness::PodGate;
 use crate::plan::readiness::gates_to_open;
 
 impl Reconciler {
@@ -34,10 +36,27 @@ impl Reconciler {
             p
         };
         for pod in gates_to_open(&p.gates, p.cloud.load_balancer.as_ref()) {
-            if let Err(e) = self.cluster.open_gate(&key.namespace, pod).await {
+            if let Err(e) = self.open_gate(&key.namespace, pod).await {
                 tracing::warn!(ingress = %key, pod = %pod.name, error = %e,
                     "opening the readiness gate; left to the next run");
             }
+        }
+    }
+
+    /// One Pod's gate. The kubelet writes a starting Pod's status often, so a lost race on
+    /// the resourceVersion is read again once: the same Pod (uid), still waiting, is marked
+    /// on the new version (its target, by IP, is what the CLB read proved).
+    async fn open_gate(&self, ns: &str, pod: &PodGate) -> Result<(), ClusterError> {
+        match self.cluster.open_gate(ns, pod).await {
+            Err(ClusterError::Conflict { .. }) => {
+                match self.cluster.read_pod_gate(ns, &pod.name).await? {
+                    Some(now) if now.uid == pod.uid && now.awaits_clb() => {
+                        self.cluster.open_gate(ns, &now).await
+                    }
+                    _ => Ok(()),
+                }
+            }
+            other => other,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! `cloud.tencent.com/load-balancer-backendgroup-ready` and the EndpointSlice naming them;
 //! kube-sim's audit webhook drives the function, which registers the waiting Pods on
 //! clb-sim and then sets the gate's condition, read back from kube-sim and the CLB's targets
-//! read back with the official SDK. The gate is set once, a Pod without it is never written,
+//! read back with the official SDK. The gate is set once (a lost race on the Pod's
+//! resourceVersion is read again and retried once), a Pod without it is never written,
 //! a Pod that is gone changes nothing, and Ready Pods cost no Pod request at all.
 
 use clb_ingress::model::readiness::READINESS_GATE;
@@ -103,6 +104,10 @@ async fn pods_declaring_the_gate_get_it_once_their_targets_are_registered_and_ne
     assert_eq!(gate(&stack, "p1"), None);
 
     // Ours, direct access: one run registers p0, p1, p2 and then opens p1's and p2's gates.
+    // The kubelet wins the race on p1's status once: the function reads p1 again and
+    // marks it on the new version.
+    let p1_status = format!("/api/v1/namespaces/{NS}/pods/p1/status");
+    stack.kube.fail_next("PATCH", &p1_status, 1, 409);
     let lb_id = serve_direct(&stack).await;
     let targets = sdk_targets(&stack, &lb_id).await;
     assert_eq!(
@@ -136,7 +141,8 @@ async fn pods_declaring_the_gate_get_it_once_their_targets_are_registered_and_ne
     assert_eq!(
         patched,
         [
-            format!("/api/v1/namespaces/{NS}/pods/p1/status"),
+            p1_status.clone(),
+            p1_status.clone(),
             format!("/api/v1/namespaces/{NS}/pods/p2/status")
         ]
         .iter()
@@ -144,6 +150,13 @@ async fn pods_declaring_the_gate_get_it_once_their_targets_are_registered_and_ne
         .collect::<Vec<_>>(),
         "{requests:?}"
     );
+    let conflicts = stack
+        .kube
+        .request_log()
+        .into_iter()
+        .filter(|r| r.path == p1_status && r.status == 409)
+        .count();
+    assert_eq!(conflicts, 1);
     assert!(
         requests.iter().all(|(_, p)| !p.ends_with("/pods/p0")),
         "a ready endpoint's Pod is never read: {requests:?}"

@@ -377,3 +377,49 @@ async fn kubectl_create_namespace_and_secret_are_decoded_from_protobuf_or_json()
         );
     }
 }
+
+#[tokio::test]
+async fn pods_need_containers_and_their_status_conditions_change_only_through_pods_status() {
+    let (sim, k) = sim().await;
+    let bare = k.write(
+        "bare.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bare\nspec:\n  containers: []\n",
+    );
+    let out = k.run(&["apply", "-f", &bare]).await;
+    assert!(!out.ok);
+    assert!(out.stderr.contains("spec.containers"), "{}", out.stderr);
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: app\n    image: nginx\n  readinessGates:\n  - conditionType: example.com/gate\n";
+    let file = k.write("pod.yaml", pod);
+    k.ok(&["apply", "-f", &file]).await;
+    let cond =
+        |t: &str| format!(r#"{{"status":{{"conditions":[{{"type":"{t}","status":"True"}}]}}}}"#);
+    // A main-resource write leaves status alone (the status subresource split) ...
+    k.ok(&["patch", "pod", "p", "--type=merge", "-p", &cond("Ignored")])
+        .await;
+    // ... and strategic patches of pods/status merge conditions by type.
+    for t in ["ContainersReady", "example.com/gate", "ContainersReady"] {
+        k.ok(&[
+            "patch",
+            "pod",
+            "p",
+            "--subresource=status",
+            "--type=strategic",
+            "-p",
+            &cond(t),
+        ])
+        .await;
+    }
+    let got = obj(&sim, "v1", "Pod", "p");
+    let types: Vec<&str> = got["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    assert_eq!(types, ["ContainersReady", "example.com/gate"]);
+    assert_eq!(
+        got["spec"]["readinessGates"][0]["conditionType"],
+        "example.com/gate"
+    );
+    assert!(k.ok(&["get", "pods"]).await.starts_with("NAME"));
+}
