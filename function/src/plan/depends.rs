@@ -17,6 +17,9 @@
 //! - it deletes a listener after the earlier DeleteRules on it, or after the earlier
 //!   CreateListeners of the listener that replaces it;
 //! - it removes our tags after the earlier DeleteListeners (nothing of ours may be left);
+//! - it works on a CLB whose `mode: skip` mark the earlier UnTagResources takes off (a mark
+//!   left by an Ingress released before this one adopted the CLB, or by this one before
+//!   skip went off): while the mark stays, a release would keep whatever we wrote;
 //! - it redirects between rules (ManualRewrite) the earlier CreateRules makes, either end;
 //! - it deletes a rule or listener that the earlier DeleteRewrite frees of its redirect (the
 //!   API refuses to delete a redirected rule).
@@ -26,6 +29,7 @@
 
 use super::{Action, BatchTarget, ListenerRef, RuleRef};
 use crate::model::lb::Domain;
+use crate::model::lifecycle::TAG_SKIP;
 
 /// For each action of `actions`, the indexes of the earlier actions it depends on.
 pub fn dependencies(actions: &[Action]) -> Vec<Vec<usize>> {
@@ -126,8 +130,8 @@ pub fn depends_on(later: &Action, earlier: &Action) -> bool {
                 _ => false,
             }
         }
+        Action::UnTagResources { keys } => keys.iter().any(|k| k == TAG_SKIP),
         Action::ModifyListener { .. }
-        | Action::UnTagResources { .. }
         | Action::ModifyDomainAttributes { .. }
         | Action::ModifyRule { .. }
         | Action::SetKeepalive { .. }

@@ -114,6 +114,43 @@ fn targets_of_existing_and_of_new_rules_never_share_a_batch() {
     }
 }
 
+/// Seed 60145: a CLB kept by a released `mode: skip` Ingress still carries the skip mark when
+/// the next Ingress adopts it. Listeners made while the mark stays (its removal failed) would
+/// be kept on the user's CLB for good by this Ingress's release.
+#[test]
+fn nothing_is_written_to_an_adopted_clb_while_an_earlier_skip_mark_stays_on_it() {
+    use crate::model::lifecycle::{skip_marked, TAG_SKIP, TAG_SKIP_VALUE};
+    let mut view = CloudView {
+        load_balancer: Some(CloudLb {
+            id: "lb-1".into(),
+            name: "kept".into(),
+            lb_type: LbType::Open,
+            vips: vec!["1.2.3.4".into()],
+            domain: None,
+            status: 1,
+            tags: [(TAG_SKIP.to_string(), TAG_SKIP_VALUE.to_string())].into(),
+            listeners: vec![],
+            attributes: Default::default(),
+        }),
+    };
+    let mut d = web();
+    d.load_balancer = LbSource::Adopt {
+        lb_id: "lb-1".into(),
+    };
+    let p = plan(&d, &view).unwrap();
+    let unmark = index_of(&p, |a| matches!(a, Action::UnTagResources { .. }));
+    let ran = run_failing(&p, &mut view, &[unmark]).unwrap();
+    assert!(matches!(p.actions[0], Action::TagResources { .. }), "{p}");
+    assert_eq!(ran[0], Some(true));
+    assert!(ran[unmark + 1..].iter().all(Option::is_none), "{p}");
+    let lb = view.load_balancer.as_ref().unwrap();
+    assert!(skip_marked(&lb.tags) && lb.listeners.is_empty());
+    // The next run takes the mark off first, then builds.
+    converge(&d, &mut view);
+    assert!(plan(&d, &view).unwrap().is_empty());
+    assert!(!skip_marked(&view.load_balancer.unwrap().tags));
+}
+
 #[test]
 fn a_failed_create_load_balancer_skips_everything() {
     let p = plan(&web(), &CloudView::default()).unwrap();
