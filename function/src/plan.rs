@@ -350,7 +350,8 @@ struct Phases {
     head: Vec<Action>,
     /// DeleteRewrite, before any delete (the API refuses to delete a redirected rule).
     delete_rewrites: Vec<Action>,
-    /// Our listeners whose port a desired listener of another protocol needs.
+    /// Our listeners whose port a desired listener of another protocol needs, or that make
+    /// room for new ones on a CLB at its listener quota ([`room`]).
     clear_ports: Vec<ListenerRef>,
     new_listeners: Vec<(ListenerKey, Option<Certificate>, bool)>,
     sni_on: Vec<Action>,
@@ -633,6 +634,11 @@ pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
     lifecycle::lb_actions(&mut ph, desired, lb);
     room::make_room(&mut ph, cloud_listeners, desired.quota.targets_per_rule);
     room::make_rule_room(&mut ph, cloud_listeners, desired.quota.rules_per_listener);
+    room::make_listener_room(
+        &mut ph,
+        cloud_listeners.len(),
+        desired.quota.listeners_per_lb,
+    );
     Ok(Plan {
         load_balancer_id: lb.map(|l| l.id.clone()),
         actions: ph.into_actions(),

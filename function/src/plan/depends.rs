@@ -6,7 +6,10 @@
 //! - it works on the CLB the earlier one creates or adopts (CreateLoadBalancer, TagResources:
 //!   everything after them);
 //! - it names a listener by natural key that the earlier CreateListeners makes, or creates a
-//!   listener on a port the earlier DeleteListeners frees;
+//!   listener after a DeleteListeners (placed before creations only to free its port or
+//!   room under the CLB's listener quota, `room.rs`);
+//! - it creates rules on a listener after a DeleteRules on it, or registers targets on a rule
+//!   after a DeregisterTargets on it (placed first only to make room under the quota);
 //! - it puts a certificate on a domain of a listener whose SNI the earlier ModifyListener
 //!   turns on;
 //! - it names a rule by natural key that the earlier CreateRules makes (targets, attributes),
@@ -51,13 +54,10 @@ pub fn dependencies(actions: &[Action]) -> Vec<Vec<usize>> {
 pub fn depends_on(later: &Action, earlier: &Action) -> bool {
     match earlier {
         Action::CreateLoadBalancer { .. } | Action::TagResources { .. } => true,
-        Action::DeleteListeners { listeners } => match later {
-            Action::CreateListeners { ports, .. } => {
-                listeners.iter().any(|l| ports.contains(&l.key.port))
-            }
-            Action::UnTagResources { .. } => true,
-            _ => false,
-        },
+        Action::DeleteListeners { .. } => matches!(
+            later,
+            Action::CreateListeners { .. } | Action::UnTagResources { .. }
+        ),
         Action::CreateListeners {
             protocol, ports, ..
         } => {
@@ -109,6 +109,13 @@ pub fn depends_on(later: &Action, earlier: &Action) -> bool {
             Action::DeleteListeners { listeners } => {
                 listeners.iter().any(|l| same_listener(l, listener))
             }
+            Action::CreateRules { listener: l, .. } => same_listener(l, listener),
+            _ => false,
+        },
+        Action::DeregisterTargets { targets: leaving } => match later {
+            Action::RegisterTargets { targets } => leaving
+                .iter()
+                .any(|t| targets.iter().any(|a| same_rule(&a.rule, &t.rule))),
             _ => false,
         },
         Action::DeleteRewrite { pairs } => {
@@ -136,7 +143,6 @@ pub fn depends_on(later: &Action, earlier: &Action) -> bool {
         | Action::ModifyRule { .. }
         | Action::SetKeepalive { .. }
         | Action::SetDefaultServer { .. }
-        | Action::DeregisterTargets { .. }
         | Action::DeleteLoadBalancer { .. }
         | Action::ModifyLoadBalancerAttributes { .. }
         | Action::SetSecurityGroups { .. }

@@ -1,12 +1,25 @@
 //! Swaps at the quota (issue 12 §3): the plan registers new targets before it deregisters
-//! old ones, and creates new rules before it deletes old ones (no window without them), but
-//! a rule or listener already holding its quota would refuse the addition (`LimitExceeded`)
-//! and the swap would never happen. So there just enough of the old targets or rules go
-//! first to make room; the rest keep the availability-first order.
+//! old ones, creates new rules before it deletes old ones and new listeners before it deletes
+//! old ones (no window without them), but a rule, listener or CLB already holding its quota
+//! would refuse the addition (`LimitExceeded`, TKE's E4004/E4005) on every run and the swap
+//! would never happen. So just enough of what is no longer wanted goes first to make room,
+//! in the plan's stable order; the rest keeps the availability-first order. Only what the
+//! plan deletes anyway is moved: nothing still wanted is deleted to make room, and when the
+//! wanted things alone exceed the quota the API's refusal is reported as before.
 
 use std::collections::BTreeMap;
 
 use super::{Action, BatchTarget, CloudListener, Phases};
+
+/// Moves the first deletions of our unwanted listeners into `ph.clear_ports` (deleted before
+/// any listener is created) while the CLB's `present` listeners, less those already cleared,
+/// plus the new ones would exceed `listeners_per_lb`.
+pub(super) fn make_listener_room(ph: &mut Phases, present: usize, listeners_per_lb: usize) {
+    let peak = present.saturating_sub(ph.clear_ports.len()) + ph.new_listeners.len();
+    let over = peak.saturating_sub(listeners_per_lb);
+    let n = over.min(ph.delete_listeners.len());
+    ph.clear_ports.extend(ph.delete_listeners.drain(..n));
+}
 
 /// Moves, per existing rule, the deregistrations that must precede its registrations for
 /// bound + new to stay within `targets_per_rule` into `ph.make_room`.

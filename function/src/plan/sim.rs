@@ -416,3 +416,39 @@ pub fn apply_to_view(plan: &Plan, view: &mut CloudView) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Applies `plan` one action at a time as [`apply_to_view`] does, refusing (`LimitExceeded`)
+/// an action after which the CLB would exceed `quota`, as the API does. The CLB after each
+/// action, so a test can check what holds at every step.
+pub fn apply_within(
+    plan: &Plan,
+    view: &mut CloudView,
+    quota: &crate::model::limits::Quota,
+) -> Result<Vec<CloudView>, String> {
+    let mut steps = Vec::new();
+    for action in &plan.actions {
+        let mut next = view.clone();
+        let one = Plan {
+            actions: vec![action.clone()],
+            ..plan.clone()
+        };
+        apply_to_view(&one, &mut next)?;
+        if let Some(lb) = &next.load_balancer {
+            let rules = lb.listeners.iter().flat_map(|l| &l.rules);
+            if lb.listeners.len() > quota.listeners_per_lb
+                || lb
+                    .listeners
+                    .iter()
+                    .any(|l| l.rules.len() > quota.rules_per_listener)
+                || rules
+                    .into_iter()
+                    .any(|r| r.targets.len() > quota.targets_per_rule)
+            {
+                return Err(format!("LimitExceeded: {action}"));
+            }
+        }
+        *view = next.clone();
+        steps.push(next);
+    }
+    Ok(steps)
+}

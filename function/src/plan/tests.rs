@@ -15,6 +15,7 @@ mod graceful;
 mod hold;
 mod lifecycle;
 mod redirects;
+mod room;
 
 const CLUSTER: &str = "cls-test";
 const UID: &str = "uid-1";
@@ -897,7 +898,7 @@ fn clb_still_creating_gets_no_writes_yet() {
 }
 
 /// A new CLB with these rules on HTTP:80, held to `quota`.
-fn http_80_within(
+pub(super) fn http_80_within(
     quota: crate::model::limits::Quota,
     rules: Vec<(RuleKey, DesiredRule)>,
 ) -> Desired {
@@ -910,7 +911,7 @@ fn http_80_within(
 }
 
 /// An action's first line (its kind and count).
-fn summary(a: &Action) -> String {
+pub(super) fn summary(a: &Action) -> String {
     a.to_string().lines().next().unwrap_or_default().to_string()
 }
 

@@ -1,0 +1,174 @@
+//! Swaps at the quota (issue 12 §3): on a CLB, listener or rule already holding its quota,
+//! what the Ingress no longer wants goes first, just enough of it, so the swap converges in
+//! one run under a CLB that refuses anything over the quota; nothing still wanted is deleted.
+
+use super::*;
+use crate::model::limits::{Quota, LISTENERS_PER_LB};
+use crate::plan::depends::dependencies;
+use crate::plan::sim::apply_within;
+
+/// `web()`'s rules on HTTP listeners at `ports`.
+fn web_on(ports: &[u16]) -> Desired {
+    let mut d = web();
+    let l = d.listeners.remove(&ListenerKey::HTTP_80).unwrap();
+    for port in ports {
+        let key = ListenerKey {
+            protocol: Protocol::Http,
+            port: *port,
+        };
+        d.listeners.insert(key, l.clone());
+    }
+    d
+}
+
+/// `d` converged on a new CLB, then the user's own TCP listeners added until the CLB holds
+/// `total` listeners.
+fn converged_then_filled(d: &Desired, total: usize) -> CloudView {
+    let mut view = CloudView::default();
+    converge(d, &mut view);
+    let lb = view.load_balancer.as_mut().unwrap();
+    for i in 0..total - lb.listeners.len() {
+        lb.listeners.push(CloudListener {
+            id: format!("lbl-user{i}"),
+            protocol: Protocol::Tcp,
+            port: 10000 + i as u16,
+            name: format!("user-{i}"),
+            certificate: None,
+            sni: false,
+            keepalive: None,
+            rules: vec![],
+        });
+    }
+    view
+}
+
+/// Plans `d` and runs it on a CLB that refuses what exceeds the default quota; the plan.
+fn run_within_quota(d: &Desired, view: &mut CloudView) -> Plan {
+    let p = plan(d, view).unwrap();
+    apply_within(&p, view, &Quota::DEFAULT).unwrap_or_else(|e| panic!("{e}\n{p}"));
+    p
+}
+
+fn kinds(p: &Plan) -> Vec<String> {
+    p.actions.iter().map(summary).collect()
+}
+
+#[test]
+fn golden_a_port_moved_on_a_clb_at_its_listener_quota_deletes_the_old_listener_first() {
+    let mut view = converged_then_filled(&web_on(&[8080]), LISTENERS_PER_LB);
+    let moved = web_on(&[8081]);
+    let p = run_within_quota(&moved, &mut view);
+    check_golden("listener_swap_at_quota", &p.to_string());
+    let k = kinds(&p);
+    assert!(k[0].starts_with("DeleteListeners HTTP:8080"), "{p}");
+    assert!(k[1].starts_with("CreateListeners HTTP ports=[8081]"), "{p}");
+    assert_eq!(
+        k.iter()
+            .filter(|a| a.starts_with("DeleteListeners"))
+            .count(),
+        1
+    );
+    // The new listener needs the room: if the delete fails, the create is not sent.
+    assert_eq!(dependencies(&p.actions)[1], vec![0]);
+    assert!(
+        plan(&moved, &view).unwrap().is_empty(),
+        "converged in one run"
+    );
+}
+
+#[test]
+fn tls_turned_on_while_http_goes_at_the_listener_quota_converges_in_one_run() {
+    let mut view = converged_then_filled(&web(), LISTENERS_PER_LB);
+    let d = tls_web();
+    let p = run_within_quota(&d, &mut view);
+    let k = kinds(&p);
+    assert!(k[0].starts_with("DeleteListeners HTTP:80"), "{p}");
+    assert!(k[1].starts_with("CreateListeners HTTPS ports=[443]"), "{p}");
+    assert!(plan(&d, &view).unwrap().is_empty(), "converged in one run");
+}
+
+#[test]
+fn only_as_many_old_listeners_as_the_new_ones_need_go_first_in_key_order() {
+    // 47 of the user's + 80, 8080, 8090 of ours; the Ingress now wants 8081 alone.
+    let mut view = converged_then_filled(&web_on(&[80, 8080, 8090]), LISTENERS_PER_LB);
+    let d = web_on(&[8081]);
+    let p = run_within_quota(&d, &mut view);
+    let k = kinds(&p);
+    assert!(k[0].starts_with("DeleteListeners HTTP:80("), "{p}");
+    assert!(k[1].starts_with("CreateListeners HTTP ports=[8081]"), "{p}");
+    let last = k.last().unwrap();
+    assert!(
+        last.starts_with("DeleteListeners HTTP:8080(") && last.contains("HTTP:8090("),
+        "the rest after the new listener serves: {p}"
+    );
+    assert!(plan(&d, &view).unwrap().is_empty());
+}
+
+#[test]
+fn below_the_listener_quota_a_port_move_stays_make_before_break() {
+    let mut view = converged_then_filled(&web_on(&[8080]), LISTENERS_PER_LB - 1);
+    let p = run_within_quota(&web_on(&[8081]), &mut view);
+    let k = kinds(&p);
+    assert!(k[0].starts_with("CreateListeners"), "{p}");
+    assert!(
+        k.last().unwrap().starts_with("DeleteListeners HTTP:8080"),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_wanted_listener_is_never_deleted_to_make_room_for_another() {
+    // 49 of the user's + ours on 80; the Ingress wants 80 and 8080: there is no room, and
+    // none is made by deleting 80. The API's refusal is what reports it (E4004).
+    let mut view = converged_then_filled(&web(), LISTENERS_PER_LB);
+    let d = web_on(&[80, 8080]);
+    let p = plan(&d, &view).unwrap();
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::DeleteListeners { .. })),
+        "{p}"
+    );
+    let refused = apply_within(&p, &mut view, &Quota::DEFAULT).unwrap_err();
+    assert!(
+        refused.starts_with("LimitExceeded: CreateListeners"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_rule_swap_on_a_full_listener_converges_in_one_run_under_the_quota() {
+    let quota = Quota {
+        rules_per_listener: 3,
+        ..Default::default()
+    };
+    let with = |hosts: &[&str]| {
+        http_80_within(
+            quota,
+            hosts
+                .iter()
+                .map(|h| (key(Some(h), "/"), rule(&[(ins("ins-1", 30080), 10)])))
+                .collect(),
+        )
+    };
+    let mut view = CloudView::default();
+    converge(&with(&["a.com", "b.com", "c.com"]), &mut view);
+    // Two of three swapped: both old rules go before the two new ones are made; a.com stays.
+    let d = with(&["a.com", "d.com", "e.com"]);
+    let p = plan(&d, &view).unwrap();
+    apply_within(&p, &mut view, &quota).unwrap_or_else(|e| panic!("{e}\n{p}"));
+    let k = kinds(&p);
+    assert_eq!(k[0], "DeleteRules HTTP:80(lbl-sim2)", "{p}");
+    assert_eq!(
+        p.actions[0].to_string().lines().count(),
+        3,
+        "b.com and c.com: {p}"
+    );
+    assert!(k[1].starts_with("CreateRules"), "{p}");
+    assert_eq!(
+        dependencies(&p.actions)[1],
+        vec![0],
+        "the rules wait for their room"
+    );
+    assert!(plan(&d, &view).unwrap().is_empty(), "converged in one run");
+}
