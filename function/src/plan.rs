@@ -366,6 +366,8 @@ struct Phases {
     modify: Vec<Action>,
     weights: BTreeMap<RuleRef, Vec<BatchTarget>>,
     deregister: Vec<BatchTarget>,
+    /// The quota's targets per rule: what [`targets::diff`] keeps a rule within.
+    targets_per_rule: usize,
     delete_rules: Vec<Action>,
     delete_listeners: Vec<ListenerRef>,
 }
@@ -480,7 +482,10 @@ fn resolved_rules<'a>(
 /// Errors (nothing may be done) when the CLB is not ours: tags of another Ingress/cluster,
 /// or an existLbId that fails the adoption checks.
 pub fn plan(desired: &Desired, cloud: &CloudView) -> Result<Plan, Problem> {
-    let mut ph = Phases::default();
+    let mut ph = Phases {
+        targets_per_rule: desired.quota.targets_per_rule,
+        ..Phases::default()
+    };
     let mut problems = Vec::new();
     let lb = match &desired.load_balancer {
         LbSource::Create(spec) => match &cloud.load_balancer {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Action, BatchTarget, CloudListener, Phases};
+use super::{Action, CloudListener, Phases};
 
 /// Moves the first deletions of our unwanted listeners into `ph.clear_ports` (deleted before
 /// any listener is created) while the CLB's `present` listeners, less those already cleared,
@@ -45,19 +45,24 @@ pub(super) fn make_room(ph: &mut Phases, cloud: &[CloudListener], targets_per_ru
     if over.is_empty() {
         return;
     }
-    let (first, later): (Vec<BatchTarget>, Vec<BatchTarget>) = std::mem::take(&mut ph.deregister)
-        .into_iter()
-        .partition(|t| {
+    // Targets already at weight 0 (drained) go first: removing them cuts no request.
+    let mut later = std::mem::take(&mut ph.deregister);
+    for drained in [true, false] {
+        later.retain(|t| {
+            if (t.weight == 0) != drained {
+                return true;
+            }
             let Some(left) = t.rule.location_id.as_ref().and_then(|id| over.get_mut(id)) else {
-                return false;
+                return true;
             };
             if *left == 0 {
-                return false;
+                return true;
             }
             *left -= 1;
-            true
+            ph.make_room.push(t.clone());
+            false
         });
-    ph.make_room = first;
+    }
     ph.deregister = later;
 }
 

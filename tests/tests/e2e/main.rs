@@ -13,6 +13,7 @@ mod hold;
 mod lifecycle;
 mod ownership;
 mod ownership_paths;
+mod quota_swap;
 mod quota_takeover;
 mod readiness;
 mod reconcile;

@@ -172,3 +172,130 @@ fn a_rule_swap_on_a_full_listener_converges_in_one_run_under_the_quota() {
     );
     assert!(plan(&d, &view).unwrap().is_empty(), "converged in one run");
 }
+
+/// One rule, a.com/ on HTTP:80, held to 4 targets, with these graceful weights.
+fn rollout_step(targets: &[(&str, TargetWeight)]) -> Desired {
+    let quota = Quota {
+        targets_per_rule: 4,
+        ..Default::default()
+    };
+    let mut d = http_80_within(quota, vec![(key(Some("a.com"), "/"), rule(&[]))]);
+    let r = d.listeners.get_mut(&ListenerKey::HTTP_80).unwrap();
+    r.rules.values_mut().next().unwrap().targets =
+        targets.iter().map(|(id, w)| (ins(id, 30080), *w)).collect();
+    d
+}
+
+/// `(instance, weight)` bound to the one rule.
+fn bound(view: &CloudView) -> Vec<(String, u16)> {
+    let lb = view.load_balancer.as_ref().unwrap();
+    let mut out: Vec<(String, u16)> = lb.listeners[0].rules[0]
+        .targets
+        .iter()
+        .map(|t| (t.key.to_string(), t.weight))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Runs each step under the quota and checks that after every single call the rule keeps a
+/// target with weight > 0, and that each step converges in one run. The writes per step,
+/// and the targets cut: those that left while still wanted and above weight 0.
+fn roll(steps: &[Vec<(&str, TargetWeight)>]) -> (Vec<Vec<String>>, Vec<String>) {
+    let mut view = CloudView::default();
+    let first = rollout_step(&steps[0]);
+    converge(&first, &mut view);
+    let mut writes = Vec::new();
+    let mut cut = Vec::new();
+    for step in &steps[1..] {
+        let d = rollout_step(step);
+        let p = plan(&d, &view).unwrap();
+        let mut before = bound(&view);
+        for after in apply_within(&p, &mut view, &d.quota).unwrap_or_else(|e| panic!("{e}\n{p}")) {
+            let now = bound(&after);
+            assert!(now.iter().any(|(_, w)| *w > 0), "no serving target: {p}");
+            for (gone, weight) in before.iter().filter(|t| !now.iter().any(|n| n.0 == t.0)) {
+                let wanted = step
+                    .iter()
+                    .any(|(id, _)| gone.starts_with(&format!("{id}:")));
+                if *weight > 0 && wanted {
+                    cut.push(gone.clone());
+                }
+            }
+            before = now;
+        }
+        assert!(plan(&d, &view).unwrap().is_empty(), "one run: {step:?}");
+        writes.push(kinds(&p));
+    }
+    (writes, cut)
+}
+
+use TargetWeight::{Drain, Serve};
+
+#[test]
+fn a_rollout_on_a_rule_at_its_target_limit_keeps_what_is_bound_and_never_cuts_a_drain() {
+    // Old Pods ins-5..8 fill the rule; new ones (ins-1, ins-2) sort before them, so a cut in
+    // key order would drop a serving or draining old one to let them in.
+    let old = |drain: &[&'static str], gone: &[&str]| -> Vec<(&'static str, TargetWeight)> {
+        ["ins-5", "ins-6", "ins-7", "ins-8"]
+            .into_iter()
+            .filter(|p| !gone.contains(p))
+            .map(|p| (p, if drain.contains(&p) { Drain } else { Serve }))
+            .collect()
+    };
+    let with = |mut v: Vec<(&'static str, TargetWeight)>, new: &[&'static str]| {
+        v.extend(new.iter().map(|p| (*p, Serve)));
+        v
+    };
+    let (writes, cut) = roll(&[
+        old(&[], &[]),
+        with(old(&[], &[]), &["ins-1"]),
+        with(old(&["ins-5"], &[]), &["ins-1"]),
+        with(old(&[], &["ins-5"]), &["ins-1"]),
+        with(old(&[], &["ins-5"]), &["ins-1", "ins-2"]),
+        with(old(&["ins-6"], &["ins-5"]), &["ins-1", "ins-2"]),
+        with(old(&[], &["ins-5", "ins-6"]), &["ins-1", "ins-2"]),
+    ]);
+    assert_eq!(
+        writes,
+        vec![
+            vec![],
+            vec!["ModifyTargetWeight (1)".to_string()],
+            vec!["DeregisterTargets (1)".into(), "RegisterTargets (1)".into()],
+            vec![],
+            vec!["ModifyTargetWeight (1)".into()],
+            vec!["DeregisterTargets (1)".into(), "RegisterTargets (1)".into()],
+        ],
+        "a new Pod waits while the rule is full, and takes the place of a drained one"
+    );
+    assert!(cut.is_empty(), "{cut:?}");
+}
+
+#[test]
+fn every_old_target_draining_at_once_at_the_limit_still_leaves_one_serving() {
+    let old = ["ins-5", "ins-6", "ins-7", "ins-8"];
+    let drained: Vec<(&str, TargetWeight)> = old.iter().map(|p| (*p, Drain)).collect();
+    let mut both = drained.clone();
+    both.extend(["ins-1", "ins-2", "ins-3", "ins-4"].map(|p| (p, Serve)));
+    let (writes, cut) = roll(&[
+        old.iter().map(|p| (*p, Serve)).collect(),
+        both.clone(),
+        both,
+    ]);
+    // Draining all four would leave the rule nothing that serves for the whole grace
+    // period, so one old target (the last in order) makes room for one new one before the
+    // rest drain: the one cut of a drain, and the least harm. Then the rule stays as it is
+    // until the drained Pods are gone.
+    assert_eq!(
+        writes,
+        vec![
+            vec![
+                "DeregisterTargets (1)".to_string(),
+                "RegisterTargets (1)".into(),
+                "ModifyTargetWeight (3)".into()
+            ],
+            vec![],
+        ]
+    );
+    assert_eq!(cut, vec!["ins-8:30080".to_string()]);
+}
