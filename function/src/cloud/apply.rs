@@ -344,7 +344,7 @@ async fn run_action(
     opts: &ApplyOptions,
     applied: &mut Applied,
 ) -> Result<(), CloudError> {
-    let region = client.config().region.clone();
+    let region = client.region().to_string();
     match action {
         Action::CreateLoadBalancer { spec } => {
             let created = create_load_balancer(client, spec, opts).await?;

@@ -274,6 +274,9 @@ pub struct DescribeLoadBalancersResponse {
 pub struct LoadBalancer {
     #[serde(deserialize_with = "nullable")]
     pub load_balancer_id: String,
+    /// The region it was read in (not an API field: the API answers for the region asked).
+    #[serde(skip)]
+    pub region: String,
     #[serde(deserialize_with = "nullable")]
     pub load_balancer_name: String,
     /// `OPEN` or `INTERNAL`.
@@ -913,7 +916,12 @@ impl CloudClient {
         &self,
         req: &DescribeLoadBalancersRequest,
     ) -> Result<DescribeLoadBalancersResponse, CloudError> {
-        self.clb("DescribeLoadBalancers", req).await
+        let mut found: DescribeLoadBalancersResponse =
+            self.clb("DescribeLoadBalancers", req).await?;
+        for lb in &mut found.load_balancer_set {
+            lb.region = self.region().to_string();
+        }
+        Ok(found)
     }
 
     /// Every CLB matching `req` (its `offset`/`limit` are ignored), paging 100 at a time

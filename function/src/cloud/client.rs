@@ -29,9 +29,13 @@ pub const TAG_VERSION: &str = "2018-08-13";
 const CONTENT_TYPE_JSON: &str = "application/json";
 
 /// A Tencent Cloud API client. Clones share the HTTP pool, rate limiter and [`CallStats`].
+/// Every call carries one region (`X-TC-Region`, and the TC3 scope): the configured one, or
+/// the one [`Self::in_region`] gave a clone (a CLB of `cross-region-id` lives there).
 #[derive(Clone)]
 pub struct CloudClient {
     inner: Arc<Inner>,
+    /// Set on a clone for another region than the configured one.
+    region: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for CloudClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CloudClient")
             .field("config", &self.inner.config)
+            .field("region", &self.region())
             .finish_non_exhaustive()
     }
 }
@@ -83,6 +88,7 @@ impl CloudClient {
                 stats: CallStats::new(),
                 config,
             }),
+            region: None,
         })
     }
 
@@ -93,6 +99,21 @@ impl CloudClient {
 
     pub fn config(&self) -> &CloudConfig {
         &self.inner.config
+    }
+
+    /// The region every call of this client is made in.
+    pub fn region(&self) -> &str {
+        self.region.as_deref().unwrap_or(&self.inner.config.region)
+    }
+
+    /// The same client (pool, limiter, stats, credentials) calling in `region`; the
+    /// configured region when `region` is empty.
+    pub fn in_region(&self, region: &str) -> CloudClient {
+        CloudClient {
+            inner: Arc::clone(&self.inner),
+            region: (!region.is_empty() && region != self.inner.config.region)
+                .then(|| Arc::from(region)),
+        }
     }
 
     /// What this client (and its clones) has sent so far.
@@ -188,7 +209,10 @@ impl CloudClient {
             HeaderName::from_static("x-tc-timestamp"),
             value(&timestamp.to_string())?,
         );
-        headers.insert(HeaderName::from_static("x-tc-region"), value(&cfg.region)?);
+        headers.insert(
+            HeaderName::from_static("x-tc-region"),
+            value(self.region())?,
+        );
         if let Some(token) = creds.token() {
             let mut v = value(token)?;
             v.set_sensitive(true);

@@ -120,9 +120,12 @@ pub async fn observe_fleet(
 ) -> Result<Fleet, CloudError> {
     let mut calls = 0;
     let mut views = BTreeMap::new();
+    // A CLB of another region (`cross-region-id`) gets no view either: the batch reads are
+    // made in `client`'s region, and the one-Ingress path reads it in its own.
     let ready: Vec<&LoadBalancer> = load_balancers
         .values()
         .filter(|lb| lb.status.unwrap_or(0).max(0) as u64 != LB_STATUS_CREATING)
+        .filter(|lb| lb.region.is_empty() || lb.region == client.region())
         .collect();
     for batch in ready.chunks(TARGET_HEALTH_BATCH) {
         let answer = client

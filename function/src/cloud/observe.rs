@@ -118,18 +118,31 @@ pub struct Named {
 /// judge. With `existLbId`, every other CLB tagged for the Ingress is no longer named;
 /// without it, only those we did not create (an adopted one whose annotation was removed):
 /// two created CLBs for one UID are not ours to choose between here.
+///
+/// The named CLB lives in `client`'s region (`cross-region-id`); `other_regions` are searched
+/// by the UID tag too, and what is tagged for the Ingress there is no longer named (its
+/// region changed).
 pub async fn observe_named(
     client: &CloudClient,
+    other_regions: &[String],
     cluster_id: &str,
     uid: &str,
     exist_lb_id: Option<&str>,
 ) -> Result<Named, CloudError> {
     let mut reads = Reads { calls: 1 };
-    let tagged = tagged_for(client, cluster_id, uid).await?;
+    let mut tagged = tagged_for(client, cluster_id, uid).await?;
+    for region in other_regions {
+        reads.calls += 1;
+        tagged.extend(tagged_for(&client.in_region(region), cluster_id, uid).await?);
+    }
+    let here = |lb: &LoadBalancer| lb.region == client.region();
     let created = |lb: &LoadBalancer| lb.tag(TAG_CREATED_BY) == Some(CREATED_BY_YES);
-    let is_named = |lb: &LoadBalancer| match exist_lb_id {
-        Some(id) => lb.load_balancer_id == id,
-        None => created(lb),
+    let is_named = |lb: &LoadBalancer| {
+        here(lb)
+            && match exist_lb_id {
+                Some(id) => lb.load_balancer_id == id,
+                None => created(lb),
+            }
     };
     let mut named = tagged.iter().find(|lb| is_named(lb)).cloned();
     if let (None, Some(id)) = (&named, exist_lb_id) {
@@ -140,7 +153,7 @@ pub async fn observe_named(
     let unnamed = tagged
         .into_iter()
         .filter(|lb| Some(&lb.load_balancer_id) != named_id.as_ref())
-        .filter(|lb| exist_lb_id.is_some() || !created(lb))
+        .filter(|lb| exist_lb_id.is_some() || !created(lb) || !here(lb))
         .collect();
     let Some(lb) = named else {
         return Ok(Named {

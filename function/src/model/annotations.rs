@@ -38,6 +38,8 @@ pub struct Annotations {
     pub exist_lb_id: Option<String>,
     pub subnet_id: Option<String>,
     pub vpc_id: Option<String>,
+    /// `cross-region-id`: the region the CLB lives in (`None`: the cluster's).
+    pub cross_region: Option<String>,
     pub internet_charge_type: Option<String>,
     pub internet_max_bandwidth_out: Option<u32>,
     pub extensive_parameters: Map<String, Value>,
@@ -306,6 +308,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Annotations, Vec<Proble
             Ok(c) => out.certificates = Some(c),
             Err(p) => problems.push(p),
         }
+    }
+    match super::cross_region::parse(annotations) {
+        Ok(region) => out.cross_region = region,
+        Err(p) => problems.push(p),
     }
     let (lifecycle, more) = super::lifecycle::parse(annotations);
     out.lifecycle = lifecycle;

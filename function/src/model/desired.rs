@@ -430,6 +430,13 @@ pub fn desire_within(
         None => {
             let mut spec = lb_spec(&ann, cluster_id, uid, namespace, name);
             spec.tags.extend(lifecycle::create_tags(&ann.lifecycle));
+            if ann.cross_region.is_some() {
+                // Sent with the create like extensiveParameters; a value the user put there
+                // wins.
+                for (k, v) in super::cross_region::CREATE_FIELDS {
+                    spec.extensive_parameters.entry(k).or_insert(v.into());
+                }
+            }
             LbSource::Create(spec)
         }
     };
@@ -515,7 +522,7 @@ pub fn desire_within(
         &mut b.rules,
         &mut b.problems,
     );
-    let mut listeners = b
+    let mut listeners: BTreeMap<ListenerKey, DesiredListener> = b
         .rules
         .into_iter()
         .filter(|(_, rules)| !rules.is_empty())
@@ -530,6 +537,9 @@ pub fn desire_within(
             (key, listener)
         })
         .collect();
+    if ann.cross_region.is_some() && !ann.direct_access {
+        super::cross_region::node_ips_for_instances(&mut listeners, &view.nodes, &mut b.problems);
+    }
     b.problems.extend(super::limits::fit(&mut listeners, quota));
     // One rule placed on several listeners (or as several CLB rules) fails the same way on
     // each: say it once.

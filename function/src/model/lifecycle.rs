@@ -45,13 +45,12 @@ pub const FLAG_DELETE_PROTECT: &str = "DeleteProtect";
 /// [`super::annotations::parse`].
 /// `modification-protection`: the CLB API only reads operation protection
 /// (`DescribeLBOperateProtect`), no call sets it (tke-annotations.md §4: "TKE mapping
-/// unknown"); `mix-target-prefer`'s meaning is only third-party documented; `cross-region-id` needs calls in another region and CCN; `lb-rs-weight`'s format
+/// unknown"); `mix-target-prefer`'s meaning is only third-party documented; `lb-rs-weight`'s format
 /// is UNCONFIRMED and keyed by StatefulSet Pod indexes this reconciler does not read;
 /// `enable-grace-deletion`'s meaning is UNCONFIRMED (the graceful-shutdown switches are in
 /// [`super::graceful`]).
-pub const UNSUPPORTED: [&str; 5] = [
+pub const UNSUPPORTED: [&str; 4] = [
     "ingress.cloud.tencent.com/modification-protection",
-    "ingress.cloud.tencent.com/cross-region-id",
     "ingress.cloud.tencent.com/lb-rs-weight",
     "ingress.cloud.tencent.com/mix-target-prefer",
     "ingress.cloud.tencent.com/enable-grace-deletion",

@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod cert_annotation;
 pub mod class;
 pub mod create_params;
+pub mod cross_region;
 pub mod desired;
 pub mod graceful;
 pub mod lb;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::networking::v1::Ingress;
 
+use super::regions::named_by;
 use super::release::{orphans_of, pages, Orphans};
 use super::{ReconcileError, Reconciler};
 use crate::cloud::clb::LoadBalancer;
@@ -21,10 +22,35 @@ impl Reconciler {
     /// The CLBs are listed before the Ingresses: a CLB is tagged only after its Ingress
     /// exists, so an Ingress created between the two lists is in the second and its CLB is
     /// safe. Both lists are complete or the call fails (a partial list proves nothing).
+    ///
+    /// The CLBs are listed in the cluster's region and `CLB_EXTRA_REGIONS` first; a region
+    /// only the listed Ingresses name (`cross-region-id`) is listed after them, so the
+    /// Ingresses are then listed once more: the order holds for every CLB listed.
     pub(super) async fn list_fleet(&self) -> Result<Listing, ReconcileError> {
-        let lbs = cluster_load_balancers(&self.cloud, &self.cluster_id).await?;
-        let ingresses = self.cluster.list_ingresses().await?;
+        let fixed = self.fixed_regions();
+        let mut lbs = self.list_regions(&fixed).await?;
+        let mut ingresses = self.cluster.list_ingresses().await?;
+        let more: Vec<String> = named_by(&ingresses)
+            .into_iter()
+            .filter(|r| !fixed.contains(r))
+            .collect();
+        if !more.is_empty() {
+            lbs.extend(self.list_regions(&more).await?);
+            ingresses = self.cluster.list_ingresses().await?;
+        }
         Ok(Listing { lbs, ingresses })
+    }
+
+    async fn list_regions(
+        &self,
+        regions: &[String],
+    ) -> Result<BTreeMap<String, LoadBalancer>, ReconcileError> {
+        let mut lbs = BTreeMap::new();
+        for region in regions {
+            let client = self.cloud.in_region(region);
+            lbs.extend(cluster_load_balancers(&client, &self.cluster_id).await?);
+        }
+        Ok(lbs)
     }
 }
 

@@ -21,6 +21,7 @@ mod options;
 mod prepare;
 mod quota;
 mod readiness;
+mod regions;
 mod release;
 mod report;
 mod shards;
@@ -47,6 +48,7 @@ pub use options::{
     ENV_CLB_VPC_ID, ENV_CLUSTER_ID, ENV_SWEEP_FULL_READ_EVERY, ENV_SWEEP_INTERVAL_SECONDS,
     RELEASE_MARGIN,
 };
+pub use regions::ENV_CLB_EXTRA_REGIONS;
 pub use report::reasons;
 pub use shards::ShardInvoker;
 
@@ -239,7 +241,7 @@ impl Reconciler {
             }
             Prepared::Planned(p) => {
                 self.warn_all(&p.view.ingress, &p.problems).await;
-                match apply(&self.cloud, &p.plan, &p.cloud, &self.opts.apply).await {
+                match apply(&p.client, &p.plan, &p.cloud, &self.opts.apply).await {
                     Ok(applied) => {
                         self.open_gates(key, &p, applied.writes > 0).await;
                         self.collect_after(&p).await;

@@ -83,6 +83,8 @@ pub struct ReconcilerOptions {
     /// The sweep starts no reconcile with less than this left before its deadline.
     pub min_start: Duration,
     pub apply: ApplyOptions,
+    /// `CLB_EXTRA_REGIONS` ([`super::regions`]).
+    pub extra_regions: Vec<String>,
 }
 
 impl Default for ReconcilerOptions {
@@ -96,6 +98,7 @@ impl Default for ReconcilerOptions {
             concurrency: 32,
             min_start: Duration::from_secs(5),
             apply: ApplyOptions::default(),
+            extra_regions: Vec::new(),
         }
     }
 }
@@ -112,6 +115,15 @@ pub async fn engine_from_env() -> Result<Reconciler, EnvError> {
             vpc_id: non_empty_var(ENV_CLB_VPC_ID),
             stop_after: None,
         },
+        extra_regions: super::regions::extra_regions(
+            std::env::var(super::regions::ENV_CLB_EXTRA_REGIONS)
+                .ok()
+                .as_deref(),
+        )
+        .map_err(|value| EnvError::NotARegion {
+            name: super::regions::ENV_CLB_EXTRA_REGIONS,
+            value,
+        })?,
         ..ReconcilerOptions::default()
     };
     let guard = ReleaseGuard::from_lookup(|name| std::env::var(name).ok())
@@ -136,6 +148,8 @@ pub enum EnvError {
     MissingClusterId,
     #[error("{name} must be a whole number of at least 1, got {value:?}")]
     NotANumber { name: &'static str, value: String },
+    #[error("{name} must be a comma-separated list of regions (e.g. ap-shanghai), got {value:?}")]
+    NotARegion { name: &'static str, value: String },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]

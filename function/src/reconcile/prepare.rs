@@ -1,9 +1,11 @@
 //! The look without writes: observe the cloud for a desired state and plan against it.
 
+use super::regions::wanted;
 use super::report::is_reported;
 use super::{ReconcileError, Reconciler};
 use crate::cloud::clb::LoadBalancer;
 use crate::cloud::observe::{observe, observe_named, Lookup, Named};
+use crate::cloud::CloudClient;
 use crate::model::ownership::IngressFact;
 use crate::model::readiness::{gated_pods, GatedPod};
 use crate::model::{ClusterView, Desired, LbSource, Problem};
@@ -62,6 +64,8 @@ pub(super) struct Planned {
     /// Pods waiting for the readiness gate, with the rules that route to them (managed
     /// direct-access Ingresses only).
     pub gates: Vec<GatedPod>,
+    /// The client for the region the CLB lives in (`cross-region-id`).
+    pub client: CloudClient,
 }
 
 impl Planned {
@@ -93,8 +97,9 @@ impl Reconciler {
                 view: Box::new(view),
             });
         }
+        let client = self.client_in(wanted(&view.ingress).as_deref());
         let (cloud, reads) = observe(
-            &self.cloud,
+            &client,
             Lookup::ByUid {
                 cluster_id: &self.cluster_id,
                 uid: &uid,
@@ -117,6 +122,7 @@ impl Reconciler {
                 reads: reads.calls,
                 unnamed: Vec::new(),
                 gates: Vec::new(),
+                client,
             }))),
             Err(p) => Ok(Prepared::Invalid {
                 view: Box::new(view),
@@ -140,7 +146,8 @@ impl Reconciler {
                 uid,
             },
         };
-        let (cloud, reads) = observe(&self.cloud, lookup).await?;
+        let client = self.client_in(wanted(&view.ingress).as_deref());
+        let (cloud, reads) = observe(&client, lookup).await?;
         let plan = plan::plan_skip(&cloud, &self.cluster_id, uid);
         Ok(Prepared::Planned(Box::new(Planned {
             view,
@@ -152,6 +159,7 @@ impl Reconciler {
             reads: reads.calls,
             unnamed: Vec::new(),
             gates: Vec::new(),
+            client,
         })))
     }
 
@@ -165,9 +173,12 @@ impl Reconciler {
             LbSource::Create(_) => None,
             LbSource::Adopt { lb_id } => Some(lb_id.as_str()),
         };
+        let client = self.client_in(wanted(&view.ingress).as_deref());
+        let others = self.other_regions(client.region());
         let look = || {
             observe_named(
-                &self.cloud,
+                &client,
+                &others,
                 &self.cluster_id,
                 &desired.ingress_uid,
                 exist_lb_id,
@@ -186,7 +197,7 @@ impl Reconciler {
             .as_ref()
             .filter(|lb| lb.status == plan::LB_STATUS_CREATING)
         {
-            self.cloud
+            client
                 .wait_load_balancers_ready(std::slice::from_ref(&lb.id))
                 .await?;
             let again = look().await?;
@@ -209,6 +220,7 @@ impl Reconciler {
                     reads,
                     unnamed,
                     gates,
+                    client,
                 })))
             }
             Err(refusal) => {

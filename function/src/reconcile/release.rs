@@ -67,7 +67,8 @@ impl Reconciler {
         // minutes ago; the release rests on a read of the CLB taken now, and release_action
         // refuses unless its tags still name this cluster and the UID proven gone.
         let mut reads = 1;
-        let Some(fresh) = read_load_balancer(&self.cloud, &lb.load_balancer_id).await? else {
+        let client = self.cloud.in_region(&lb.region);
+        let Some(fresh) = read_load_balancer(&client, &lb.load_balancer_id).await? else {
             return Ok((Ok(Plan::default()), CloudView::default(), reads));
         };
         let mut cloud_lb = cloud_lb(&fresh)?;
@@ -76,7 +77,7 @@ impl Reconciler {
             lifecycle::release_action(fact, &tags, &cloud_lb.attributes, &self.cluster_id, &uid),
             Ok(lifecycle::Releasing::Delete)
         ) {
-            reads += read_listeners(&self.cloud, &mut cloud_lb, false).await?;
+            reads += read_listeners(&client, &mut cloud_lb, false).await?;
         }
         let cloud = CloudView {
             load_balancer: Some(cloud_lb),
@@ -133,7 +134,8 @@ impl Reconciler {
                     if plan.is_empty() {
                         continue;
                     }
-                    match apply(&self.cloud, &plan, &cloud, &self.opts.apply).await {
+                    let client = self.cloud.in_region(&lb.region);
+                    match apply(&client, &plan, &cloud, &self.opts.apply).await {
                         Ok(a) => {
                             out.counts.applied += a.actions as u32;
                             out.counts.cloud_writes += a.writes;
@@ -226,13 +228,19 @@ impl Reconciler {
             },
             ..Releases::default()
         };
-        let lbs = match tagged_for(&self.cloud, &self.cluster_id, uid).await {
-            Ok(lbs) => lbs,
-            Err(e) => {
-                out.error = Some(format!("finding the CLBs of {uid}: {e}"));
-                return out;
+        // The deleted Ingress's cross-region-id is gone with it: the cluster's region and
+        // CLB_EXTRA_REGIONS are searched; a CLB elsewhere waits for the sweep.
+        let mut lbs = Vec::new();
+        for (i, region) in self.fixed_regions().iter().enumerate() {
+            out.counts.cloud_reads = i as u32 + 1;
+            match tagged_for(&self.cloud.in_region(region), &self.cluster_id, uid).await {
+                Ok(found) => lbs.extend(found),
+                Err(e) => {
+                    out.error = Some(format!("finding the CLBs of {uid}: {e}"));
+                    return out;
+                }
             }
-        };
+        }
         if let Some(why) = self.release_guard.holds(lbs.len(), lbs.len()) {
             tracing::error!(uid, tagged = lbs.len(), "{why}");
             out.held = Some(why);

@@ -10,6 +10,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use tokio::time::Instant;
 
 use super::listing::{failed_list, Listing};
+use super::regions::wanted;
 use super::report::{annotation, covered, is_reported};
 use super::shards::fan_out;
 use super::{ReconcileError, Reconciler};
@@ -146,6 +147,14 @@ impl Reconciler {
                     LbSource::Create(_) => by_uid(),
                     LbSource::Adopt { lb_id } => fleet.load_balancers.get(lb_id),
                 };
+                // cross-region-id: a CLB in another region than the Ingress names is to be
+                // replaced; one in another region than the batch read is looked at alone.
+                let region = self.client_in(wanted(ingress).as_deref());
+                match lb.map(|lb| lb.region.as_str()) {
+                    Some(r) if !r.is_empty() && r != region.region() => return Need::Run,
+                    Some(r) if !r.is_empty() && r != self.cloud.region() => return Need::Look,
+                    _ => {}
+                }
                 let Some(seen) = lb.and_then(|lb| fleet.views.get(&lb.load_balancer_id).cloned())
                 else {
                     return Need::Run;

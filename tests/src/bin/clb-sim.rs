@@ -20,6 +20,9 @@ struct Args {
     secret_key: String,
     #[arg(long, default_value = "ap-guangzhou")]
     region: String,
+    /// A further region served with a state of its own (repeatable), for `cross-region-id`.
+    #[arg(long = "other-region")]
+    other_regions: Vec<String>,
     /// How long async tasks run, in milliseconds.
     #[arg(long, default_value_t = 0)]
     task_ms: u64,
@@ -40,6 +43,7 @@ async fn main() {
         secret_id: args.secret_id,
         secret_key: args.secret_key,
         region: args.region,
+        other_regions: args.other_regions,
         task_ms: args.task_ms,
         rate_limit: args.rate_limit,
         fault_rate: args.fault_rate,

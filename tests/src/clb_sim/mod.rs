@@ -56,6 +56,8 @@ pub struct SimConfig {
     pub secret_id: String,
     pub secret_key: String,
     pub region: String,
+    /// Further regions served, each with a state of its own (`cross-region-id`).
+    pub other_regions: Vec<String>,
     /// How long a task runs, in milliseconds (0: tasks finish at once).
     pub task_ms: u64,
     /// Requests per action per second; 0 = unlimited.
@@ -72,6 +74,7 @@ impl std::fmt::Debug for SimConfig {
             .field("secret_id", &self.secret_id)
             .field("secret_key", &"<redacted>")
             .field("region", &self.region)
+            .field("other_regions", &self.other_regions)
             .field("task_ms", &self.task_ms)
             .field("rate_limit", &self.rate_limit)
             .field("fault_rate", &self.fault_rate)
@@ -86,6 +89,7 @@ impl Default for SimConfig {
             secret_id: "AKIDTEST".into(),
             secret_key: "test-secret-key".into(),
             region: "ap-guangzhou".into(),
+            other_regions: Vec::new(),
             task_ms: 0,
             rate_limit: 0,
             fault_rate: 0.0,
@@ -221,14 +225,30 @@ impl SimHandle {
         f(&mut lock(&self.sim.state))
     }
 
+    /// The CLBs of `region` (one of `other_regions`, or the home region).
+    pub fn load_balancers_in(&self, region: &str) -> Vec<LoadBalancer> {
+        self.sim.in_region(region, |s| s.load_balancers.clone())
+    }
+
     /// Adds a ready CLB directly, as if made elsewhere; returns its id.
     pub fn insert_load_balancer(&self, lb_type: &str, name: &str, tags: &[(&str, &str)]) -> String {
         let region = self.sim.cfg.region.clone();
-        self.with_state(|s| {
+        self.insert_load_balancer_in(&region, lb_type, name, tags)
+    }
+
+    /// [`Self::insert_load_balancer`] in `region` (one of `other_regions`).
+    pub fn insert_load_balancer_in(
+        &self,
+        region: &str,
+        lb_type: &str,
+        name: &str,
+        tags: &[(&str, &str)],
+    ) -> String {
+        self.sim.in_region(region, |s| {
             let id = s.new_id("lb");
             let n = s.next_seq();
             s.load_balancers.push(LoadBalancer {
-                domain: limits::lb_domain(&id, &region),
+                domain: limits::lb_domain(&id, region),
                 id: id.clone(),
                 name: name.to_string(),
                 lb_type: lb_type.to_string(),

@@ -1,7 +1,7 @@
 //! The HTTP front: authentication, routing by service and action, rate limiting, faults,
 //! the call log, the envelope; and the `/_sim/` admin routes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,6 +30,8 @@ use super::SimConfig;
 pub struct CallRecord {
     /// `X-TC-Action` as sent (may be empty or unknown).
     pub action: String,
+    /// `X-TC-Region` as sent (empty when absent).
+    pub region: String,
     /// The service of the credential scope (`clb`, `tag`), empty when unreadable.
     pub service: String,
     /// `"Ok"` for success, else the error code answered (including injected ones);
@@ -55,6 +57,9 @@ impl CallRecord {
 pub(crate) struct Sim {
     pub cfg: SimConfig,
     pub state: Mutex<SimState>,
+    /// The state of each of `cfg.other_regions` (a CLB lives in one region; calls reach it
+    /// only with that region in `X-TC-Region`).
+    pub others: Mutex<BTreeMap<String, SimState>>,
     pub calls: Mutex<Vec<CallRecord>>,
     /// Accepted SCF `Invoke` calls.
     pub invocations: Mutex<Vec<scf::Invocation>>,
@@ -64,6 +69,11 @@ pub(crate) struct Sim {
     /// Runtime-adjustable copies of `cfg.task_ms` and `cfg.rate_limit`.
     pub task_ms: AtomicU64,
     pub rate_limit: AtomicU32,
+}
+
+/// A seed of its own for each other region, so its ids differ from the home region's.
+fn region_seed(seed: u64, index: usize) -> u64 {
+    seed.wrapping_add((index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// Locks a mutex even if a holder panicked: the data is plain and stays usable.
@@ -76,6 +86,13 @@ impl Sim {
         let faults = Faults::from_rate(cfg.fault_rate);
         Sim {
             state: Mutex::new(SimState::new(cfg.seed)),
+            others: Mutex::new(
+                cfg.other_regions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (r.clone(), SimState::new(region_seed(cfg.seed, i))))
+                    .collect(),
+            ),
             calls: Mutex::new(Vec::new()),
             invocations: Mutex::new(Vec::new()),
             faults: Mutex::new(Injector::new(faults, cfg.seed)),
@@ -85,6 +102,21 @@ impl Sim {
             rate_limit: AtomicU32::new(cfg.rate_limit),
             cfg,
         }
+    }
+
+    /// Whether calls in `region` are served.
+    pub fn serves(&self, region: &str) -> bool {
+        region == self.cfg.region || self.cfg.other_regions.iter().any(|r| r == region)
+    }
+
+    /// Runs `f` on the state of `region` (the home region's for any region not served).
+    pub fn in_region<R>(&self, region: &str, f: impl FnOnce(&mut SimState) -> R) -> R {
+        if region != self.cfg.region {
+            if let Some(state) = lock(&self.others).get_mut(region) {
+                return f(state);
+            }
+        }
+        f(&mut lock(&self.state))
     }
 
     /// Fixed one-second windows per action.
@@ -305,7 +337,7 @@ fn authenticate(
                     "the X-TC-Region header is missing".into(),
                 )
             }
-            Some(r) if r != sim.cfg.region => {
+            Some(r) if !sim.serves(r) => {
                 return fail(
                     &service,
                     "UnsupportedRegion",
@@ -326,6 +358,7 @@ async fn api(State(sim): State<Arc<Sim>>, method: Method, h: HeaderMap, body: By
     let request_id = lock(&sim.state).request_id();
     let mut record = CallRecord {
         action: header_str(&h, "x-tc-action").unwrap_or("").to_string(),
+        region: header_str(&h, "x-tc-region").unwrap_or("").to_string(),
         service: String::new(),
         code: "Ok".into(),
         lb_ids: Vec::new(),
@@ -415,11 +448,17 @@ async fn run(
             "the body must be a JSON object",
         )));
     };
+    // CLB and Tag calls reach the state of the region they name (SSL is global); a region not
+    // served was refused above, a Tag call without one is the home region's.
+    let region = match header_str(h, "x-tc-region") {
+        Some(r) if authed.service != "ssl" && sim.serves(r) => r.to_string(),
+        _ => sim.cfg.region.clone(),
+    };
     let ctx = Ctx {
         request_id: request_id.to_string(),
         now: Instant::now(),
         task: Duration::from_millis(sim.task_ms.load(Ordering::Relaxed)),
-        region: sim.cfg.region.clone(),
+        region: region.clone(),
     };
     let p = Obj::new(&map, "");
     if authed.service == "scf" {
@@ -427,36 +466,37 @@ async fn run(
         return Ok(scf::dispatch(&mut log, &ctx, &authed.action, p).map(|o| o.fields));
     }
     let fail_task = lock(&sim.faults).task_should_fail(&authed.action);
-    let mut state = lock(&sim.state);
-    // A task that is to fail undoes its change: keep what to restore.
-    let before = fail_task.then(|| (state.load_balancers.clone(), state.client_tokens.clone()));
-    let outcome: Result<Outcome, ApiError> = if authed.service == "clb" {
-        clb::dispatch(&mut state, &ctx, &authed.action, p)
-    } else if authed.service == "ssl" {
-        super::ssl::dispatch(&mut state, &ctx, &authed.action, p)
-    } else {
-        tag::dispatch(&mut state, &ctx, &authed.action, p)
-    };
-    if let (Some((lbs, tokens)), Ok(_)) = (before, &outcome) {
-        let task = state
-            .tasks
-            .get(request_id)
-            .map(|t| (t.done_at, t.lb_ids.clone()));
-        if let Some((done_at, ids)) = task {
-            state.load_balancers = lbs;
-            state.client_tokens = tokens;
-            for id in &ids {
-                if let Some(lb) = state.lb_mut(id) {
-                    lb.busy_until = Some(done_at);
+    let outcome = sim.in_region(&region, |state| {
+        // A task that is to fail undoes its change: keep what to restore.
+        let before = fail_task.then(|| (state.load_balancers.clone(), state.client_tokens.clone()));
+        let outcome: Result<Outcome, ApiError> = if authed.service == "clb" {
+            clb::dispatch(state, &ctx, &authed.action, p)
+        } else if authed.service == "ssl" {
+            super::ssl::dispatch(state, &ctx, &authed.action, p)
+        } else {
+            tag::dispatch(state, &ctx, &authed.action, p)
+        };
+        if let (Some((lbs, tokens)), Ok(_)) = (before, &outcome) {
+            let task = state
+                .tasks
+                .get(request_id)
+                .map(|t| (t.done_at, t.lb_ids.clone()));
+            if let Some((done_at, ids)) = task {
+                state.load_balancers = lbs;
+                state.client_tokens = tokens;
+                for id in &ids {
+                    if let Some(lb) = state.lb_mut(id) {
+                        lb.busy_until = Some(done_at);
+                    }
                 }
+                if let Some(t) = state.tasks.get_mut(request_id) {
+                    t.failed = true;
+                }
+                lock(&sim.faults).consume_task_failure(&authed.action);
             }
-            if let Some(t) = state.tasks.get_mut(request_id) {
-                t.failed = true;
-            }
-            lock(&sim.faults).consume_task_failure(&authed.action);
         }
-    }
-    drop(state);
+        outcome
+    });
     let lagging = authed.action == "DescribeLoadBalancers"
         && map
             .get("LoadBalancerIds")

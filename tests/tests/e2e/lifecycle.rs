@@ -9,36 +9,8 @@ use serde_json::Value;
 
 const NS: &str = "shop";
 
-/// The sample's Nodes and Services, then an Ingress `name` (host `shop.example.com`, path
-/// `/` on Service `web`) with `annotations` (YAML lines, already indented).
 async fn apply_ingress(stack: &Stack, name: &str, annotations: &str) {
-    for file in ["00-namespace.yaml", "01-nodes.yaml", "02-services.yaml"] {
-        stack.kubectl.apply_sample(file).await;
-    }
-    let yaml = format!(
-        r#"apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: {NS}
-  annotations:
-    kubernetes.io/ingress.class: qcloud
-{annotations}
-spec:
-  rules:
-  - host: shop.example.com
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service:
-            name: web
-            port:
-              number: 80
-"#
-    );
-    stack.kubectl.apply_yaml(&yaml).await;
+    apply_shop_ingress(stack, NS, name, annotations).await;
 }
 
 /// Waits until the Ingress has a CLB with one rule that has targets; returns its id.
@@ -68,14 +40,8 @@ async fn annotate(stack: &Stack, name: &str, key_value: &str) {
         .await;
 }
 
-/// `kubectl delete ingress NAME`, then the audit stream drained and one timer sweep.
 async fn delete_and_sweep(stack: &Stack, name: &str) {
-    stack
-        .kubectl
-        .run(&["-n", NS, "delete", "ingress", name])
-        .await;
-    stack.quiet(0).await;
-    stack.fire_timer().await;
+    crate::support::stack::delete_and_sweep(stack, NS, name).await;
 }
 
 fn sim_tag(lb: &clb_ingress_tests::clb_sim::LoadBalancer, key: &str) -> Option<String> {

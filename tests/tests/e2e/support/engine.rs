@@ -105,6 +105,7 @@ impl Env {
                 concurrency: 2,
                 min_start: Duration::from_millis(1),
                 apply,
+                ..ReconcilerOptions::default()
             },
         )
     }

@@ -279,8 +279,26 @@ impl Stack {
 
     /// As [`Stack::start`], with kube-sim presenting `audit_token` to the function.
     pub async fn start_with_audit_token(audit_token: &str) -> Stack {
+        Self::start_configured(
+            audit_token,
+            SimConfig::default(),
+            ReconcilerOptions::default(),
+        )
+        .await
+    }
+
+    /// As [`Stack::start`], with clb-sim and the engine configured by the test.
+    pub async fn start_with(sim: SimConfig, opts: ReconcilerOptions) -> Stack {
+        Self::start_configured(WEBHOOK_TOKEN, sim, opts).await
+    }
+
+    async fn start_configured(
+        audit_token: &str,
+        sim_config: SimConfig,
+        opts: ReconcilerOptions,
+    ) -> Stack {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let clb = clb_sim::spawn(SimConfig::default()).await.unwrap();
+        let clb = clb_sim::spawn(sim_config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let web = listener.local_addr().unwrap();
         let kube = kube_sim::spawn(KubeSimConfig {
@@ -307,7 +325,7 @@ impl Stack {
         .build()
         .unwrap();
         let cloud = CloudClient::new(cloud_config).unwrap();
-        let reconciler = Reconciler::new(cluster, cloud, CLUSTER_ID, ReconcilerOptions::default());
+        let reconciler = Reconciler::new(cluster, cloud, CLUSTER_ID, opts);
         let engine = Arc::new(CountingEngine {
             inner: reconciler,
             reconciled: Mutex::new(Vec::new()),
@@ -513,9 +531,58 @@ pub fn ingress_address(ing: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The sample's Nodes and Services, then an Ingress `name` in `ns` (host
+/// `shop.example.com`, path `/` on Service `web`, class `qcloud`) with `annotations` (YAML
+/// lines, already indented).
+pub async fn apply_shop_ingress(stack: &Stack, ns: &str, name: &str, annotations: &str) {
+    for file in ["00-namespace.yaml", "01-nodes.yaml", "02-services.yaml"] {
+        stack.kubectl.apply_sample(file).await;
+    }
+    let yaml = format!(
+        r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {name}
+  namespace: {ns}
+  annotations:
+    kubernetes.io/ingress.class: qcloud
+{annotations}
+spec:
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: web
+            port:
+              number: 80
+"#
+    );
+    stack.kubectl.apply_yaml(&yaml).await;
+}
+
+/// `kubectl delete ingress NAME`, then the audit stream drained and one timer sweep.
+pub async fn delete_and_sweep(stack: &Stack, ns: &str, name: &str) {
+    stack
+        .kubectl
+        .run(&["-n", ns, "delete", "ingress", name])
+        .await;
+    stack.quiet(0).await;
+    stack.fire_timer().await;
+}
+
 /// The CLB `lb_id` as the official Python SDK describes it (tests/py/read_clb.py, with
 /// `flags` such as `--rewrites` or `--targets`); needs `scripts/setup`'s venv.
 pub async fn sdk_read_clb(stack: &Stack, lb_id: &str, flags: &[&str]) -> Value {
+    let region = stack.clb.config().region.clone();
+    sdk_read_clb_in(stack, &region, lb_id, flags).await
+}
+
+/// [`sdk_read_clb`] with the SDK's client made for `region`.
+pub async fn sdk_read_clb_in(stack: &Stack, region: &str, lb_id: &str, flags: &[&str]) -> Value {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".venv/bin/python");
     assert!(
@@ -529,7 +596,7 @@ pub async fn sdk_read_clb(stack: &Stack, lb_id: &str, flags: &[&str]) -> Value {
         .args(["--endpoint", &stack.clb.addr().to_string()])
         .args(["--secret-id", &cfg.secret_id])
         .args(["--secret-key", &cfg.secret_key])
-        .args(["--region", &cfg.region])
+        .args(["--region", region])
         .args(["--lb", lb_id])
         .args(flags)
         .env("NO_PROXY", "127.0.0.1")
