@@ -94,7 +94,7 @@ impl PodGate {
 
 /// The Pod a not-ready, not-terminating endpoint names (in the slice's own namespace), or
 /// `None` when the endpoint is ready, terminating, or names no Pod there.
-fn not_ready_pod(ep: &Endpoint) -> Option<&str> {
+pub fn not_ready_pod(ep: &Endpoint) -> Option<&str> {
     let c = ep.conditions.as_ref();
     let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
     let ready = c.and_then(|c| c.ready).unwrap_or(true);

@@ -172,8 +172,13 @@ impl Reconciler {
                             || !is_reported(ingress, &cloud, false);
                         let mut problems = desired.problems;
                         problems.extend(p.problems);
+                        let look = cloud
+                            .load_balancer
+                            .as_ref()
+                            .is_some_and(|lb| plan::readiness::may_wait_unregistered(view, lb));
                         match (run, problems.is_empty()) {
                             (true, _) => Need::Run,
+                            _ if look => Need::Look,
                             (false, true) => Need::Nothing,
                             (false, false) => Need::Report(problems, OutcomeStatus::Converged),
                         }

@@ -221,6 +221,41 @@ async fn pods_declaring_the_gate_get_it_once_their_targets_are_registered_and_ne
     assert_eq!(weights(&stack, &lb_id).len(), 5);
     assert_eq!(gate(&stack, "p3"), None);
 
+    // A trigger lost: a new gated Pod's endpoint is stored with no audit record, so only
+    // the sweep can find it. Its snapshot reads no Pods, but an unbound not-ready Pod makes
+    // it look at the Ingress, which registers the Pod and opens its gate.
+    stack.kubectl.apply_yaml(&pod_yaml("p6", true)).await;
+    stack.quiet(0).await;
+    let all_ready = [
+        ("10.1.0.10", true, "p0"),
+        ("10.1.0.11", true, "p1"),
+        ("10.1.0.12", true, "p2"),
+        ("10.1.0.13", true, "p3"),
+        ("10.1.0.15", true, "p4"),
+    ];
+    let mut with_p6 = all_ready.to_vec();
+    with_p6.push(("10.1.0.17", false, "p6"));
+    let mut lost: serde_json::Value =
+        serde_yaml::from_str(&slice_yaml(&with_p6)).expect("slice YAML");
+    lost["metadata"]["resourceVersion"] = serde_json::Value::Null;
+    stack.kube.put_object(lost).expect("slice stored");
+    stack.fire_timer().await;
+    stack.quiet(0).await;
+    assert_eq!(gate(&stack, "p6").as_deref(), Some("True"));
+    let sweep_writes: Vec<String> = stack.cloud_writes()[cloud_steady..]
+        .iter()
+        .map(|c| c.action.clone())
+        .collect();
+    assert_eq!(sweep_writes, ["BatchRegisterTargets"]);
+    assert_eq!(writes(&pod_requests(&stack)).len(), patches_before + 2);
+    // p6 turns Ready: nothing more to write.
+    let cloud_steady = stack.cloud_writes().len();
+    let mut p6_ready = all_ready.to_vec();
+    p6_ready.push(("10.1.0.17", true, "p6"));
+    stack.kubectl.apply_yaml(&slice_yaml(&p6_ready)).await;
+    stack.quiet(0).await;
+    assert_eq!(stack.cloud_writes().len(), cloud_steady);
+
     // `mode: skip`: a new gated Pod is neither registered nor marked.
     stack
         .kubectl
@@ -236,7 +271,7 @@ async fn pods_declaring_the_gate_get_it_once_their_targets_are_registered_and_ne
         .await;
     stack.quiet(0).await;
     assert_eq!(gate(&stack, "p5"), None);
-    assert_eq!(writes(&pod_requests(&stack)).len(), patches_before + 1);
+    assert_eq!(writes(&pod_requests(&stack)).len(), patches_before + 2);
     let skip_writes: Vec<String> = stack.cloud_writes()[cloud_steady..]
         .iter()
         .map(|c| c.action.clone())
