@@ -42,6 +42,9 @@ pub const ADOPTION_SETTLE: std::time::Duration = std::time::Duration::from_secs(
 /// What apply may add to a plan, and a test hook.
 #[derive(Clone, Debug, Default)]
 pub struct ApplyOptions {
+    /// Where the next ClientToken comes from when one answers a CLB no longer ours: the run's
+    /// create epoch under the Lease ([`super::create_token`]).
+    pub token_advance: Option<std::sync::Arc<dyn super::create_token::TokenAdvance>>,
     /// VPC for CLBs whose spec names none. The pure core cannot know the cluster's VPC (it
     /// is not in the Ingress, and reading it from the subnet needs the VPC API, which this
     /// function does not call): INTERNAL CLBs need one, so it comes from configuration
@@ -919,7 +922,7 @@ async fn create_load_balancer(
                     dead = %id,
                     "ClientToken replayed a deleted CLB; creating again with the next token"
                 );
-                token = crate::model::desired::next_client_token(&token, &id);
+                token = super::create_token::next_token(opts, &token, &id).await?;
             }
             Ok(lb) => match carries_our_tags(spec, &lb) {
                 Ok(()) => {
@@ -935,8 +938,8 @@ async fn create_load_balancer(
                         error = %e,
                         "ClientToken replayed a CLB taken out of the cluster; creating again with the next token"
                     );
-                    token = crate::model::desired::next_client_token(&token, &lb.id);
-                    disowned.push(lb.id);
+                    disowned.push(lb.id.clone());
+                    token = super::create_token::next_token(opts, &token, &lb.id).await?;
                 }
                 Err(e) => return Err(e),
             },

@@ -60,6 +60,10 @@ pub enum CloudError {
         code: &'static str,
         message: String,
     },
+    /// A ClientToken answered a CLB no longer ours, and the next token could not be recorded
+    /// (the Lease changed hands, or another run moved the create epoch): nothing is created.
+    #[error("CreateLoadBalancer: the next ClientToken could not be recorded: {0}")]
+    TokenNotRecorded(String),
     /// The API's answer contradicted itself (e.g. a created CLB that cannot be found).
     #[error("{action}: unexpected response: {message}")]
     Unexpected { action: String, message: String },
@@ -97,6 +101,7 @@ impl CloudError {
             | CloudError::TaskTimeout { .. }
             | CloudError::CreatedLoadBalancerGone { .. }
             | CloudError::NotOurs { .. }
+            | CloudError::TokenNotRecorded(_)
             | CloudError::Unexpected { .. }
             | CloudError::Config(_) => false,
         }
@@ -158,6 +163,7 @@ impl CloudError {
             | CloudError::DeadlineExceeded { .. }
             | CloudError::CreatedLoadBalancerGone { .. }
             | CloudError::NotOurs { .. }
+            | CloudError::TokenNotRecorded(_)
             | CloudError::Config(_) => true,
             CloudError::Decode { .. }
             | CloudError::PartialFailure { .. }

@@ -10,6 +10,7 @@ pub mod attributes;
 pub mod clb;
 pub mod client;
 pub mod config;
+pub mod create_token;
 pub mod error;
 pub mod fleet;
 pub mod observe;

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::{status_code, ClusterClient, ClusterError};
 use crate::identity;
+use crate::model::create_epoch::{self, EPOCH_ANNOTATION};
 
 /// Annotation on the Lease asking its holder to run once more.
 pub const DIRTY_ANNOTATION: &str = "clb-ingress.cloud.tencent.com/dirty";
@@ -110,6 +111,9 @@ pub struct LeaseGuard {
     pub name: String,
     pub holder: String,
     pub duration_seconds: i32,
+    /// The create-epoch annotation as the acquiring read found it
+    /// ([`crate::model::create_epoch`]).
+    pub create_epoch: Option<String>,
 }
 
 /// The result of trying to take the Lease.
@@ -131,13 +135,12 @@ pub struct Released {
     pub dirty: bool,
 }
 
+fn annotation(lease: &Lease, key: &str) -> Option<String> {
+    lease.metadata.annotations.as_ref()?.get(key).cloned()
+}
+
 fn is_dirty(lease: &Lease) -> bool {
-    lease
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(DIRTY_ANNOTATION))
-        .is_some_and(|v| v == "true")
+    annotation(lease, DIRTY_ANNOTATION).is_some_and(|v| v == "true")
 }
 
 fn clear_dirty(lease: &mut Lease) {
@@ -199,6 +202,7 @@ impl ClusterClient {
             name: name.clone(),
             holder: holder.to_owned(),
             duration_seconds,
+            create_epoch: None,
         };
         let held_spec = |transitions: i32| LeaseSpec {
             holder_identity: Some(holder.to_owned()),
@@ -281,6 +285,11 @@ impl ClusterClient {
                     if let Some(previous) = &took_over {
                         tracing::info!(lease = %target, previous = %previous, "took over an expired lease");
                     }
+                    let create_epoch = annotation(&lease, EPOCH_ANNOTATION);
+                    let guard = LeaseGuard {
+                        create_epoch,
+                        ..guard
+                    };
                     return Ok(Acquire::Acquired { guard, took_over });
                 }
                 Err(error) if matches!(status_code(&error), Some(409) | Some(404)) => continue,
@@ -306,6 +315,7 @@ impl ClusterClient {
                 spec.renew_time = Some(MicroTime(now));
                 spec.lease_duration_seconds = Some(guard.duration_seconds);
             }
+            Ok(())
         })
         .await
         .map(|_| ())
@@ -339,9 +349,36 @@ impl ClusterClient {
             if !keep_mark {
                 clear_dirty(lease);
             }
+            Ok(())
         })
         .await
         .map(|dirty| Released { dirty })
+    }
+
+    /// Moves the create epoch of `uid` on from `from` (the epoch this run read when it took the
+    /// Lease) while `guard` still holds the Lease, in one guarded update; refused when the
+    /// Lease changed hands or another run moved the epoch. Returns the new epoch.
+    pub async fn bump_create_epoch(
+        &self,
+        guard: &LeaseGuard,
+        uid: &str,
+        from: u64,
+    ) -> Result<u64, ClusterError> {
+        self.settle_lease(guard, |lease| {
+            let value = create_epoch::bumped(
+                annotation(lease, EPOCH_ANNOTATION).as_deref(),
+                uid,
+                from,
+            )?;
+            lease
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(EPOCH_ANNOTATION.to_owned(), value);
+            Ok(())
+        })
+        .await?;
+        Ok(from + 1)
     }
 
     /// Deletes the Lease a gone Ingress left behind when nobody live holds it. Best effort: the
@@ -390,7 +427,7 @@ impl ClusterClient {
     async fn settle_lease(
         &self,
         guard: &LeaseGuard,
-        change: impl Fn(&mut Lease),
+        change: impl Fn(&mut Lease) -> Result<(), ClusterError>,
     ) -> Result<bool, ClusterError> {
         let target = format!("{}/{}", guard.namespace, guard.name);
         let api = self.leases(&guard.namespace);
@@ -411,7 +448,7 @@ impl ClusterClient {
                 return Err(lost());
             }
             let dirty = is_dirty(&lease);
-            change(&mut lease);
+            change(&mut lease)?;
             match api.replace(&guard.name, &post_params(), &lease).await {
                 Ok(_) => return Ok(dirty),
                 Err(error) if status_code(&error) == Some(409) => continue,

@@ -125,6 +125,9 @@ pub enum ClusterError {
         name: String,
         attempts: usize,
     },
+    /// The create epoch on the Lease is not the one this run decided on.
+    #[error(transparent)]
+    EpochMoved(#[from] crate::model::create_epoch::EpochMoved),
     /// Any other API failure.
     #[error("{op} {target}: {source}")]
     Api {

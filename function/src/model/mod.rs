@@ -5,6 +5,7 @@ pub mod backends;
 pub mod catalogue;
 pub mod cert_annotation;
 pub mod class;
+pub mod create_epoch;
 pub mod create_params;
 pub mod cross_region;
 pub mod desired;

@@ -75,7 +75,7 @@ impl Reconciler {
             let result = match deadline {
                 Some(d) => {
                     let stop = d.checked_sub(RELEASE_MARGIN).unwrap_or(d);
-                    tokio::time::timeout_at(stop, self.locked_run(key))
+                    tokio::time::timeout_at(stop, self.locked_run(key, &guard))
                         .await
                         .unwrap_or_else(|_| {
                             Ok(IngressOutcome::failed(
@@ -84,7 +84,7 @@ impl Reconciler {
                             ))
                         })
                 }
-                None => self.locked_run(key).await,
+                None => self.locked_run(key, &guard).await,
             };
             let more = passes < MAX_PASSES && self.time_for_another_pass(deadline);
             let dirty = self.give_back(guard, more).await;

@@ -14,6 +14,7 @@
 
 mod auto_config;
 mod dry_run;
+mod epoch;
 mod lease;
 mod listing;
 mod lookup;
@@ -33,9 +34,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use crate::cloud::apply::{apply, ApplyError};
+use crate::cloud::apply::{apply, ApplyError, ApplyOptions};
 use crate::cloud::{CloudClient, CloudError};
-use crate::cluster::{ClusterClient, ClusterError};
+use crate::cluster::{ClusterClient, ClusterError, LeaseGuard};
 use crate::handler::{
     ActionCounts, Engine, IngressKey, IngressOutcome, OutcomeStatus, SweepOutcome,
 };
@@ -229,7 +230,11 @@ impl Reconciler {
     }
 
     /// One full run under the Lease: prepare again (fresh), apply, report.
-    async fn locked_run(&self, key: &IngressKey) -> Result<IngressOutcome, ReconcileError> {
+    async fn locked_run(
+        &self,
+        key: &IngressKey,
+        guard: &LeaseGuard,
+    ) -> Result<IngressOutcome, ReconcileError> {
         match self.prepare(key, true).await? {
             Prepared::Gone => {
                 let outcome = self.release_orphans_outcome().await;
@@ -239,14 +244,26 @@ impl Reconciler {
             Prepared::Invalid { view, problems } => {
                 Ok(self.report_invalid(&view.ingress, &problems).await)
             }
-            Prepared::Planned(p) => {
+            Prepared::Planned(mut p) => {
                 self.warn_all(&p.view.ingress, &p.problems).await;
-                match apply(&p.client, &p.plan, &p.cloud, &self.opts.apply).await {
+                let epochs = Arc::new(self.epochs(guard, &p.view));
+                epochs.stamp(&mut p.plan).await;
+                if epoch::release_retires_created(&p.plan, &p.cloud) {
+                    epochs.retire().await?;
+                }
+                let opts = ApplyOptions {
+                    token_advance: Some(epochs.clone()),
+                    ..self.opts.apply.clone()
+                };
+                match apply(&p.client, &p.plan, &p.cloud, &opts).await {
                     Ok(applied) => {
                         self.open_gates(key, &p, applied.writes > 0).await;
                         self.collect_after(&p).await;
                         let mut outcome = self.report(&p, &applied).await?;
                         if !applied.stopped && !p.unnamed.is_empty() {
+                            if epoch::unnamed_include_created(&p.unnamed) {
+                                epochs.retire().await?;
+                            }
                             self.report_unnamed(&p, &mut outcome).await;
                         }
                         Ok(outcome)
@@ -255,6 +272,14 @@ impl Reconciler {
                 }
             }
         }
+    }
+}
+
+impl Reconciler {
+    /// The create epoch of the Ingress in `view`, as the Lease `guard` holds was read.
+    fn epochs(&self, guard: &LeaseGuard, view: &crate::model::ClusterView) -> epoch::Epochs {
+        let uid = view.ingress.metadata.uid.as_deref().unwrap_or_default();
+        epoch::Epochs::new(self.cluster.clone(), guard.clone(), &self.cluster_id, uid)
     }
 }
 

@@ -113,7 +113,7 @@ pub async fn engine_from_env() -> Result<Reconciler, EnvError> {
     let opts = ReconcilerOptions {
         apply: ApplyOptions {
             vpc_id: non_empty_var(ENV_CLB_VPC_ID),
-            stop_after: None,
+            ..ApplyOptions::default()
         },
         extra_regions: super::regions::extra_regions(
             std::env::var(super::regions::ENV_CLB_EXTRA_REGIONS)

@@ -7,6 +7,7 @@
 mod support;
 
 mod audit;
+mod create_epochs;
 mod cross_region;
 mod faults;
 mod graceful;
