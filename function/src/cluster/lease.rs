@@ -365,11 +365,8 @@ impl ClusterClient {
         from: u64,
     ) -> Result<u64, ClusterError> {
         self.settle_lease(guard, |lease| {
-            let value = create_epoch::bumped(
-                annotation(lease, EPOCH_ANNOTATION).as_deref(),
-                uid,
-                from,
-            )?;
+            let value =
+                create_epoch::bumped(annotation(lease, EPOCH_ANNOTATION).as_deref(), uid, from)?;
             lease
                 .metadata
                 .annotations

@@ -91,7 +91,10 @@ mod tests {
 
     #[test]
     fn epoch_zero_is_the_token_clbs_were_always_created_with_and_later_epochs_are_new() {
-        assert_eq!(epoch_token("cls-1", "uid-1", 0), client_token("cls-1", "uid-1"));
+        assert_eq!(
+            epoch_token("cls-1", "uid-1", 0),
+            client_token("cls-1", "uid-1")
+        );
         let tokens: Vec<String> = (0..6).map(|n| epoch_token("cls-1", "uid-1", n)).collect();
         for (i, a) in tokens.iter().enumerate() {
             assert_eq!(a.len(), 64);
@@ -106,9 +109,15 @@ mod tests {
     #[test]
     fn only_a_run_that_still_sees_its_own_epoch_moves_it_on() {
         assert_eq!(bumped(None, "uid-1", 0).as_deref(), Ok("uid-1:1"));
-        assert_eq!(bumped(Some("uid-1:4"), "uid-1", 4).as_deref(), Ok("uid-1:5"));
+        assert_eq!(
+            bumped(Some("uid-1:4"), "uid-1", 4).as_deref(),
+            Ok("uid-1:5")
+        );
         // A re-created Ingress starts over from its own epoch 0.
-        assert_eq!(bumped(Some("old-uid:9"), "uid-1", 0).as_deref(), Ok("uid-1:1"));
+        assert_eq!(
+            bumped(Some("old-uid:9"), "uid-1", 0).as_deref(),
+            Ok("uid-1:1")
+        );
         // Another run moved it since this one read it: refused, nothing skipped.
         assert_eq!(
             bumped(Some("uid-1:5"), "uid-1", 4),

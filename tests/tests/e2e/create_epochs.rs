@@ -47,7 +47,11 @@ fn recorded_epoch(env: &Env) -> Option<String> {
 async fn converges_with_one_create(env: &Env, uid: &str, cycle: usize) -> String {
     env.clb.clear_calls();
     let outcome = env.reconcile("web").await;
-    assert_eq!(outcome.status, OutcomeStatus::Converged, "cycle {cycle}: {outcome:?}");
+    assert_eq!(
+        outcome.status,
+        OutcomeStatus::Converged,
+        "cycle {cycle}: {outcome:?}"
+    );
     assert_eq!(
         count(&env.clb.calls(), "CreateLoadBalancer"),
         1,
@@ -63,7 +67,11 @@ async fn an_ingress_flipped_out_of_the_class_and_back_six_times_gets_a_clb_with_
 ) {
     let env = env().await;
     backends(&env);
-    let uid = env.ingress("web", json!({CLASS: "qcloud"}), rules(&[("", "/", "web", 80)]));
+    let uid = env.ingress(
+        "web",
+        json!({CLASS: "qcloud"}),
+        rules(&[("", "/", "web", 80)]),
+    );
     let mut seen = vec![converges_with_one_create(&env, &uid, 0).await];
     for cycle in 1..=CYCLES {
         set_annotation(&env, CLASS, Some("nginx"));
@@ -136,7 +144,11 @@ async fn a_clb_taken_out_of_the_cluster_six_times_costs_the_same_two_creates_eac
         let new = env.lb_of(&uid).expect("a new CLB of ours");
         assert_ne!(new.id, lb.id);
         assert_eq!(env.clb.load_balancers().len(), cycle + 1);
-        assert_eq!(env.warnings("web").len(), cycle, "one E4017 per disowned CLB");
+        assert_eq!(
+            env.warnings("web").len(),
+            cycle,
+            "one E4017 per disowned CLB"
+        );
     }
     assert_eq!(recorded_epoch(&env), Some(format!("{uid}:{CYCLES}")));
 }
