@@ -18,10 +18,6 @@ pub const ADOPTABLE: usize = 2;
 /// Index (in the `existLbId` choices) of the user's CLB that carries its own listener: naming
 /// it is refused (E4021) and nothing may ever be written to it.
 pub const BUSY_USER_LB: usize = ADOPTABLE;
-/// CreateLoadBalancer calls one run may make when replayed tokens answer CLBs taken out of
-/// the cluster (function/src/cloud/apply.rs MAX_CREATE_GENERATIONS, kept apart on purpose so
-/// that the harness judges the function by its documented rule, not by its code).
-pub const CREATE_GENERATIONS: usize = 4;
 /// nodePorts a Service may take.
 const NODE_PORTS: [i32; 3] = [30080, 30081, 30090];
 /// Rule shapes an Ingress may take (see [`variant_rules`]).
@@ -482,10 +478,6 @@ pub struct Truth {
     /// CLBs whose cluster tag the console removed, with the call-log length at that moment:
     /// from then on they are the user's.
     pub disowned: BTreeMap<String, usize>,
-    /// Ingress UIDs whose created CLB was disowned that way, with how many times: each
-    /// time the function makes a new CLB under the next ClientToken, up to
-    /// [`CREATE_GENERATIONS`] CLBs per create.
-    pub disowned_uids: BTreeMap<String, usize>,
     /// CLBs a lifecycle annotation keeps, by id.
     pub kept: BTreeMap<String, Kept>,
 }
@@ -495,7 +487,7 @@ pub struct Truth {
 pub enum Expect {
     /// Exactly one CLB of ours for it, matching it.
     Managed,
-    /// Ours, but it cannot be served (existLbId refused, its CLB taken from us): at most one
+    /// Ours, but it cannot be served (existLbId refused or contested): at most one
     /// CLB of ours carries its UID.
     Blocked,
     /// Its IngressClass is missing: hold, neither create nor release.
@@ -534,13 +526,6 @@ impl Truth {
             None => Expect::Held,
             Some(false) => Expect::NotOurs,
             Some(true) if ing.skip => Expect::Skipped,
-            Some(true)
-                if ing.exist_lb.is_none()
-                    && self.disowned_uids.get(&ing.uid).copied().unwrap_or(0)
-                        >= CREATE_GENERATIONS =>
-            {
-                Expect::Blocked
-            }
             Some(true) => match ing.exist_lb {
                 None => Expect::Managed,
                 Some(lb) if lb == BUSY_USER_LB => Expect::Blocked,

@@ -730,10 +730,9 @@ impl World {
                 });
                 self.console("tag", "UnTagResources", params).await?;
                 let at = self.clb.calls().len();
+                // However many CLBs of one Ingress are taken out, it still gets a new one
+                // (model::create_epoch): the expectation stays Managed.
                 self.truth.disowned.insert(lb.id.clone(), at);
-                if let Some(ing) = live(self, slot) {
-                    *self.truth.disowned_uids.entry(ing.uid).or_default() += 1;
-                }
             }
             Step::SetLifecycle { slot, mark, on } => {
                 let Some(mut ing) = live(self, slot) else {

@@ -488,10 +488,8 @@ async fn moving_the_ingress_to_another_class_releases_its_clb_and_clears_its_add
     assert_eq!(stack.clb.call_count("DeleteLoadBalancer"), 1);
 }
 
-/// Known bug (reported): the CreateLoadBalancer `ClientToken` is a function of (cluster,
-/// Ingress UID) only (`model::desired::client_token`), so the second create for the same
-/// Ingress replays the first: the API answers the id of the CLB released earlier, and
-/// `apply` waits for that dead CLB to become ready until its task deadline, on every run.
+/// The CLB released out of class burned its `ClientToken`; the create epoch moved on before
+/// the delete (`model::create_epoch`), so the create back in class is a new CLB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingress_moved_out_of_class_and_back_gets_a_new_clb() {
     let stack = Stack::start().await;
@@ -527,7 +525,8 @@ async fn an_ingress_moved_out_of_class_and_back_gets_a_new_clb() {
     assert_eq!(lbs(&stack.clb.state()).len(), 1);
 }
 
-/// The same bug seen from the sweep: a CLB deleted in the console is never recreated.
+/// A CLB deleted in the console: the sweep's create replays the token, proves that CLB gone
+/// and creates under the next epoch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timer_sweep_recreates_a_clb_deleted_behind_our_back() {
     let stack = Stack::start().await;
