@@ -312,3 +312,43 @@ async fn moving_an_ingress_to_another_region_creates_its_clb_there_then_deletes_
     assert_ne!(deletes[0].region, OTHER);
     calls_in_other(&stack, &moved.id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_extra_regions_the_sweep_finds_an_orphan_in_a_region_a_live_ingress_names() {
+    // No CLB_EXTRA_REGIONS: the delete itself searches only the cluster's region, so the
+    // orphan in ap-shanghai is the sweep's to find, through the region `keep` still names.
+    let stack = Stack::start_with(
+        SimConfig {
+            other_regions: vec![OTHER.into()],
+            ..SimConfig::default()
+        },
+        ReconcilerOptions::default(),
+    )
+    .await;
+    let annotations = "    ingress.cloud.tencent.com/cross-region-id: ap-shanghai\n    \
+                       ingress.cloud.tencent.com/cross-vpc-id: vpc-sh000001";
+    apply_ingress(&stack, "gone", annotations).await;
+    apply_ingress(&stack, "keep", annotations).await;
+    let gone = served_in_other(&stack, &stack.ingress_uid(NS, "gone")).await;
+    let keep = served_in_other(&stack, &stack.ingress_uid(NS, "keep")).await;
+    stack.quiet(0).await;
+
+    delete_and_sweep(&stack, NS, "gone").await;
+    let left: Vec<String> = stack
+        .clb
+        .load_balancers_in(OTHER)
+        .into_iter()
+        .map(|lb| lb.id)
+        .collect();
+    assert_eq!(
+        left,
+        vec![keep.id.clone()],
+        "the orphan is released, the live one kept"
+    );
+    let deletes = deletes(&stack);
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(
+        (deletes[0].lb_ids.clone(), deletes[0].region.as_str()),
+        (vec![gone.id], OTHER)
+    );
+}
