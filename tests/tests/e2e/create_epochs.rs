@@ -179,3 +179,39 @@ async fn a_run_stopped_after_moving_the_epoch_on_leaves_its_clb_found_by_its_tag
     assert_eq!(count(&env.clb.calls(), "CreateLoadBalancer"), 0);
     assert_eq!(env.lb_of(&uid).map(|l| l.id), Some(lb));
 }
+
+#[tokio::test]
+async fn a_lease_deleted_by_hand_costs_replays_of_the_lost_clbs_once_and_still_one_clb() {
+    let env = env().await;
+    backends(&env);
+    let uid = env.ingress(
+        "web",
+        json!({CLASS: "qcloud"}),
+        rules(&[("", "/", "web", 80)]),
+    );
+    converges_with_one_create(&env, &uid, 0).await;
+    for cycle in 1..=2 {
+        set_annotation(&env, CLASS, Some("nginx"));
+        assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Released);
+        set_annotation(&env, CLASS, Some("qcloud"));
+        converges_with_one_create(&env, &uid, cycle).await;
+    }
+    set_annotation(&env, CLASS, Some("nginx"));
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Released);
+    assert_eq!(recorded_epoch(&env), Some(format!("{uid}:3")));
+    // The record is lost: the next create starts from epoch 0 again, replays the three CLBs
+    // lost before (each proven gone) and moves the epoch on past them.
+    assert!(env.kube.delete_object(
+        "coordination.k8s.io/v1",
+        "Lease",
+        Some(NS),
+        "clb-ingress-web"
+    ));
+    set_annotation(&env, CLASS, Some("qcloud"));
+    env.clb.clear_calls();
+    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Converged);
+    assert_eq!(count(&env.clb.calls(), "CreateLoadBalancer"), 4);
+    assert!(env.lb_of(&uid).is_some());
+    assert_eq!(env.clb.load_balancers().len(), 1);
+    assert_eq!(recorded_epoch(&env), Some(format!("{uid}:3")));
+}
