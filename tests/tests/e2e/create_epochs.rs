@@ -62,22 +62,31 @@ async fn converges_with_one_create(env: &Env, uid: &str, cycle: usize) -> String
     lb.id
 }
 
+/// The Ingress `web` (its Node and Service first) with `annotations`, run to its first CLB
+/// with one create: its UID and that CLB's id.
+async fn first_clb(env: &Env, annotations: serde_json::Value) -> (String, String) {
+    backends(env);
+    let uid = env.ingress("web", annotations, rules(&[("", "/", "web", 80)]));
+    let lb = converges_with_one_create(env, &uid, 0).await;
+    (uid, lb)
+}
+
+/// Flips the Ingress out of our class and runs it: its CLB is released.
+async fn flip_out(env: &Env) {
+    set_annotation(env, CLASS, Some("nginx"));
+    let outcome = env.reconcile("web").await;
+    assert_eq!(outcome.status, OutcomeStatus::Released, "{outcome:?}");
+}
+
 #[tokio::test]
 async fn an_ingress_flipped_out_of_the_class_and_back_six_times_gets_a_clb_with_one_create_each_time(
 ) {
     let env = env().await;
-    backends(&env);
-    let uid = env.ingress(
-        "web",
-        json!({CLASS: "qcloud"}),
-        rules(&[("", "/", "web", 80)]),
-    );
-    let mut seen = vec![converges_with_one_create(&env, &uid, 0).await];
+    let (uid, first) = first_clb(&env, json!({CLASS: "qcloud"})).await;
+    let mut seen = vec![first];
     for cycle in 1..=CYCLES {
-        set_annotation(&env, CLASS, Some("nginx"));
         env.clb.clear_calls();
-        let outcome = env.reconcile("web").await;
-        assert_eq!(outcome.status, OutcomeStatus::Released, "{outcome:?}");
+        flip_out(&env).await;
         assert_eq!(count(&env.clb.calls(), "DeleteLoadBalancer"), 1);
         assert!(env.clb.load_balancers().is_empty(), "cycle {cycle}");
         set_annotation(&env, CLASS, Some("qcloud"));
@@ -97,10 +106,8 @@ async fn an_ingress_flipped_out_of_the_class_and_back_six_times_gets_a_clb_with_
 #[tokio::test]
 async fn created_then_adopted_then_created_again_six_times_costs_one_create_each_time() {
     let env = env().await;
-    backends(&env);
     let user_lb = env.clb.insert_load_balancer("OPEN", "users-own", &[]);
-    let uid = env.ingress("web", json!({}), rules(&[("", "/", "web", 80)]));
-    let mut created = converges_with_one_create(&env, &uid, 0).await;
+    let (uid, mut created) = first_clb(&env, json!({})).await;
     for cycle in 1..=CYCLES {
         // Switch to the user's CLB: it is adopted, the created one released (deleted).
         set_annotation(&env, EXIST, Some(&user_lb));
@@ -123,9 +130,7 @@ async fn created_then_adopted_then_created_again_six_times_costs_one_create_each
 #[tokio::test]
 async fn a_clb_taken_out_of_the_cluster_six_times_costs_the_same_two_creates_each_time() {
     let env = env().await;
-    backends(&env);
-    let uid = env.ingress("web", json!({}), rules(&[("", "/", "web", 80)]));
-    converges_with_one_create(&env, &uid, 0).await;
+    let (uid, _) = first_clb(&env, json!({})).await;
     for cycle in 1..=CYCLES {
         let lb = env.lb_of(&uid).expect("ours");
         assert!(env
@@ -156,9 +161,7 @@ async fn a_clb_taken_out_of_the_cluster_six_times_costs_the_same_two_creates_eac
 #[tokio::test]
 async fn a_run_stopped_after_moving_the_epoch_on_leaves_its_clb_found_by_its_tags() {
     let env = env().await;
-    backends(&env);
-    let uid = env.ingress("web", json!({}), rules(&[("", "/", "web", 80)]));
-    let lb = converges_with_one_create(&env, &uid, 0).await;
+    let (uid, lb) = first_clb(&env, json!({})).await;
     set_annotation(&env, CLASS, Some("nginx"));
     // Killed between the epoch's move and the delete.
     let stopped = env
@@ -183,21 +186,13 @@ async fn a_run_stopped_after_moving_the_epoch_on_leaves_its_clb_found_by_its_tag
 #[tokio::test]
 async fn a_lease_deleted_by_hand_costs_replays_of_the_lost_clbs_once_and_still_one_clb() {
     let env = env().await;
-    backends(&env);
-    let uid = env.ingress(
-        "web",
-        json!({CLASS: "qcloud"}),
-        rules(&[("", "/", "web", 80)]),
-    );
-    converges_with_one_create(&env, &uid, 0).await;
+    let (uid, _) = first_clb(&env, json!({CLASS: "qcloud"})).await;
     for cycle in 1..=2 {
-        set_annotation(&env, CLASS, Some("nginx"));
-        assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Released);
+        flip_out(&env).await;
         set_annotation(&env, CLASS, Some("qcloud"));
         converges_with_one_create(&env, &uid, cycle).await;
     }
-    set_annotation(&env, CLASS, Some("nginx"));
-    assert_eq!(env.reconcile("web").await.status, OutcomeStatus::Released);
+    flip_out(&env).await;
     assert_eq!(recorded_epoch(&env), Some(format!("{uid}:3")));
     // The record is lost: the next create starts from epoch 0 again, replays the three CLBs
     // lost before (each proven gone) and moves the epoch on past them.
