@@ -41,9 +41,12 @@ locals {
   ]
   # Tag actions: tags are set at create time by CreateLoadBalancer(Tags); these add and remove
   # the cluster/UID tags of reused (existLbId) CLBs, so they are granted on CLBs only.
+  # GetResources (global) finds the regions our CLBs live in (function/src/reconcile/regions.rs);
+  # whether CAM authorises this read per resource or needs `*` is UNVERIFIED.
   tag_actions = [
     "tag:TagResources",
     "tag:UnTagResources",
+    "tag:GetResources",
   ]
   # SCF: a sweep over more than sweep_shard_size Ingresses invokes this same function
   # asynchronously once per shard (function/src/cloud/scf.rs, API action `Invoke`). SCF's

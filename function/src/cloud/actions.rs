@@ -41,6 +41,8 @@ pub const CALLED: &[(&str, &str)] = &[
     // reused (existLbId) CLBs get and lose our cluster/UID tags.
     (TAG_SERVICE, "TagResources"),
     (TAG_SERVICE, "UnTagResources"),
+    // the Tag API is global: which regions hold our CLBs (reconcile/regions.rs).
+    (TAG_SERVICE, "GetResources"),
     // kubernetes.io/tls Secrets: our uploaded certificates, found by tag, bound, and
     // deleted once a fresh read shows no CLB using them.
     (SSL_SERVICE, "UploadCertificate"),
@@ -61,6 +63,14 @@ pub const CLIENT_ONLY: &[(&str, &str)] = &[
     (CLB_SERVICE, "AutoRewrite"),
     (CLB_SERVICE, "DescribeRewrite"),
 ];
+
+/// Whether a call of `action` may change something: reads are `Describe*`, `Get*` (the Tag
+/// API's GetResources) and `Inquiry*`.
+pub fn is_write(action: &str) -> bool {
+    !["Describe", "Get", "Inquiry"]
+        .iter()
+        .any(|read| action.starts_with(read))
+}
 
 /// CAM action names that authorise SCF's `Invoke` API. SCF's policy examples name
 /// `scf:InvokeFunction`; whether `Invoke` is authorised by it or by `scf:Invoke` is

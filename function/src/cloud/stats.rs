@@ -55,11 +55,11 @@ impl CallStats {
         self.snapshot().values().map(|c| c.attempts).sum()
     }
 
-    /// Requests sent by actions that change something (anything not `Describe*`).
+    /// Requests sent by actions that change something ([`super::actions::is_write`]).
     pub fn write_attempts(&self) -> u64 {
         self.snapshot()
             .iter()
-            .filter(|(a, _)| !a.starts_with("Describe"))
+            .filter(|(a, _)| super::actions::is_write(a))
             .map(|(_, c)| c.attempts)
             .sum()
     }

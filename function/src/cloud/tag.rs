@@ -1,4 +1,7 @@
-//! Typed Tag API 2018-08-13 calls: adding and removing tags on an existing CLB.
+//! Typed Tag API 2018-08-13 calls: adding and removing tags on an existing CLB, and finding
+//! the regions our CLBs live in (the Tag API is global: one call sees every region).
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +19,89 @@ pub const MAX_PER_REQUEST: usize = 10;
 /// account id; the generic form has `uin/<uin>`.
 pub fn clb_resource_name(region: &str, load_balancer_id: &str) -> String {
     format!("qcs::clb:{region}:uin/:clb/{load_balancer_id}")
+}
+
+/// The region and CLB id a six-segment name `qcs::clb:<region>:uin/<uin>:clb/<lb-id>` points
+/// at; `None` for anything else (another service, a malformed name).
+pub fn clb_of_resource_name(name: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = name.split(':').collect();
+    let [qcs, empty, service, region, uin, resource] = parts.as_slice() else {
+        return None;
+    };
+    let id = resource.strip_prefix("clb/")?;
+    let ok = *qcs == "qcs"
+        && empty.is_empty()
+        && *service == "clb"
+        && uin.starts_with("uin/")
+        && crate::model::cross_region::region_of(region).is_some()
+        && !id.is_empty()
+        && !id.contains('/');
+    ok.then_some((*region, id))
+}
+
+/// Most resources one GetResources page returns (tencent-cloud.md §3: default 50, max 200):
+/// a cluster with fewer CLBs costs one call.
+pub const GET_RESOURCES_MAX_RESULTS: u32 = 200;
+
+/// Most GetResources pages one search reads: a token the API keeps returning must not loop.
+const GET_RESOURCES_MAX_PAGES: u32 = 100;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagFilter {
+    pub tag_key: String,
+    /// Any of these values (at most 10).
+    pub tag_value: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetResourcesRequest {
+    /// At most 6, all must match.
+    pub tag_filters: Vec<TagFilter>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pagination_token: Option<String>,
+    pub max_results: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct ResourceTagMapping {
+    #[serde(deserialize_with = "nullable")]
+    pub resource: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct GetResourcesResponse {
+    /// Empty on the last page.
+    #[serde(deserialize_with = "nullable")]
+    pub pagination_token: String,
+    #[serde(deserialize_with = "nullable")]
+    pub resource_tag_mapping_list: Vec<ResourceTagMapping>,
+}
+
+/// The regions CLBs were found in, and the GetResources pages read to find them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaggedRegions {
+    pub regions: BTreeSet<String>,
+    pub pages: u32,
+}
+
+/// The regions of the CLBs among `names`; a name that is not a CLB's is logged and skipped
+/// (it proves nothing about any region).
+fn clb_regions<'a>(names: impl Iterator<Item = &'a str>, out: &mut BTreeSet<String>) {
+    for name in names {
+        match clb_of_resource_name(name) {
+            Some((region, _)) => {
+                out.insert(region.to_string());
+            }
+            None => tracing::warn!(
+                resource = name,
+                "GetResources: not a CLB resource name, ignored"
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -119,6 +205,48 @@ impl CloudClient {
             .await?;
         fail_on_partial(ACTION, resp)
     }
+
+    /// Every region holding a CLB with all of `tags`, by GetResources (global: whatever
+    /// region this client names), every page. Any failed page fails the whole search: a
+    /// partial answer proves nothing about the regions it left out.
+    pub async fn regions_tagged(&self, tags: &[(&str, &str)]) -> Result<TaggedRegions, CloudError> {
+        let mut req = GetResourcesRequest {
+            tag_filters: tags
+                .iter()
+                .map(|(k, v)| TagFilter {
+                    tag_key: k.to_string(),
+                    tag_value: vec![v.to_string()],
+                })
+                .collect(),
+            pagination_token: None,
+            max_results: GET_RESOURCES_MAX_RESULTS,
+        };
+        let mut out = TaggedRegions::default();
+        loop {
+            let resp: GetResourcesResponse = self
+                .call_typed(TAG_SERVICE, TAG_VERSION, "GetResources", &req)
+                .await?;
+            out.pages += 1;
+            clb_regions(
+                resp.resource_tag_mapping_list
+                    .iter()
+                    .map(|m| m.resource.as_str()),
+                &mut out.regions,
+            );
+            if resp.pagination_token.is_empty() {
+                return Ok(out);
+            }
+            if out.pages >= GET_RESOURCES_MAX_PAGES
+                || req.pagination_token.as_deref() == Some(resp.pagination_token.as_str())
+            {
+                return Err(CloudError::Config(format!(
+                    "GetResources: still paging after {} pages",
+                    out.pages
+                )));
+            }
+            req.pagination_token = Some(resp.pagination_token);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +259,67 @@ mod tests {
             clb_resource_name("ap-guangzhou", "lb-abc"),
             "qcs::clb:ap-guangzhou:uin/:clb/lb-abc"
         );
+    }
+
+    #[test]
+    fn a_six_segment_clb_name_gives_its_region_and_id() {
+        assert_eq!(
+            clb_of_resource_name("qcs::clb:ap-shanghai:uin/100001:clb/lb-abc"),
+            Some(("ap-shanghai", "lb-abc"))
+        );
+        assert_eq!(
+            clb_of_resource_name("qcs::clb:ap-guangzhou:uin/:clb/lb-1"),
+            Some(("ap-guangzhou", "lb-1"))
+        );
+    }
+
+    #[test]
+    fn a_malformed_or_foreign_name_gives_no_region() {
+        for bad in [
+            "",
+            "lb-abc",
+            "qcs::clb:ap-shanghai:uin/1:clb/",
+            "qcs::clb::uin/1:clb/lb-1",
+            "qcs::clb:Shanghai:uin/1:clb/lb-1",
+            "qcs::cvm:ap-shanghai:uin/1:instance/ins-1",
+            "qcs::clb:ap-shanghai:1:clb/lb-1",
+            "qcs:x:clb:ap-shanghai:uin/1:clb/lb-1",
+            "qcs::clb:ap-shanghai:uin/1:clb/lb-1:extra",
+            "qcs::clb:ap-shanghai:uin/1:clb/lb-1/x",
+        ] {
+            assert_eq!(clb_of_resource_name(bad), None, "{bad}");
+        }
+        let mut regions = BTreeSet::new();
+        clb_regions(
+            ["qcs::clb:ap-beijing:uin/:clb/lb-2", "garbage"].into_iter(),
+            &mut regions,
+        );
+        assert_eq!(regions, BTreeSet::from(["ap-beijing".to_string()]));
+    }
+
+    #[test]
+    fn get_resources_serializes_filters_and_reads_pages() {
+        let req = GetResourcesRequest {
+            tag_filters: vec![TagFilter {
+                tag_key: "tke-clusterId".into(),
+                tag_value: vec!["cls-1".into()],
+            }],
+            pagination_token: None,
+            max_results: GET_RESOURCES_MAX_RESULTS,
+        };
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            serde_json::json!({"TagFilters": [{"TagKey": "tke-clusterId", "TagValue": ["cls-1"]}],
+                               "MaxResults": 200})
+        );
+        let resp: GetResourcesResponse = serde_json::from_value(serde_json::json!({
+            "PaginationToken": null,
+            "ResourceTagMappingList": [{"Resource": "qcs::clb:ap-shanghai:uin/1:clb/lb-1", "Tags": []}],
+            "RequestId": "r"
+        }))
+        .unwrap();
+        assert_eq!(resp.pagination_token, "");
+        assert_eq!(resp.resource_tag_mapping_list.len(), 1);
     }
 
     #[test]

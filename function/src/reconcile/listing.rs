@@ -16,6 +16,10 @@ use crate::cloud::observe::cluster_load_balancers;
 pub(super) struct Listing {
     pub lbs: BTreeMap<String, LoadBalancer>,
     pub ingresses: Vec<Ingress>,
+    /// GetResources pages read to find the regions listed.
+    pub tag_reads: u32,
+    /// Regions that may hold CLBs of ours that were not listed ([`super::regions`]).
+    pub unchecked: Option<String>,
 }
 
 impl Reconciler {
@@ -23,11 +27,13 @@ impl Reconciler {
     /// exists, so an Ingress created between the two lists is in the second and its CLB is
     /// safe. Both lists are complete or the call fails (a partial list proves nothing).
     ///
-    /// The CLBs are listed in the cluster's region and `CLB_EXTRA_REGIONS` first; a region
-    /// only the listed Ingresses name (`cross-region-id`) is listed after them, so the
-    /// Ingresses are then listed once more: the order holds for every CLB listed.
+    /// The CLBs are listed in the cluster's region, `CLB_EXTRA_REGIONS` and the regions
+    /// GetResources finds them in first; a region only the listed Ingresses name
+    /// (`cross-region-id`) is listed after them, so the Ingresses are then listed once more:
+    /// the order holds for every CLB listed.
     pub(super) async fn list_fleet(&self) -> Result<Listing, ReconcileError> {
-        let fixed = self.fixed_regions();
+        let search = self.search_regions(None).await;
+        let fixed = search.regions;
         let mut lbs = self.list_regions(&fixed).await?;
         let mut ingresses = self.cluster.list_ingresses().await?;
         let more: Vec<String> = named_by(&ingresses)
@@ -38,7 +44,12 @@ impl Reconciler {
             lbs.extend(self.list_regions(&more).await?);
             ingresses = self.cluster.list_ingresses().await?;
         }
-        Ok(Listing { lbs, ingresses })
+        Ok(Listing {
+            lbs,
+            ingresses,
+            tag_reads: search.tag_reads,
+            unchecked: search.unchecked,
+        })
     }
 
     async fn list_regions(
@@ -63,7 +74,8 @@ impl Listing {
             .filter_map(|i| i.metadata.uid.clone())
             .collect();
         Orphans {
-            reads: pages(self.lbs.len()),
+            reads: pages(self.lbs.len()) + self.tag_reads,
+            unchecked: self.unchecked.clone(),
             total: self.lbs.len(),
             lbs: orphans_of(self.lbs.values().cloned(), &uids),
         }
@@ -100,6 +112,8 @@ mod tests {
         let listing = Listing {
             lbs: [lb("lb-1", "alive"), lb("lb-2", "gone")].into(),
             ingresses: vec![alive, Ingress::default()],
+            tag_reads: 1,
+            unchecked: None,
         };
         let orphans = listing.orphans();
         let ids: Vec<&str> = orphans
@@ -108,6 +122,6 @@ mod tests {
             .map(|l| l.load_balancer_id.as_str())
             .collect();
         assert_eq!(ids, vec!["lb-2"]);
-        assert_eq!((orphans.total, orphans.reads), (2, 1));
+        assert_eq!((orphans.total, orphans.reads), (2, 2));
     }
 }

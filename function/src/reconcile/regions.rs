@@ -1,8 +1,9 @@
 //! Which regions hold our CLBs (`cross-region-id`, tke-annotations.md §4): the cluster's own
-//! (the client's configured region), every region a live Ingress names, and the operator's
-//! `CLB_EXTRA_REGIONS` for regions no live Ingress names any more (a CLB left there by a
-//! deleted Ingress, or one whose annotation moved it). Ownership is still proven by tags in
-//! each region; this only says where to look.
+//! (the client's configured region), every region a live Ingress names, and every region the
+//! global Tag API (GetResources by our tags) finds one in: a CLB left by a deleted Ingress
+//! whose annotation went with it is found there. The operator's optional `CLB_EXTRA_REGIONS`
+//! are searched too (legacy: needed only while GetResources fails). Ownership is still proven
+//! by tags in each region, on a DescribeLoadBalancers there; this only says where to look.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +12,18 @@ use k8s_openapi::api::networking::v1::Ingress;
 use super::Reconciler;
 use crate::cloud::CloudClient;
 use crate::model::cross_region;
+use crate::model::ownership::{TAG_CLUSTER_ID, TAG_INGRESS_UID};
+
+/// Where to search for our CLBs, and what could not be checked.
+#[derive(Debug, Default)]
+pub(super) struct SearchRegions {
+    pub regions: Vec<String>,
+    /// GetResources pages read.
+    pub tag_reads: u32,
+    /// Why regions beyond `regions` may hold CLBs of ours nobody looked at (the Tag API
+    /// failed): nothing may be concluded about them, so the run does not end clean.
+    pub unchecked: Option<String>,
+}
 
 /// Environment variable: comma-separated regions to search for our CLBs besides the
 /// cluster's and those live Ingresses name.
@@ -57,6 +70,36 @@ impl Reconciler {
         for r in &self.opts.extra_regions {
             if !out.contains(r) {
                 out.push(r.clone());
+            }
+        }
+        out
+    }
+
+    /// The fixed regions and those GetResources finds a CLB of our cluster in (of the
+    /// Ingress `uid` too, if given). If GetResources fails, the fixed regions alone, and
+    /// `unchecked` says so.
+    pub(super) async fn search_regions(&self, uid: Option<&str>) -> SearchRegions {
+        let mut out = SearchRegions {
+            regions: self.fixed_regions(),
+            ..SearchRegions::default()
+        };
+        let mut tags = vec![(TAG_CLUSTER_ID, self.cluster_id.as_str())];
+        tags.extend(uid.map(|u| (TAG_INGRESS_UID, u)));
+        match self.cloud.regions_tagged(&tags).await {
+            Ok(found) => {
+                out.tag_reads = found.pages;
+                for r in found.regions {
+                    if !out.regions.contains(&r) {
+                        out.regions.push(r);
+                    }
+                }
+            }
+            Err(e) => {
+                out.tag_reads = 1;
+                tracing::error!(error = %e, "GetResources failed: only the cluster's region and CLB_EXTRA_REGIONS are searched");
+                out.unchecked = Some(format!(
+                    "finding the regions of our CLBs (GetResources): {e}; other regions not checked"
+                ));
             }
         }
         out

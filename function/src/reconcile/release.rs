@@ -25,8 +25,11 @@ pub(super) struct Orphans {
     /// Every CLB of the cluster (tagged with our cluster), orphaned or not: what the
     /// mass-release guard measures the orphans against.
     pub total: usize,
-    /// DescribeLoadBalancers pages read to find them.
+    /// DescribeLoadBalancers and GetResources pages read to find them.
     pub reads: u32,
+    /// Regions that may hold orphans nobody looked at: the run releases those it found and
+    /// still ends failed.
+    pub unchecked: Option<String>,
 }
 
 /// Pages `describe_all_load_balancers` reads for `n` CLBs (it stops at TotalCount).
@@ -108,6 +111,9 @@ impl Reconciler {
         }
         self.release_all(&orphans.lbs, IngressFact::Gone, deadline, &mut out)
             .await;
+        if out.error.is_none() {
+            out.error = orphans.unchecked.clone();
+        }
         out
     }
 
@@ -218,21 +224,23 @@ impl Reconciler {
     /// (404, or its name now has another UID: a UID belongs to one object for good): one
     /// DescribeLoadBalancers by the UID tag, then each released by the seed's rules on a
     /// fresh read of its own. No LIST of the cluster and no scan of the fleet: that stays the
-    /// sweep's job. One Ingress has one CLB (two while an `existLbId` switch settles); more
+    /// sweep's job. The deleted Ingress's `cross-region-id` is gone with it: GetResources
+    /// (global) by our cluster and the UID tags says which regions to read; if it fails, the
+    /// cluster's region and `CLB_EXTRA_REGIONS` are read and the outcome is failed (retried),
+    /// releasing what was found there. One Ingress has one CLB (two while an `existLbId` switch settles); more
     /// for one UID than the mass-release guard lets one run release is held the same way.
     pub(super) async fn release_uid(&self, uid: &str, deadline: Option<Instant>) -> Releases {
+        let search = self.search_regions(Some(uid)).await;
         let mut out = Releases {
             counts: ActionCounts {
-                cloud_reads: 1,
+                cloud_reads: search.tag_reads + 1,
                 ..ActionCounts::default()
             },
             ..Releases::default()
         };
-        // The deleted Ingress's cross-region-id is gone with it: the cluster's region and
-        // CLB_EXTRA_REGIONS are searched; a CLB elsewhere waits for the sweep.
         let mut lbs = Vec::new();
-        for (i, region) in self.fixed_regions().iter().enumerate() {
-            out.counts.cloud_reads = i as u32 + 1;
+        for (i, region) in search.regions.iter().enumerate() {
+            out.counts.cloud_reads = search.tag_reads + i as u32 + 1;
             match tagged_for(&self.cloud.in_region(region), &self.cluster_id, uid).await {
                 Ok(found) => lbs.extend(found),
                 Err(e) => {
@@ -248,6 +256,9 @@ impl Reconciler {
         }
         self.release_all(&lbs, IngressFact::Gone, deadline, &mut out)
             .await;
+        if out.error.is_none() {
+            out.error = search.unchecked;
+        }
         out
     }
 }

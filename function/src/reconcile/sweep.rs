@@ -38,7 +38,7 @@ impl Reconciler {
             }
         };
         let orphans = listing.orphans();
-        let Listing { lbs, ingresses } = listing;
+        let Listing { lbs, ingresses, .. } = listing;
         let selected = sweep_selection(&lbs, &ingresses);
         match self.shards.as_deref().filter(|d| selected.len() > d.size()) {
             Some(dispatcher) => out.shards = Some(fan_out(dispatcher, selected.len()).await),
@@ -232,7 +232,7 @@ impl Reconciler {
         &self,
         spec: &ShardSpec,
     ) -> Result<Vec<IngressKey>, LookupError> {
-        let Listing { lbs, ingresses } = self.list_fleet().await.map_err(|e| {
+        let Listing { lbs, ingresses, .. } = self.list_fleet().await.map_err(|e| {
             LookupError(match e {
                 ReconcileError::Cloud(e) => format!("listing CLBs: {e}"),
                 e => e.to_string(),

@@ -199,9 +199,7 @@ fn throttled(calls: &[CallRecord]) -> usize {
         .count()
 }
 
-fn is_write(action: &str) -> bool {
-    !action.starts_with("Describe")
-}
+use clb_ingress::cloud::actions::is_write;
 
 fn fmt_map(m: &BTreeMap<String, usize>) -> String {
     if m.is_empty() {

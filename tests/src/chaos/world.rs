@@ -951,10 +951,7 @@ pub fn tag<'a>(lb: &'a LoadBalancer, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// A call that changes something (reads are Describe*, Get*, Inquiry*).
-pub fn is_write(action: &str) -> bool {
-    !(action.starts_with("Describe") || action.starts_with("Get") || action.starts_with("Inquiry"))
-}
+pub use clb_ingress::cloud::actions::is_write;
 
 fn ingress_class(name: &str, controller: &str) -> Value {
     json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",

@@ -119,6 +119,15 @@ impl Sim {
         f(&mut lock(&self.state))
     }
 
+    /// Every CLB of every region served, home region first.
+    pub fn all_clbs(&self) -> Vec<tag::TaggedClb> {
+        let mut out = tag::TaggedClb::of(&self.cfg.region, &lock(&self.state));
+        for (region, state) in lock(&self.others).iter() {
+            out.extend(tag::TaggedClb::of(region, state));
+        }
+        out
+    }
+
     /// Fixed one-second windows per action.
     fn over_rate(&self, action: &str, now: Instant) -> bool {
         let limit = self.rate_limit.load(Ordering::Relaxed);
@@ -448,10 +457,16 @@ async fn run(
             "the body must be a JSON object",
         )));
     };
-    // CLB and Tag calls reach the state of the region they name (SSL is global); a region not
-    // served was refused above, a Tag call without one is the home region's.
-    let region = match header_str(h, "x-tc-region") {
-        Some(r) if authed.service != "ssl" && sim.serves(r) => r.to_string(),
+    // CLB calls reach the state of the region they name (SSL is global); a region not served
+    // was refused above. The Tag API is global: (Un)TagResources act in the region of the
+    // resource names, GetResources reads every region (below).
+    let tag_region = (authed.service == "tag")
+        .then(|| tag::acting_region(&authed.action, &map))
+        .flatten()
+        .filter(|r| sim.serves(r));
+    let region = match (tag_region, header_str(h, "x-tc-region")) {
+        (Some(r), _) => r,
+        (None, Some(r)) if authed.service != "ssl" && sim.serves(r) => r.to_string(),
         _ => sim.cfg.region.clone(),
     };
     let ctx = Ctx {
@@ -464,6 +479,10 @@ async fn run(
     if authed.service == "scf" {
         let mut log = lock(&sim.invocations);
         return Ok(scf::dispatch(&mut log, &ctx, &authed.action, p).map(|o| o.fields));
+    }
+    if authed.service == "tag" && authed.action == "GetResources" {
+        let outcome = tag::get_resources(&sim.all_clbs(), p);
+        return Ok(outcome.map(|o| o.fields));
     }
     let fail_task = lock(&sim.faults).task_should_fail(&authed.action);
     let outcome = sim.in_region(&region, |state| {

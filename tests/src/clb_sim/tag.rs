@@ -51,8 +51,8 @@ pub(crate) fn check_tag(key: &str, value: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// The CLB id a six-segment name points at, if it is a CLB of this region and account.
-fn parse_resource(name: &str, region: &str) -> ApiResult<Option<String>> {
+/// The region and CLB id a six-segment name points at, if it is a CLB of this account.
+fn parse_any_region(name: &str) -> ApiResult<Option<(String, String)>> {
     let bad = || {
         ApiError::new(
             "InvalidParameterValue.ResourceDescriptionError",
@@ -65,14 +65,50 @@ fn parse_resource(name: &str, region: &str) -> ApiResult<Option<String>> {
     }
     let uin = parts[4].strip_prefix("uin/").ok_or_else(bad)?;
     let (prefix, id) = parts[5].split_once('/').ok_or_else(bad)?;
-    if parts[2] != "clb"
-        || prefix != "clb"
-        || parts[3] != region
-        || !(uin.is_empty() || uin == SIM_UIN)
-    {
+    if parts[2] != "clb" || prefix != "clb" || !(uin.is_empty() || uin == SIM_UIN) {
         return Ok(None);
     }
-    Ok(Some(id.to_string()))
+    Ok(Some((parts[3].to_string(), id.to_string())))
+}
+
+/// The CLB id a six-segment name points at, if it is a CLB of this region and account.
+fn parse_resource(name: &str, region: &str) -> ApiResult<Option<String>> {
+    Ok(parse_any_region(name)?
+        .filter(|(r, _)| r == region)
+        .map(|(_, id)| id))
+}
+
+/// The region a TagResources/UnTagResources call acts in: that of its first resource name
+/// (the Tag API is global; a name of another region in the same call fails as not found).
+pub(crate) fn acting_region(
+    action: &str,
+    params: &serde_json::Map<String, Value>,
+) -> Option<String> {
+    if !["TagResources", "UnTagResources"].contains(&action) {
+        return None;
+    }
+    let first = params.get("ResourceList")?.as_array()?.first()?.as_str()?;
+    parse_any_region(first).ok().flatten().map(|(r, _)| r)
+}
+
+/// One CLB as the global GetResources sees it.
+pub(crate) struct TaggedClb {
+    pub region: String,
+    pub id: String,
+    pub tags: Vec<(String, String)>,
+}
+
+impl TaggedClb {
+    pub fn of(region: &str, s: &SimState) -> Vec<TaggedClb> {
+        s.load_balancers
+            .iter()
+            .map(|lb| TaggedClb {
+                region: region.to_string(),
+                id: lb.id.clone(),
+                tags: lb.tags.clone(),
+            })
+            .collect()
+    }
 }
 
 fn resource_name(region: &str, id: &str) -> String {
@@ -83,7 +119,7 @@ pub(crate) fn dispatch(s: &mut SimState, ctx: &Ctx, action: &str, p: Obj) -> Api
     match action {
         "TagResources" => tag_resources(s, ctx, p),
         "UnTagResources" => untag_resources(s, ctx, p),
-        "GetResources" => get_resources(s, ctx, p),
+        "GetResources" => get_resources(&TaggedClb::of(&ctx.region, s), p),
         "DescribeResourcesByTags" => describe_resources_by_tags(s, ctx, p),
         other => Err(ApiError::new(
             "InvalidAction",
@@ -198,7 +234,9 @@ fn untag_resources(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
     Ok(Outcome::new(json!({"FailedResources": fails}), targets))
 }
 
-fn get_resources(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
+/// GetResources over `clbs`, the CLBs of every region (the Tag API is global): each named
+/// with its own region.
+pub(crate) fn get_resources(clbs: &[TaggedClb], p: Obj) -> ApiResult<Outcome> {
     p.only(&[
         "ResourceList",
         "TagFilters",
@@ -223,10 +261,10 @@ fn get_resources(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
             .parse()
             .map_err(|_| p.invalid_value("PaginationToken", "is not a token this API returned"))?,
     };
-    let wanted: Option<Vec<String>> = match list {
+    let wanted: Option<Vec<(String, String)>> = match list {
         Some(list) => Some(
             list.iter()
-                .map(|r| parse_resource(r, &ctx.region))
+                .map(|r| parse_any_region(r))
                 .collect::<ApiResult<Vec<_>>>()?
                 .into_iter()
                 .flatten()
@@ -234,16 +272,19 @@ fn get_resources(s: &mut SimState, ctx: &Ctx, p: Obj) -> ApiResult<Outcome> {
         ),
         None => None,
     };
-    let rows: Vec<Value> = s
-        .load_balancers
+    let rows: Vec<Value> = clbs
         .iter()
-        .filter(|lb| wanted.as_ref().is_none_or(|w| w.contains(&lb.id)))
+        .filter(|lb| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|(r, id)| *r == lb.region && *id == lb.id))
+        })
         .filter(|lb| {
             filters.iter().all(|(k, vals)| {
                 lb.tags.iter().any(|(tk, tv)| tk == k && (vals.is_empty() || vals.contains(tv)))
             })
         })
-        .map(|lb| json!({"Resource": resource_name(&ctx.region, &lb.id), "Tags": tags_json(&lb.tags)}))
+        .map(|lb| json!({"Resource": resource_name(&lb.region, &lb.id), "Tags": tags_json(&lb.tags)}))
         .collect();
     let page: Vec<Value> = rows.iter().skip(start).take(max).cloned().collect();
     let next = if start + max < rows.len() {
@@ -340,6 +381,77 @@ mod tests {
             None
         );
         assert!(parse_resource("clb/lb-1", r).is_err());
+    }
+
+    #[test]
+    fn get_resources_searches_every_region_and_names_each_clb_with_its_own() {
+        let clb = |region: &str, id: &str, uid: &str| TaggedClb {
+            region: region.into(),
+            id: id.into(),
+            tags: vec![
+                ("tke-clusterId".into(), "cls-1".into()),
+                ("tke-lb-ingress-uuid".into(), uid.into()),
+            ],
+        };
+        let clbs = [
+            clb("ap-guangzhou", "lb-1", "u1"),
+            clb("ap-shanghai", "lb-1", "u2"),
+            clb("ap-beijing", "lb-3", "u2"),
+        ];
+        let run = |body: Value| {
+            let map = body.as_object().cloned().unwrap();
+            let out = get_resources(&clbs, Obj::new(&map, "")).unwrap();
+            let names: Vec<String> = out.fields["ResourceTagMappingList"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["Resource"].as_str().unwrap().to_string())
+                .collect();
+            (
+                names,
+                out.fields["PaginationToken"].as_str().unwrap().to_string(),
+            )
+        };
+        let by_uid = json!({"TagFilters": [{"TagKey": "tke-lb-ingress-uuid", "TagValue": ["u2"]}]});
+        assert_eq!(
+            run(by_uid),
+            (
+                vec![
+                    format!("qcs::clb:ap-shanghai:uin/{SIM_UIN}:clb/lb-1"),
+                    format!("qcs::clb:ap-beijing:uin/{SIM_UIN}:clb/lb-3"),
+                ],
+                String::new()
+            )
+        );
+        let (first, token) = run(json!({"MaxResults": 2}));
+        assert_eq!((first.len(), token.as_str()), (2, "2"));
+        let (rest, token) = run(json!({"MaxResults": 2, "PaginationToken": "2"}));
+        assert_eq!((rest.len(), token.as_str()), (1, ""));
+        let (named, _) = run(json!({"ResourceList": ["qcs::clb:ap-shanghai:uin/:clb/lb-1"]}));
+        assert_eq!(
+            named,
+            vec![format!("qcs::clb:ap-shanghai:uin/{SIM_UIN}:clb/lb-1")]
+        );
+    }
+
+    #[test]
+    fn tagging_acts_in_the_region_of_the_first_resource_name() {
+        let p = json!({"ResourceList": ["qcs::clb:ap-shanghai:uin/:clb/lb-1"]});
+        let p = p.as_object().unwrap();
+        assert_eq!(
+            acting_region("TagResources", p).as_deref(),
+            Some("ap-shanghai")
+        );
+        assert_eq!(
+            acting_region("UnTagResources", p).as_deref(),
+            Some("ap-shanghai")
+        );
+        assert_eq!(acting_region("GetResources", p), None);
+        let bad = json!({"ResourceList": ["nope"]});
+        assert_eq!(
+            acting_region("TagResources", bad.as_object().unwrap()),
+            None
+        );
     }
 
     #[test]

@@ -6,21 +6,31 @@
 
 use crate::support::stack::*;
 use clb_ingress::reconcile::ReconcilerOptions;
-use clb_ingress_tests::clb_sim::{CallRecord, LoadBalancer, SimConfig};
+use clb_ingress_tests::clb_sim::{CallRecord, Faults, LoadBalancer, ScriptedFault, SimConfig};
 
 const NS: &str = "shop";
 const OTHER: &str = "ap-shanghai";
 
 /// A stack whose clb-sim also serves [`OTHER`], and whose engine is told to look there
-/// (`CLB_EXTRA_REGIONS`) so a deleted Ingress's CLB is found by the delete itself.
+/// (`CLB_EXTRA_REGIONS`, legacy: the Tag API finds it anyway).
 async fn two_regions() -> Stack {
+    two_regions_with(vec![OTHER.into()]).await
+}
+
+/// A stack whose clb-sim also serves [`OTHER`], with no `CLB_EXTRA_REGIONS`: only the Tag
+/// API can say a CLB of ours lives there.
+async fn two_regions_no_extra() -> Stack {
+    two_regions_with(Vec::new()).await
+}
+
+async fn two_regions_with(extra_regions: Vec<String>) -> Stack {
     Stack::start_with(
         SimConfig {
             other_regions: vec![OTHER.into()],
             ..SimConfig::default()
         },
         ReconcilerOptions {
-            extra_regions: vec![OTHER.into()],
+            extra_regions,
             ..ReconcilerOptions::default()
         },
     )
@@ -315,31 +325,17 @@ async fn moving_an_ingress_to_another_region_creates_its_clb_there_then_deletes_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_extra_regions_the_sweep_finds_an_orphan_in_a_region_a_live_ingress_names() {
-    // No CLB_EXTRA_REGIONS: the delete itself searches only the cluster's region, so the
-    // orphan in ap-shanghai is the sweep's to find, through the region `keep` still names.
-    let stack = Stack::start_with(
-        SimConfig {
-            other_regions: vec![OTHER.into()],
-            ..SimConfig::default()
-        },
-        ReconcilerOptions::default(),
-    )
-    .await;
-    let annotations = "    ingress.cloud.tencent.com/cross-region-id: ap-shanghai\n    \
-                       ingress.cloud.tencent.com/cross-vpc-id: vpc-sh000001";
-    apply_ingress(&stack, "gone", annotations).await;
-    apply_ingress(&stack, "keep", annotations).await;
+    // No CLB_EXTRA_REGIONS: the global Tag API (GetResources) says where the deleted
+    // Ingress's CLB lives, and `keep` still names ap-shanghai too.
+    let stack = two_regions_no_extra().await;
+    apply_ingress(&stack, "gone", IN_OTHER).await;
+    apply_ingress(&stack, "keep", IN_OTHER).await;
     let gone = served_in_other(&stack, &stack.ingress_uid(NS, "gone")).await;
     let keep = served_in_other(&stack, &stack.ingress_uid(NS, "keep")).await;
     stack.quiet(0).await;
 
     delete_and_sweep(&stack, NS, "gone").await;
-    let left: Vec<String> = stack
-        .clb
-        .load_balancers_in(OTHER)
-        .into_iter()
-        .map(|lb| lb.id)
-        .collect();
+    let left = ids_in_other(&stack);
     assert_eq!(
         left,
         vec![keep.id.clone()],
@@ -351,4 +347,136 @@ async fn without_extra_regions_the_sweep_finds_an_orphan_in_a_region_a_live_ingr
         (deletes[0].lb_ids.clone(), deletes[0].region.as_str()),
         (vec![gone.id], OTHER)
     );
+}
+
+const IN_OTHER: &str = "    ingress.cloud.tencent.com/cross-region-id: ap-shanghai\n    \
+                        ingress.cloud.tencent.com/cross-vpc-id: vpc-sh000001";
+
+/// Ingress `home` with its CLB in the cluster's region (its UID), and `other` with its CLB
+/// in [`OTHER`], both serving.
+async fn home_and_other(stack: &Stack, home: &str, other: &str) -> (String, LoadBalancer) {
+    apply_ingress(stack, home, "").await;
+    let home_uid = stack.ingress_uid(NS, home);
+    eventually("the home region's CLB serves", || {
+        stack.lb_of(&home_uid).ok_or_else(|| "none yet".to_string())
+    })
+    .await;
+    apply_ingress(stack, other, IN_OTHER).await;
+    let lb = served_in_other(stack, &stack.ingress_uid(NS, other)).await;
+    (home_uid, lb)
+}
+
+/// The ids of the CLBs in [`OTHER`].
+fn ids_in_other(stack: &Stack) -> Vec<String> {
+    stack
+        .clb
+        .load_balancers_in(OTHER)
+        .into_iter()
+        .map(|lb| lb.id)
+        .collect()
+}
+
+/// Calls of `action` after the first `from` calls.
+fn count_since(stack: &Stack, from: usize, action: &str) -> usize {
+    stack.clb.calls()[from..]
+        .iter()
+        .filter(|c| c.action == action)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_ingress_clb_in_a_region_nothing_names_is_found_by_the_tag_api_and_deleted() {
+    let stack = two_regions_no_extra().await;
+    let (keep_uid, gone) = home_and_other(&stack, "keep", "gone").await;
+    // A CLB of ours in ap-shanghai tagged for the live `keep` (which names no region): not
+    // an orphan, never to be touched.
+    let kept = stack.clb.insert_load_balancer_in(
+        OTHER,
+        "OPEN",
+        "keep-elsewhere",
+        &[(TAG_CLUSTER, CLUSTER_ID), (TAG_UID, keep_uid.as_str())],
+    );
+    stack.quiet(0).await;
+    let before = stack.clb.calls().len();
+
+    // The delete itself: its annotation is gone, no Ingress names ap-shanghai, it is not in
+    // CLB_EXTRA_REGIONS; one GetResources by our cluster and UID tags finds it there.
+    stack
+        .kubectl
+        .run(&["-n", NS, "delete", "ingress", "gone"])
+        .await;
+    stack.quiet(0).await;
+    let left = ids_in_other(&stack);
+    assert_eq!(left, vec![kept.clone()], "deleted by the delete trigger");
+    assert_eq!(count_since(&stack, before, "GetResources"), 1);
+    let deletes = deletes(&stack);
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(
+        (deletes[0].lb_ids.clone(), deletes[0].region.as_str()),
+        (vec![gone.id.clone()], OTHER)
+    );
+
+    // The sweep: one GetResources page for the whole cluster, no write, `kept` untouched.
+    let before = stack.clb.calls().len();
+    stack.fire_timer().await;
+    assert_eq!(count_since(&stack, before, "GetResources"), 1);
+    let written: Vec<String> = stack.clb.calls()[before..]
+        .iter()
+        .filter(|c| is_write(&c.action))
+        .map(|c| c.action.clone())
+        .collect();
+    assert!(written.is_empty(), "the sweep writes nothing: {written:?}");
+    assert_eq!(stack.clb.load_balancers_in(OTHER).len(), 1);
+    assert!(stack
+        .clb
+        .calls()
+        .iter()
+        .filter(|c| c.lb_ids.contains(&kept))
+        .all(|c| !is_write(&c.action)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_tag_api_fails_only_the_regions_read_are_released_and_the_sweep_reports_it() {
+    let stack = two_regions_no_extra().await;
+    let (_, far) = home_and_other(&stack, "home", "far").await;
+    stack.quiet(0).await;
+
+    stack.clb.set_faults(Faults {
+        scripted: vec![ScriptedFault {
+            action: "GetResources".into(),
+            code: "ResourceUnavailable".into(),
+            count: 1000,
+        }],
+        ..Faults::default()
+    });
+    for name in ["home", "far"] {
+        stack
+            .kubectl
+            .run(&["-n", NS, "delete", "ingress", name])
+            .await;
+    }
+    stack.quiet(0).await;
+    let swept = stack.fire_timer().await;
+    assert!(
+        lbs(&stack.clb.state()).is_empty(),
+        "the home region was read: its orphan is released"
+    );
+    assert_eq!(
+        stack.clb.load_balancers_in(OTHER).len(),
+        1,
+        "ap-shanghai was not read: nothing released there"
+    );
+    assert!(
+        swept.to_string().contains("GetResources"),
+        "the sweep does not end clean: {swept}"
+    );
+
+    stack.clb.set_faults(Faults::default());
+    stack.fire_timer().await;
+    assert!(stack.clb.load_balancers_in(OTHER).is_empty());
+    let deletes = deletes(&stack);
+    assert_eq!(deletes.len(), 2);
+    assert!(deletes
+        .iter()
+        .any(|d| d.lb_ids == vec![far.id.clone()] && d.region == OTHER));
 }

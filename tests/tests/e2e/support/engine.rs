@@ -82,11 +82,11 @@ pub fn count(calls: &[CallRecord], action: &str) -> usize {
     calls.iter().filter(|c| c.action == action).count()
 }
 
-/// Calls that change something (not Describe*).
+/// Calls that change something.
 pub fn writes(calls: &[CallRecord]) -> Vec<&CallRecord> {
     calls
         .iter()
-        .filter(|c| !c.action.starts_with("Describe"))
+        .filter(|c| clb_ingress::cloud::actions::is_write(&c.action))
         .collect()
 }
 

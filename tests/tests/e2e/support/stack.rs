@@ -446,9 +446,7 @@ impl Stack {
     }
 }
 
-pub fn is_write(action: &str) -> bool {
-    !(action.starts_with("Describe") || action.starts_with("Get"))
-}
+pub use clb_ingress::cloud::actions::is_write;
 
 /// The CLBs in a `/_sim/state` document.
 pub fn lbs(state: &Value) -> Vec<Value> {
