@@ -57,11 +57,13 @@ locals {
     "scf:Invoke",
     "scf:InvokeFunction",
   ]
-  # Every CLB of the region in this account, as a six-segment resource name
-  # (tencent-cloud.md §3: qcs::clb:<region>:uin/<uin>:clb/<lb-id>). Whether CAM checks the
-  # Tag API's actions against the tagged resource's name is UNVERIFIED; if it does not, the
-  # Tag statement needs the tag service's own resource instead.
-  clb_resources = "qcs::clb:${var.region}:uin/${data.tencentcloud_user_info.current.owner_uin}:clb/*"
+  # Every CLB of the function's region and of var.clb_extra_regions (the regions Ingresses
+  # name in ingress.cloud.tencent.com/cross-region-id) in this account, as six-segment
+  # resource names (tencent-cloud.md §3: qcs::clb:<region>:uin/<uin>:clb/<lb-id>). Whether
+  # CAM checks the Tag API's actions against the tagged resource's name is UNVERIFIED; if it
+  # does not, the Tag statement needs the tag service's own resource instead.
+  clb_regions   = distinct(concat([var.region], var.clb_extra_regions))
+  clb_resources = [for r in local.clb_regions : "qcs::clb:${r}:uin/${data.tencentcloud_user_info.current.owner_uin}:clb/*"]
   # The account's SSL certificates. The six-segment form of an SSL certificate (no region:
   # the service is global) is UNVERIFIED; CAM may want the tag-conditioned form instead.
   ssl_resources     = "qcs::ssl::uin/${data.tencentcloud_user_info.current.owner_uin}:certificate/*"
@@ -92,12 +94,12 @@ resource "tencentcloud_cam_policy" "function" {
       {
         effect   = "allow"
         action   = local.clb_actions
-        resource = [local.clb_resources]
+        resource = local.clb_resources
       },
       {
         effect   = "allow"
         action   = local.tag_actions
-        resource = [local.clb_resources]
+        resource = local.clb_resources
       },
       {
         effect   = "allow"
@@ -138,6 +140,9 @@ resource "tencentcloud_scf_function" "clb_ingress" {
     KUBECONFIG_DATA = var.kubeconfig_data
     WEBHOOK_TOKEN   = var.webhook_token
     LOG_FORMAT      = var.log_format
+    # Regions besides var.region holding CLBs of cross-region-id Ingresses: searched even
+    # while the Tag API fails (function/src/reconcile/regions.rs).
+    CLB_EXTRA_REGIONS = join(",", var.clb_extra_regions)
     # The sweep shards itself past this many Ingresses, invoking this function (named
     # explicitly rather than relying on SCF's own SCF_FUNCTIONNAME/SCF_NAMESPACE).
     SWEEP_SHARD_SIZE      = tostring(var.sweep_shard_size)

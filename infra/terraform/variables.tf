@@ -42,6 +42,12 @@ variable "webhook_token" {
   }
 }
 
+variable "clb_extra_regions" {
+  description = "Other regions the function may manage CLBs in: every region an Ingress names in ingress.cloud.tencent.com/cross-region-id. Each is granted in the CAM policy and passed as CLB_EXTRA_REGIONS."
+  type        = list(string)
+  default     = []
+}
+
 variable "vpc_id" {
   description = "VPC of the cluster, so the function reaches a private API server endpoint; empty for a public endpoint."
   type        = string

@@ -228,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cam_policy_scopes_clb_and_tag_actions_to_the_regions_clbs() {
+    fn the_cam_policy_scopes_clb_and_tag_actions_to_the_clbs_of_the_functions_and_cross_regions() {
         let tf = repo_file("infra/terraform/main.tf");
         let policy = &tf[tf
             .find("resource \"tencentcloud_cam_policy\"")
@@ -256,17 +256,31 @@ mod tests {
                 "{actions}: {resource}"
             );
         }
-        // The six-segment name of every CLB of the region in this account
-        // (tencent-cloud.md §3: qcs::clb:<region>:uin/<uin>:clb/<lb-id>).
-        let def = tf
-            .lines()
-            .find(|l| l.trim_start().starts_with("clb_resources"))
-            .expect("clb_resources local");
+        // The six-segment name of every CLB in this account of the function's region and of
+        // the regions cross-region-id Ingresses name (tencent-cloud.md §3:
+        // qcs::clb:<region>:uin/<uin>:clb/<lb-id>), and those regions only.
+        let def = |name: &str| {
+            tf.lines()
+                .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name} local"))
+                .to_string()
+        };
         assert!(
-            def.contains(
-                "\"qcs::clb:${var.region}:uin/${data.tencentcloud_user_info.current.owner_uin}:clb/*\""
+            def("clb_resources").contains(
+                "[for r in local.clb_regions : \"qcs::clb:${r}:uin/${data.tencentcloud_user_info.current.owner_uin}:clb/*\"]"
             ),
-            "{def}"
+            "{}",
+            def("clb_resources")
+        );
+        assert!(
+            def("clb_regions").contains("distinct(concat([var.region], var.clb_extra_regions))"),
+            "{}",
+            def("clb_regions")
+        );
+        // The same regions are searched while the Tag API fails.
+        assert!(
+            tf.contains("CLB_EXTRA_REGIONS = join(\",\", var.clb_extra_regions)"),
+            "main.tf passes var.clb_extra_regions as CLB_EXTRA_REGIONS"
         );
     }
 }
