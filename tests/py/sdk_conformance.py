@@ -7,53 +7,27 @@ Exits 0 when every check passed; prints one line per check and the failure other
 import argparse
 import json
 import sys
-import time
 import urllib.request
 
 from tencentcloud.common import credential
-from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.clb.v20180317 import clb_client, models as clb
 from tencentcloud.tag.v20180813 import tag_client, models as tag
 
-CHECKS = 0
+import sdk_checks
+from sdk_checks import check, passed, req, wait_task
 
 
-def check(cond, what):
-    global CHECKS
-    if not cond:
-        raise AssertionError(what)
-    CHECKS += 1
-    print("ok", what)
 
-
-def req(model_cls, params):
-    r = model_cls()
-    r.from_json_string(json.dumps(params))
-    return r
+def carries_request_id(e, what):
+    check(bool(e.get_request_id()), what + " carries a RequestId")
 
 
 def expect_error(fn, code, what):
-    try:
-        fn()
-    except TencentCloudSDKException as e:
-        check(e.get_code() == code, "%s -> %s (got %s)" % (what, code, e.get_code()))
-        check(bool(e.get_request_id()), what + " carries a RequestId")
-        return
-    raise AssertionError(what + ": expected " + code + ", the call succeeded")
-
-
-def wait_task(c, request_id):
-    for _ in range(200):
-        r = c.DescribeTaskStatus(req(clb.DescribeTaskStatusRequest, {"TaskId": request_id}))
-        if r.Status == 0:
-            return
-        if r.Status != 2:
-            raise AssertionError("task %s has status %s" % (request_id, r.Status))
-        time.sleep(0.02)
-    raise AssertionError("task %s never finished" % request_id)
+    sdk_checks.expect_error(fn, code, what, also=carries_request_id)
 
 
 def set_faults(endpoint, faults):
@@ -414,7 +388,7 @@ def main():
     wait_task(c, r.RequestId)
     d = c.DescribeLoadBalancers(req(clb.DescribeLoadBalancersRequest, {"LoadBalancerIds": [lb]}))
     check(d.TotalCount == 0 and d.LoadBalancerSet == [], "the CLB is gone")
-    print("sdk-conformance: %d checks passed" % CHECKS)
+    print("sdk-conformance: %d checks passed" % passed())
 
 
 if __name__ == "__main__":
