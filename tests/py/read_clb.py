@@ -4,24 +4,23 @@ and prints what the end-to-end tests compare against: listeners, their rules (wi
 DefaultServer flag) and the CLB's redirects, as one JSON document.
 
 Usage: read_clb.py --endpoint 127.0.0.1:PORT --secret-id ID --secret-key KEY --region R --lb LB_ID
-       [--rewrites] [--targets]
+       [--rewrites] [--targets] [--raw]
 
-With --targets every rule also lists its targets (DescribeTargets) as "<instance or IP>:<port>
+With --raw it prints the DescribeListeners response itself, as the SDK's models serialise it
+(what a user of the SDK or tccli sees), and nothing else. With --targets every rule also lists its targets (DescribeTargets) as "<instance or IP>:<port>
 w<weight>", sorted.
 """
 import argparse
 import json
+import sys
 
 from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.clb.v20180317 import clb_client, models as clb
 
-
-def req(model_cls, params):
-    r = model_cls()
-    r.from_json_string(json.dumps(params))
-    return r
+from sdk_checks import req
 
 
 def targets_by_rule(c, lb):
@@ -44,12 +43,20 @@ def main():
         ap.add_argument(flag, required=True)
     ap.add_argument("--rewrites", action="store_true", help="also DescribeRewrite")
     ap.add_argument("--targets", action="store_true", help="also DescribeTargets")
+    ap.add_argument("--raw", action="store_true", help="the DescribeListeners response only")
     a = ap.parse_args()
     http = HttpProfile(endpoint=a.endpoint, protocol="http")
     c = clb_client.ClbClient(
         credential.Credential(a.secret_id, a.secret_key), a.region, ClientProfile(httpProfile=http)
     )
-    listeners = c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": a.lb}))
+    try:
+        listeners = c.DescribeListeners(req(clb.DescribeListenersRequest, {"LoadBalancerId": a.lb}))
+    except TencentCloudSDKException as e:
+        print("SDK error %s: %s" % (e.get_code(), e.get_message()), file=sys.stderr)
+        sys.exit(1)
+    if a.raw:
+        print(listeners.to_json_string())
+        return
     out = {"listeners": [], "rewrites": []}
     bound = targets_by_rule(c, a.lb) if a.targets else {}
     for l in listeners.Listeners or []:

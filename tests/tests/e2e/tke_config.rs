@@ -2,8 +2,6 @@
 //! kube-sim, the audit webhook wakes the function, which sets the attributes on clb-sim; the
 //! CLB is read back with the official Python SDK. Counts writes, never time.
 
-use std::path::PathBuf;
-
 use crate::support::stack::*;
 use serde_json::Value;
 
@@ -53,35 +51,9 @@ spec:
     )
 }
 
-/// DescribeListeners of `lb_id` through the official Python SDK (tests/py/describe_listeners.py).
+/// DescribeListeners of `lb_id` as the official Python SDK serialises it.
 pub async fn sdk_listeners(stack: &Stack, lb_id: &str) -> Value {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup",
-        python.display()
-    );
-    let cfg = stack.clb.config();
-    let out = tokio::process::Command::new(&python)
-        .arg(root.join("tests/py/describe_listeners.py"))
-        .args(["--endpoint", &stack.clb.addr().to_string()])
-        .args(["--secret-id", &cfg.secret_id])
-        .args(["--secret-key", &cfg.secret_key])
-        .args(["--region", &cfg.region])
-        .args(["--lb", lb_id])
-        .env("NO_PROXY", "127.0.0.1")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .output()
-        .await
-        .expect("run the SDK script");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("SDK JSON")
+    sdk_read_clb(stack, lb_id, &["--raw"]).await
 }
 
 /// The HTTP:80 rule `domain` `/` as the SDK shows it.
