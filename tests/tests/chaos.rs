@@ -125,3 +125,31 @@ async fn an_ingress_whose_new_clb_is_held_by_a_blocked_ingress_keeps_its_old_clb
     ];
     replays_clean(60272, &steps).await;
 }
+
+/// Seed 100338 shrunk: ing-2 adopts user CLB 0 and protects it; a run is killed mid-work and
+/// holds the Lease while ing-2 is re-created. The old UID's release keeps the protected CLB
+/// and removes our listeners and tags; once the Lease expires, the new ing-2, still naming
+/// CLB 0 through `existLbId`, adopts it again and its listener is the new Ingress's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_clb_released_by_a_recreated_ingress_is_adopted_again_by_it() {
+    use model::{Class, Mark, Step};
+    let steps = [
+        Step::CreateIngress {
+            slot: 2,
+            variant: 2,
+            class: Class::Default,
+            exist_lb: Some(0),
+        },
+        Step::SetLifecycle {
+            slot: 2,
+            mark: Mark::Protect,
+            on: true,
+        },
+        Step::KillDuringWork {
+            slot: 2,
+            variant: 1,
+        },
+        Step::RecreateIngress { slot: 2 },
+    ];
+    replays_clean(100338, &steps).await;
+}

@@ -599,23 +599,26 @@ fn marks_seen(truth: &Truth, slot: usize, lb: &LoadBalancer) -> Vec<Mark> {
     .collect()
 }
 
+/// The slot of the live Ingress (ours, or not yet known not to be) that `lb`'s cluster and
+/// UID tags name.
+fn tagged_for_live(truth: &Truth, lb: &LoadBalancer) -> Option<usize> {
+    let uid = tag(lb, TAG_UID)?;
+    if !has_tag(lb, TAG_CLUSTER, CLUSTER_ID) {
+        return None;
+    }
+    (0..SLOTS).find(|s| {
+        truth.slots[*s]
+            .as_ref()
+            .is_some_and(|i| i.uid == uid && truth.ours(i.class) != Some(false))
+    })
+}
+
 /// Updates `truth.kept` before a step: a CLB tagged for a live Ingress of ours that shows
 /// the effect of a lifecycle annotation still on is kept from now on. One that has not been
 /// released yet (still tagged for a live Ingress of ours) drops out again once none of its
 /// annotations is on any more: then a later release may delete it.
 pub fn observe_kept(w: &mut World) {
     let lbs = w.clb.load_balancers();
-    let tagged_for_live = |truth: &Truth, lb: &LoadBalancer| -> Option<usize> {
-        let uid = tag(lb, TAG_UID)?;
-        if !has_tag(lb, TAG_CLUSTER, CLUSTER_ID) {
-            return None;
-        }
-        (0..SLOTS).find(|s| {
-            truth.slots[*s]
-                .as_ref()
-                .is_some_and(|i| i.uid == uid && truth.ours(i.class) != Some(false))
-        })
-    };
     for lb in &lbs {
         let Some(slot) = tagged_for_live(&w.truth, lb) else {
             continue;
@@ -731,14 +734,17 @@ fn adopts(w: &World, c: &crate::clb_sim::CallRecord, id: &str) -> bool {
 }
 
 /// After quiet: a CLB kept by `loadbalance-retain` or deletion protection whose Ingress was
-/// released has none of our listeners left (I3).
+/// released has none of our listeners left (I3), unless an Ingress of ours that names it
+/// through `existLbId` (a re-created one too) has adopted it since: then it is that
+/// Ingress's CLB, and [`i3`] holds it to that Ingress (seed 100338).
 pub fn kept_released(w: &World) -> Vec<Violation> {
     let mut out = Vec::new();
     for lb in w.clb.load_balancers() {
         let Some(k) = w.truth.kept.get(&lb.id) else {
             continue;
         };
-        let released = tag(&lb, TAG_UID) != Some(k.uid.as_str());
+        let released =
+            tag(&lb, TAG_UID) != Some(k.uid.as_str()) && tagged_for_live(&w.truth, &lb).is_none();
         if released && !k.skip() && lb.listeners.iter().any(|l| l.name == OUR_LISTENER) {
             out.push(v(
                 Invariant::I3,
