@@ -21,29 +21,12 @@ const LISTEN_PORTS: &str = "ingress.cloud.tencent.com/listen-ports";
 const USER_PORTS: u16 = 9000;
 
 fn shared_web(lb_id: &str) -> String {
-    format!(
-        r#"apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: web
-  namespace: {NS}
-  annotations:
-    kubernetes.io/ingress.class: qcloud
-    kubernetes.io/ingress.existLbId: {lb_id}
-    {LISTEN_PORTS}: '[{{"HTTP":8080}}]'
-spec:
-  rules:
-  - host: shop.example.com
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service:
-            name: web
-            port:
-              number: 80
-"#
+    shop_ingress_yaml(
+        NS,
+        "web",
+        &format!(
+            "    kubernetes.io/ingress.existLbId: {lb_id}\n    {LISTEN_PORTS}: '[{{\"HTTP\":8080}}]'"
+        ),
     )
 }
 

@@ -45,28 +45,7 @@ async fn apply_big_ingress(stack: &Stack) {
     }
     stack
         .kubectl
-        .apply_yaml(&format!(
-            r#"apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: big
-  namespace: {NS}
-  annotations:
-    kubernetes.io/ingress.class: qcloud
-spec:
-  rules:
-  - host: shop.example.com
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service:
-            name: web
-            port:
-              number: 80
-"#
-        ))
+        .apply_yaml(&shop_ingress_yaml(NS, "big", ""))
         .await;
 }
 

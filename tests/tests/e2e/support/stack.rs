@@ -529,14 +529,10 @@ pub fn ingress_address(ing: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The sample's Nodes and Services, then an Ingress `name` in `ns` (host
-/// `shop.example.com`, path `/` on Service `web`, class `qcloud`) with `annotations` (YAML
-/// lines, already indented).
-pub async fn apply_shop_ingress(stack: &Stack, ns: &str, name: &str, annotations: &str) {
-    for file in ["00-namespace.yaml", "01-nodes.yaml", "02-services.yaml"] {
-        stack.kubectl.apply_sample(file).await;
-    }
-    let yaml = format!(
+/// An Ingress `name` in `ns` (host `shop.example.com`, path `/` on Service `web`, class
+/// `qcloud`) with `annotations` (YAML lines, already indented; may be empty).
+pub fn shop_ingress_yaml(ns: &str, name: &str, annotations: &str) -> String {
+    format!(
         r#"apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -558,8 +554,18 @@ spec:
             port:
               number: 80
 "#
-    );
-    stack.kubectl.apply_yaml(&yaml).await;
+    )
+}
+
+/// The sample's Nodes and Services, then [`shop_ingress_yaml`].
+pub async fn apply_shop_ingress(stack: &Stack, ns: &str, name: &str, annotations: &str) {
+    for file in ["00-namespace.yaml", "01-nodes.yaml", "02-services.yaml"] {
+        stack.kubectl.apply_sample(file).await;
+    }
+    stack
+        .kubectl
+        .apply_yaml(&shop_ingress_yaml(ns, name, annotations))
+        .await;
 }
 
 /// `kubectl delete ingress NAME`, then the audit stream drained and one timer sweep.
