@@ -48,7 +48,7 @@ impl fmt::Display for DryRun {
 impl Reconciler {
     /// Observe + desire + plan, writing nothing at all (not even the Lease).
     pub async fn dry_run(&self, key: &IngressKey) -> Result<DryRun, ReconcileError> {
-        let prepared = self.prepare(key, false).await?;
+        let prepared = self.prepare(key, false, &[]).await?;
         let ingress = key.to_string();
         let dry = |decision, plans, problems| DryRun {
             ingress: ingress.clone(),

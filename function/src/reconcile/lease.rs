@@ -47,6 +47,7 @@ impl Reconciler {
         key: &IngressKey,
         deadline: Option<Instant>,
         mut total: ActionCounts,
+        strays: &[String],
     ) -> Result<IngressOutcome, super::ReconcileError> {
         let holder = self.cluster.new_holder_identity();
         let mut outcome;
@@ -75,7 +76,7 @@ impl Reconciler {
             let result = match deadline {
                 Some(d) => {
                     let stop = d.checked_sub(RELEASE_MARGIN).unwrap_or(d);
-                    tokio::time::timeout_at(stop, self.locked_run(key, &guard))
+                    tokio::time::timeout_at(stop, self.locked_run(key, &guard, strays))
                         .await
                         .unwrap_or_else(|_| {
                             Ok(IngressOutcome::failed(
@@ -84,7 +85,7 @@ impl Reconciler {
                             ))
                         })
                 }
-                None => self.locked_run(key, &guard).await,
+                None => self.locked_run(key, &guard, strays).await,
             };
             let more = passes < MAX_PASSES && self.time_for_another_pass(deadline);
             let dirty = self.give_back(guard, more).await;

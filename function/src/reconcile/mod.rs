@@ -125,13 +125,15 @@ impl Reconciler {
     }
 
     /// The one-Ingress path straight under the Lease, for an Ingress the sweep's snapshot
-    /// showed a write to make (the run under the Lease looks again, fresh).
+    /// showed a write to make (the run under the Lease looks again, fresh); its lookup also
+    /// searches `strays` (see [`Self::plan_manage`]).
     pub(super) async fn reconcile_locked(
         &self,
         key: &IngressKey,
         deadline: Instant,
+        strays: &[String],
     ) -> IngressOutcome {
-        let run = self.under_lease(key, Some(deadline), ActionCounts::default());
+        let run = self.under_lease(key, Some(deadline), ActionCounts::default(), strays);
         outcome_of(key, run.await)
     }
 
@@ -142,7 +144,7 @@ impl Reconciler {
         deleted_uid: Option<&str>,
         deadline: Option<Instant>,
     ) -> Result<IngressOutcome, ReconcileError> {
-        let first = self.prepare(key, false).await?;
+        let first = self.prepare(key, false, &[]).await?;
         let reads = first.reads();
         // The name came back with another UID: the deleted one is gone for good, and its
         // CLBs go now, beside the new Ingress's run.
@@ -198,7 +200,7 @@ impl Reconciler {
             cloud_reads: reads,
             ..ActionCounts::default()
         };
-        self.under_lease(key, deadline, total).await
+        self.under_lease(key, deadline, total, &[]).await
     }
 
     /// observe → desire → observe the cloud → plan, writing nothing but, when `may_upload`
@@ -207,6 +209,7 @@ impl Reconciler {
         &self,
         key: &IngressKey,
         may_upload: bool,
+        strays: &[String],
     ) -> Result<Prepared, ReconcileError> {
         let Some(mut view) = self.cluster.view(&key.namespace, &key.name).await? else {
             return Ok(Prepared::Gone);
@@ -218,7 +221,7 @@ impl Reconciler {
                 problems,
             }),
             Decision::Release => self.plan_out_of_class(view).await,
-            Decision::Manage(desired) => self.plan_manage(view, *desired).await,
+            Decision::Manage(desired) => self.plan_manage(view, *desired, strays).await,
             Decision::Skip {
                 ingress_uid,
                 exist_lb_id,
@@ -234,8 +237,9 @@ impl Reconciler {
         &self,
         key: &IngressKey,
         guard: &LeaseGuard,
+        strays: &[String],
     ) -> Result<IngressOutcome, ReconcileError> {
-        match self.prepare(key, true).await? {
+        match self.prepare(key, true, strays).await? {
             Prepared::Gone => {
                 let outcome = self.release_orphans_outcome().await;
                 self.collect_if_released(outcome).await

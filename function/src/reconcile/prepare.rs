@@ -164,17 +164,25 @@ impl Reconciler {
     }
 
     /// Ours: the CLB it has (by UID) or names (`existLbId`), and the plan to converge it.
+    /// `strays`: regions beyond the fixed ones where the sweep saw a CLB tagged for it (a
+    /// region it named before), searched too so that CLB is released as no longer named.
     pub(super) async fn plan_manage(
         &self,
         view: ClusterView,
         desired: Desired,
+        strays: &[String],
     ) -> Result<Prepared, ReconcileError> {
         let exist_lb_id = match &desired.load_balancer {
             LbSource::Create(_) => None,
             LbSource::Adopt { lb_id } => Some(lb_id.as_str()),
         };
         let client = self.client_in(wanted(&view.ingress).as_deref());
-        let others = self.other_regions(client.region());
+        let mut others = self.other_regions(client.region());
+        for r in strays {
+            if r != client.region() && !others.contains(r) {
+                others.push(r.clone());
+            }
+        }
         let look = || {
             observe_named(
                 &client,

@@ -20,7 +20,7 @@ impl Reconciler {
         }
         let fresh;
         let p = if wrote {
-            match self.prepare(key, false).await {
+            match self.prepare(key, false, &[]).await {
                 Ok(Prepared::Planned(again)) => {
                     fresh = again;
                     &*fresh

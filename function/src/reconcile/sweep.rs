@@ -65,7 +65,7 @@ impl Reconciler {
         lbs: BTreeMap<String, LoadBalancer>,
         selected: &[&Ingress],
         out: &mut SweepOutcome,
-    ) -> Result<Vec<(IngressKey, bool)>, String> {
+    ) -> Result<Vec<SweepKey>, String> {
         let slot = rotation_slot(
             Timestamp::now().as_second(),
             self.sweep.interval,
@@ -97,8 +97,9 @@ impl Reconciler {
                 continue;
             };
             match self.need_of(view, &fleet) {
-                Need::Run => keys.push((key, true)),
-                Need::Look => keys.push((key, false)),
+                Need::Run => keys.push((key, true, Vec::new())),
+                Need::Search(strays) => keys.push((key, true, strays)),
+                Need::Look => keys.push((key, false, Vec::new())),
                 Need::Nothing => {
                     *out.ingresses.entry(OutcomeStatus::Converged).or_default() += 1;
                 }
@@ -117,7 +118,7 @@ impl Reconciler {
                 if covered(&reported, ingress, &problems) {
                     *out.ingresses.entry(status).or_default() += 1;
                 } else {
-                    keys.push((key, true));
+                    keys.push((key, true, Vec::new()));
                 }
             }
         }
@@ -130,12 +131,13 @@ impl Reconciler {
     fn need_of(&self, view: &ClusterView, fleet: &Fleet) -> Need {
         let ingress = &view.ingress;
         let uid = ingress.metadata.uid.as_deref().unwrap_or_default();
-        let by_uid = || {
+        let tagged = || {
             fleet
                 .load_balancers
                 .values()
-                .find(|lb| !uid.is_empty() && lb.tag(TAG_INGRESS_UID) == Some(uid))
+                .filter(move |lb| !uid.is_empty() && lb.tag(TAG_INGRESS_UID) == Some(uid))
         };
+        let by_uid = || tagged().next();
         let run_if = |run: bool| if run { Need::Run } else { Need::Nothing };
         match self.desire_known(view) {
             Decision::Invalid(problems) => Need::Report(problems, OutcomeStatus::Invalid),
@@ -143,13 +145,23 @@ impl Reconciler {
             Decision::Skip { .. } => Need::Look,
             Decision::Release => run_if(by_uid().is_some() || annotation(ingress).is_some()),
             Decision::Manage(desired) => {
+                // A CLB tagged for it in a region its lookup does not search (one it named
+                // before): the run searches there too and releases it as no longer named.
+                let region = self.client_in(wanted(ingress).as_deref());
+                let searched = self.fixed_regions();
+                let strays: BTreeSet<String> = tagged()
+                    .map(|lb| lb.region.clone())
+                    .filter(|r| !r.is_empty() && r != region.region() && !searched.contains(r))
+                    .collect();
+                if !strays.is_empty() {
+                    return Need::Search(strays.into_iter().collect());
+                }
                 let lb = match &desired.load_balancer {
                     LbSource::Create(_) => by_uid(),
                     LbSource::Adopt { lb_id } => fleet.load_balancers.get(lb_id),
                 };
                 // cross-region-id: a CLB in another region than the Ingress names is to be
                 // replaced; one in another region than the batch read is looked at alone.
-                let region = self.client_in(wanted(ingress).as_deref());
                 match lb.map(|lb| lb.region.as_str()) {
                     Some(r) if !r.is_empty() && r != region.region() => return Need::Run,
                     Some(r) if !r.is_empty() && r != self.cloud.region() => return Need::Look,
@@ -195,20 +207,15 @@ impl Reconciler {
 
     /// The one-Ingress path for each of `keys` (with or without its look first), a bounded
     /// number at once, within `deadline`.
-    async fn sweep_run(
-        &self,
-        keys: Vec<(IngressKey, bool)>,
-        deadline: Instant,
-        out: &mut SweepOutcome,
-    ) {
+    async fn sweep_run(&self, keys: Vec<SweepKey>, deadline: Instant, out: &mut SweepOutcome) {
         let ran = run_within(
             keys,
             self.opts.concurrency,
             self.opts.min_start,
             deadline,
-            |(key, known)| async move {
+            |(key, known, strays)| async move {
                 if known {
-                    self.reconcile_locked(&key, deadline).await
+                    self.reconcile_locked(&key, deadline, &strays).await
                 } else {
                     self.reconcile_until(&key, Some(deadline)).await
                 }
@@ -247,11 +254,17 @@ impl Reconciler {
 }
 
 /// What the sweep must do for one Ingress.
+/// An Ingress the sweep runs the one-Ingress path for: whether its snapshot showed a write
+/// (straight under the Lease), and the regions beyond the fixed ones its lookup searches.
+type SweepKey = (IngressKey, bool, Vec<String>);
+
 enum Need {
     Nothing,
     /// The one-Ingress path, straight under the Lease: the snapshot showed a write to make,
     /// so the look without the Lease would only read again what the sweep already read.
     Run,
+    /// [`Need::Run`] with these regions added to the lookup's search.
+    Search(Vec<String>),
     /// The one-Ingress path with its look first (it may find nothing to write).
     Look,
     /// Nothing but these problems, to report unless reported already; else counted as the

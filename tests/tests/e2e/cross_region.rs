@@ -50,10 +50,15 @@ fn tag_of(lb: &LoadBalancer, key: &str) -> Option<String> {
 
 /// The CLB of `uid` in [`OTHER`] once its rule has targets.
 async fn served_in_other(stack: &Stack, uid: &str) -> LoadBalancer {
+    served_in(stack, OTHER, uid).await
+}
+
+/// The CLB of `uid` in `region` once its rule has targets.
+async fn served_in(stack: &Stack, region: &str, uid: &str) -> LoadBalancer {
     eventually("the CLB in the other region serves", || {
         let lb = stack
             .clb
-            .load_balancers_in(OTHER)
+            .load_balancers_in(region)
             .into_iter()
             .find(|lb| tag_of(lb, TAG_UID).as_deref() == Some(uid))
             .ok_or("no CLB in the other region")?;
@@ -83,6 +88,17 @@ fn targets(lb: &LoadBalancer) -> Vec<(Option<String>, Option<String>)> {
         .collect();
     t.sort();
     t
+}
+
+/// Points Ingress `name` at `region` with a VPC there to create in, both in one edit: the
+/// region alone (no VPC to create in) would be refused.
+async fn move_to(stack: &Stack, name: &str, region: &str, vpc: &str) {
+    let region = format!("ingress.cloud.tencent.com/cross-region-id={region}");
+    let vpc = format!("ingress.cloud.tencent.com/cross-vpc-id={vpc}");
+    stack
+        .kubectl
+        .annotate_ingress_at_once(NS, name, &[&region, &vpc])
+        .await;
 }
 
 /// Every call naming `lb_id` was made in [`OTHER`]; returns how many there were.
@@ -291,19 +307,7 @@ async fn moving_an_ingress_to_another_region_creates_its_clb_there_then_deletes_
     let home_id = home_lb["LoadBalancerId"].as_str().unwrap().to_string();
     stack.quiet(0).await;
 
-    // Both in one edit: the region alone (no VPC to create in) would be refused.
-    stack
-        .kubectl
-        .run(&[
-            "-n",
-            NS,
-            "annotate",
-            "ingress",
-            "web",
-            "ingress.cloud.tencent.com/cross-region-id=ap-shanghai",
-            "ingress.cloud.tencent.com/cross-vpc-id=vpc-sh000001",
-        ])
-        .await;
+    move_to(&stack, "web", OTHER, "vpc-sh000001").await;
     let moved = served_in_other(&stack, &uid).await;
     eventually("the home region's CLB is deleted", || {
         match lbs(&stack.clb.state()).is_empty() {
@@ -384,12 +388,25 @@ fn count_since(stack: &Stack, from: usize, action: &str) -> usize {
         .count()
 }
 
+/// Fires one sweep, which reads one GetResources page; its cloud writes as (action, ids).
+async fn sweep_writes(stack: &Stack) -> Vec<(String, Vec<String>)> {
+    let before = stack.clb.calls().len();
+    stack.fire_timer().await;
+    assert_eq!(count_since(stack, before, "GetResources"), 1);
+    stack.clb.calls()[before..]
+        .iter()
+        .filter(|c| is_write(&c.action))
+        .map(|c| (c.action.clone(), c.lb_ids.clone()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_ingress_clb_in_a_region_nothing_names_is_found_by_the_tag_api_and_deleted() {
     let stack = two_regions_no_extra().await;
     let (keep_uid, gone) = home_and_other(&stack, "keep", "gone").await;
     // A CLB of ours in ap-shanghai tagged for the live `keep` (which names no region): not
-    // an orphan, never to be touched.
+    // an orphan, never deleted; but `keep` does not name it, so the sweep releases it as an
+    // adopted CLB no longer named (our tags off, the CLB stays).
     let kept = stack.clb.insert_load_balancer_in(
         OTHER,
         "OPEN",
@@ -416,23 +433,27 @@ async fn a_deleted_ingress_clb_in_a_region_nothing_names_is_found_by_the_tag_api
         (vec![gone.id.clone()], OTHER)
     );
 
-    // The sweep: one GetResources page for the whole cluster, no write, `kept` untouched.
-    let before = stack.clb.calls().len();
-    stack.fire_timer().await;
-    assert_eq!(count_since(&stack, before, "GetResources"), 1);
-    let written: Vec<String> = stack.clb.calls()[before..]
-        .iter()
-        .filter(|c| is_write(&c.action))
-        .map(|c| c.action.clone())
-        .collect();
-    assert!(written.is_empty(), "the sweep writes nothing: {written:?}");
-    assert_eq!(stack.clb.load_balancers_in(OTHER).len(), 1);
-    assert!(stack
-        .clb
-        .calls()
-        .iter()
-        .filter(|c| c.lb_ids.contains(&kept))
-        .all(|c| !is_write(&c.action)));
+    // The sweep: one GetResources page for the whole cluster; its only write takes our
+    // tags off `kept`, which stays; the next sweep writes nothing.
+    let written = sweep_writes(&stack).await;
+    assert!(
+        !written.is_empty()
+            && written
+                .iter()
+                .all(|(a, ids)| a == "UnTagResources" && ids == &vec![kept.clone()]),
+        "{written:?}"
+    );
+    let after = stack.clb.load_balancers_in(OTHER);
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        (tag_of(&after[0], TAG_UID), tag_of(&after[0], TAG_CLUSTER)),
+        (None, None)
+    );
+    let written = sweep_writes(&stack).await;
+    assert!(
+        written.is_empty(),
+        "the next sweep writes nothing: {written:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,4 +500,58 @@ async fn while_the_tag_api_fails_only_the_regions_read_are_released_and_the_swee
     assert!(deletes
         .iter()
         .any(|d| d.lb_ids == vec![far.id.clone()] && d.region == OTHER));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_live_ingress_between_two_unlisted_regions_lets_the_sweep_delete_the_old_clb() {
+    // Neither region is the cluster's nor in CLB_EXTRA_REGIONS: the run the edit triggers
+    // searches only ap-beijing and the fixed regions, so only the sweep's fleet listing
+    // (GetResources) shows the CLB left in ap-shanghai.
+    const THIRD: &str = "ap-beijing";
+    let stack = Stack::start_with(
+        SimConfig {
+            other_regions: vec![OTHER.into(), THIRD.into()],
+            ..SimConfig::default()
+        },
+        ReconcilerOptions::default(),
+    )
+    .await;
+    apply_ingress(&stack, "web", IN_OTHER).await;
+    let uid = stack.ingress_uid(NS, "web");
+    let old = served_in_other(&stack, &uid).await;
+    stack.quiet(0).await;
+
+    move_to(&stack, "web", THIRD, "vpc-bj000001").await;
+    let moved = served_in(&stack, THIRD, &uid).await;
+    stack.quiet(0).await;
+    stack.fire_timer().await;
+
+    assert!(
+        lbs(&stack.clb.state()).is_empty(),
+        "the home region has nothing"
+    );
+    let tagged: Vec<(String, String)> = [OTHER, THIRD]
+        .into_iter()
+        .flat_map(|r| {
+            stack
+                .clb
+                .load_balancers_in(r)
+                .into_iter()
+                .filter(|lb| tag_of(lb, TAG_UID).as_deref() == Some(uid.as_str()))
+                .map(move |lb| (lb.id, r.to_string()))
+        })
+        .collect();
+    assert_eq!(tagged, vec![(moved.id.clone(), THIRD.to_string())]);
+    let deletes = deletes(&stack);
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(
+        (deletes[0].lb_ids.clone(), deletes[0].region.as_str()),
+        (vec![old.id], OTHER)
+    );
+
+    let written = sweep_writes(&stack).await;
+    assert!(
+        written.is_empty(),
+        "a second sweep writes nothing: {written:?}"
+    );
 }

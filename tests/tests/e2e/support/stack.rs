@@ -212,8 +212,14 @@ impl Kubectl {
 
     /// `kubectl -n NS annotate --overwrite ingress NAME KEY=VALUE` (or `KEY-` to remove).
     pub async fn annotate_ingress(&self, ns: &str, name: &str, change: &str) -> String {
-        self.run(&["-n", ns, "annotate", "--overwrite", "ingress", name, change])
-            .await
+        self.annotate_ingress_at_once(ns, name, &[change]).await
+    }
+
+    /// [`Self::annotate_ingress`] with several changes in one edit.
+    pub async fn annotate_ingress_at_once(&self, ns: &str, name: &str, changes: &[&str]) -> String {
+        let mut args = vec!["-n", ns, "annotate", "--overwrite", "ingress", name];
+        args.extend_from_slice(changes);
+        self.run(&args).await
     }
 
     /// `kubectl -n NS patch KIND NAME --type=TYPE -p PATCH` plus `extra` flags (such as
