@@ -253,11 +253,11 @@ impl Reconciler {
     }
 }
 
-/// What the sweep must do for one Ingress.
 /// An Ingress the sweep runs the one-Ingress path for: whether its snapshot showed a write
 /// (straight under the Lease), and the regions beyond the fixed ones its lookup searches.
 type SweepKey = (IngressKey, bool, Vec<String>);
 
+/// What the sweep must do for one Ingress.
 enum Need {
     Nothing,
     /// The one-Ingress path, straight under the Lease: the snapshot showed a write to make,
