@@ -73,29 +73,17 @@ stringData:
 /// Runs `clb-ingress reconcile NS/NAME` as the function's service account, logging at
 /// TRACE with temporary credentials; its stdout and stderr.
 async fn run_binary(stack: &Stack, ingress: &str) -> String {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory")
-        .join("clb-ingress");
+    let bin = clb_ingress_tests::function::binary();
     assert!(bin.exists(), "{} is missing: cargo build", bin.display());
-    let c = stack.clb.config();
     let out = tokio::process::Command::new(&bin)
         .args(["reconcile", &format!("{NS}/{ingress}")])
         .env_clear()
-        .env("CLUSTER_ID", CLUSTER_ID)
-        .env(
-            "KUBECONFIG_DATA",
-            function_rbac::kubeconfig(&stack.kube).unwrap(),
-        )
-        .env("TENCENTCLOUD_SECRETID", &c.secret_id)
-        .env("TENCENTCLOUD_SECRETKEY", &c.secret_key)
+        .envs(clb_ingress_tests::function::env(
+            &stack.clb,
+            &function_rbac::kubeconfig(&stack.kube).unwrap(),
+            CLUSTER_ID,
+        ))
         .env("TENCENTCLOUD_SESSIONTOKEN", SESSION_TOKEN)
-        .env("TENCENTCLOUD_REGION", &c.region)
-        .env("CLB_ENDPOINT", stack.clb.url())
-        .env("TAG_ENDPOINT", stack.clb.url())
-        .env("SSL_ENDPOINT", stack.clb.url())
         .env("RUST_LOG", "trace")
         .env("LOG_FORMAT", "json")
         .output()

@@ -16,6 +16,7 @@ use clb_ingress::cluster::ClusterClient;
 use clb_ingress::handler::{IngressKey, IngressOutcome, SweepOutcome};
 use clb_ingress::reconcile::{Reconciler, ReconcilerOptions};
 use clb_ingress_tests::clb_sim::{self, CallRecord, Limits, SimConfig, SimHandle};
+use clb_ingress_tests::function;
 use clb_ingress_tests::kube_sim::{self, KubeSimConfig, KubeSimHandle};
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -369,7 +370,6 @@ async fn fleet(args: &Args, bin: &std::path::Path, label: &str, n: usize) -> Res
         env.ingress(&format!("ing-{i:04}"))?;
     }
     let kubeconfig = env.kube.kubeconfig_yaml();
-    let c = env.clb.config().clone();
     let mut runs: Vec<SweepRun> = Vec::new();
     for sweep in 1..=args.max_sweeps {
         env.clear();
@@ -381,13 +381,7 @@ async fn fleet(args: &Args, bin: &std::path::Path, label: &str, n: usize) -> Res
                 &args.sweep_budget_secs.to_string(),
             ])
             .env_clear()
-            .env("CLUSTER_ID", CLUSTER)
-            .env("KUBECONFIG_DATA", &kubeconfig)
-            .env("TENCENTCLOUD_SECRET_ID", &c.secret_id)
-            .env("TENCENTCLOUD_SECRET_KEY", &c.secret_key)
-            .env("TENCENTCLOUD_REGION", &c.region)
-            .env("CLB_ENDPOINT", env.clb.url())
-            .env("TAG_ENDPOINT", env.clb.url())
+            .envs(function::env(&env.clb, &kubeconfig, CLUSTER))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stderr(Stdio::null())
@@ -445,7 +439,6 @@ struct ColdStart {
 async fn cold_starts(args: &Args) -> Result<ColdStart> {
     let env = env(SimConfig::default(), 4).await?;
     let kubeconfig = env.kube.kubeconfig_yaml();
-    let c = env.clb.config().clone();
     let http = reqwest::Client::new();
     let mut times = Vec::new();
     let mut child_hwm_kib = None;
@@ -458,14 +451,7 @@ async fn cold_starts(args: &Args) -> Result<ColdStart> {
         let mut child = tokio::process::Command::new(&args.bin)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env_clear()
-            .env("CLUSTER_ID", CLUSTER)
-            .env("KUBECONFIG_DATA", &kubeconfig)
-            .env("TENCENTCLOUD_SECRET_ID", &c.secret_id)
-            .env("TENCENTCLOUD_SECRET_KEY", &c.secret_key)
-            .env("TENCENTCLOUD_REGION", &c.region)
-            .env("CLB_ENDPOINT", env.clb.url())
-            .env("TAG_ENDPOINT", env.clb.url())
-            .env("SSL_ENDPOINT", env.clb.url())
+            .envs(function::env(&env.clb, &kubeconfig, CLUSTER))
             .env("WEBHOOK_TOKEN", "bench-token")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
